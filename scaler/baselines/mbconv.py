@@ -1,0 +1,127 @@
+"""MBConv networks described as data: a JSON stage list, built with torchvision's EfficientNet.
+
+The format (one row per stage, EfficientNet's Table 1; see ``baselines/efficientnet_b0.json``)::
+
+    {"name": ..., "resolution": 224, "dropout": 0.2, "stem_channels": 32, "head_channels": 1280,
+     "stages": [{"expand": 1, "kernel": 3, "stride": 1, "channels": 16, "repeats": 1, "se": 0.25}, ...]}
+
+Decode (validate into plain dicts) -> scale (round channels and repeats) -> build: three steps.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+from torch import nn
+from torchvision.models.efficientnet import EfficientNet, MBConvConfig
+
+from scaler.baselines import Baseline, Stage, builtin_dir, register
+from scaler.errors import UsageError
+from scaler.scaling import round_channels, round_repeats
+
+STAGE_KEYS = ("expand", "kernel", "stride", "channels", "repeats")
+# torchvision's MBConv squeezes to a quarter of the block's input channels; no other ratio exists there.
+SUPPORTED_SE = (0.25,)
+
+
+def decode(spec: dict, source: str = "stage list") -> dict:
+    """Validate a stage list and return it as plain, typed dicts; raises UsageError on any fault."""
+    if not isinstance(spec, dict):
+        raise UsageError(f"{source}: expected a JSON object with a 'stages' list")
+    stages = spec.get("stages")
+    if not isinstance(stages, list) or not stages:
+        raise UsageError(f"{source}: 'stages' must be a non-empty list")
+    rows = []
+    for i, row in enumerate(stages):
+        if not isinstance(row, dict):
+            raise UsageError(f"{source}: stage {i} must be an object")
+        missing = [k for k in STAGE_KEYS if k not in row]
+        if missing:
+            raise UsageError(f"{source}: stage {i} lacks {', '.join(missing)}")
+        unknown = set(row) - set(STAGE_KEYS) - {"se"}
+        if unknown:
+            raise UsageError(f"{source}: stage {i} has unknown keys {', '.join(sorted(unknown))}")
+        clean = {k: row[k] for k in STAGE_KEYS}
+        for key, value in clean.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{source}: stage {i} {key} must be a positive integer, got {value!r}")
+        if clean["kernel"] % 2 == 0:
+            raise UsageError(f"{source}: stage {i} kernel must be odd, got {clean['kernel']}")
+        clean["se"] = float(row.get("se", 0.25))
+        if clean["se"] not in SUPPORTED_SE:
+            raise UsageError(f"{source}: stage {i} se must be one of {SUPPORTED_SE}, got {row.get('se')!r}")
+        rows.append(clean)
+    out = {
+        "name": str(spec.get("name", Path(source).stem)),
+        "description": str(spec.get("description", "")),
+        "resolution": spec.get("resolution", 224),
+        "dropout": spec.get("dropout", 0.2),
+        "stem_channels": spec.get("stem_channels", 32),
+        "head_channels": spec.get("head_channels", 4 * rows[-1]["channels"]),
+        "stages": rows,
+    }
+    for key in ("resolution", "stem_channels", "head_channels"):
+        if not isinstance(out[key], int) or isinstance(out[key], bool) or out[key] < 1:
+            raise UsageError(f"{source}: {key} must be a positive integer, got {out[key]!r}")
+    if not isinstance(out["dropout"], (int, float)) or not 0 <= out["dropout"] < 1:
+        raise UsageError(f"{source}: dropout must be in [0, 1), got {out['dropout']!r}")
+    return out
+
+
+def scale(spec: dict, width_mult: float, depth_mult: float) -> dict:
+    """The decoded stage list with channels and repeats scaled and rounded."""
+    return {
+        **spec,
+        "stem_channels": round_channels(spec["stem_channels"], width_mult),
+        "head_channels": round_channels(spec["head_channels"], width_mult),
+        "stages": [
+            {**row, "channels": round_channels(row["channels"], width_mult), "repeats": round_repeats(row["repeats"], depth_mult)}
+            for row in spec["stages"]
+        ],
+    }
+
+
+def build(spec: dict, num_classes: int = 1000) -> nn.Module:
+    """Build a scaled stage list with torchvision's EfficientNet."""
+    setting, in_channels = [], spec["stem_channels"]
+    for row in spec["stages"]:
+        setting.append(
+            MBConvConfig(row["expand"], row["kernel"], row["stride"], in_channels, row["channels"], row["repeats"], 1.0, 1.0)
+        )
+        in_channels = row["channels"]
+    norm = partial(nn.BatchNorm2d, eps=1e-3)  # torchvision's B-models; no effect on counts
+    return EfficientNet(setting, spec["dropout"], num_classes=num_classes, norm_layer=norm, last_channel=spec["head_channels"])
+
+
+def baseline_from_spec(spec: dict, source: str = "built-in") -> Baseline:
+    def build_fn(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000) -> nn.Module:
+        return build(scale(spec, width_mult, depth_mult), num_classes)
+
+    def stages_fn(width_mult: float = 1.0, depth_mult: float = 1.0) -> list[Stage]:
+        scaled = scale(spec, width_mult, depth_mult)
+        rows = [Stage("stem", scaled["stem_channels"], 1)]
+        rows += [Stage(f"stage{i + 1}", r["channels"], r["repeats"]) for i, r in enumerate(scaled["stages"])]
+        return rows + [Stage("head", scaled["head_channels"], 1)]
+
+    return Baseline(spec["name"], build_fn, spec["resolution"], stages_fn, spec["description"], source)
+
+
+def load_stage_list(path: str | Path) -> Baseline:
+    """Read, validate and wrap a JSON stage list as a Baseline."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"stage list {str(path)!r} does not exist")
+    return baseline_from_spec(_read(path), source=str(path))
+
+
+def _read(path: Path) -> dict:
+    try:
+        return decode(json.loads(path.read_text()), str(path))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"stage list {str(path)!r} is not valid JSON: {exc}") from None
+
+
+for _path in sorted(builtin_dir().glob("*.json")):
+    register(baseline_from_spec(_read(_path)))

@@ -1,0 +1,63 @@
+"""The ``scaler`` command line: a table of subcommands that format what the library returns.
+
+Each subcommand lives in ``scaler/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; its module docstring is its help. A ``UsageError`` anywhere ends the command
+with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+
+from scaler import __version__
+from scaler.errors import UsageError
+
+# name -> module under scaler.commands, in the order `scaler --help` lists them.
+COMMANDS = {
+    "baselines": "baselines",
+    "flops": "flops",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, status 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scaler", description="Compound scaling for convolutional networks.")
+    parser.add_argument("--version", action="version", version=f"scaler {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"scaler.commands.{module_name}")
+        doc = (module.__doc__ or "").strip()
+        cmd = sub.add_parser(
+            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        module.add_arguments(cmd)
+        cmd.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as exc:
+        print(f"scaler {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"scaler {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The arithmetic of compound scaling, as small pure functions.
+
+EfficientNet (Tan & Le, 2019) scales depth by alpha**phi, width by beta**phi and input resolution
+by gamma**phi, with alpha * beta**2 * gamma**2 ~= 2 so that multiply-adds grow about 2**phi.
+The rounding rules below are the ones that reproduce EfficientNet-B1..B7 from B0 exactly; they
+move the real cost away from the nominal product, which is why callers always report the
+*measured* MACs ratio next to it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from scaler.errors import UsageError
+
+CHANNEL_DIVISOR = 8
+
+
+def round_channels(channels: float, width_mult: float = 1.0, divisor: int = CHANNEL_DIVISOR) -> int:
+    """Scale a channel count and round it to a multiple of ``divisor``.
+
+    Policy (EfficientNet's official code, timm's ``make_divisible``, torchvision's
+    ``_make_divisible``): round to the nearest multiple, never below ``divisor``, and never more
+    than 10% below the unrounded value (if it would be, add one more ``divisor``).
+    """
+    value = channels * width_mult
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return int(rounded)
+
+
+def round_repeats(repeats: int, depth_mult: float = 1.0) -> int:
+    """Scale a stage's block count, rounding up.
+
+    ``ceil`` so that a stage never loses its last block at a small multiplier (timm's
+    ``_scale_stage_depth`` with ``depth_trunc="ceil"``, EfficientNet's ``round_repeats``). On
+    small counts this adds a lot: B0's depths 1,2,2,3,3,4,1 at d = 1.2 become 2,3,3,4,4,5,2.
+    """
+    return int(math.ceil(repeats * depth_mult))
+
+
+def round_resolution(resolution: float) -> int:
+    """Input resolution in pixels: nearest integer, at least 1."""
+    return max(1, int(round(resolution)))
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Per-unit-of-phi growth factors: depth alpha, width beta, resolution gamma."""
+
+    alpha: float
+    beta: float
+    gamma: float
+
+    @property
+    def product(self) -> float:
+        """The nominal cost factor alpha * beta**2 * gamma**2 for phi = 1."""
+        return self.alpha * self.beta**2 * self.gamma**2
+
+    def multipliers(self, phi: float) -> Multipliers:
+        return Multipliers(depth=self.alpha**phi, width=self.beta**phi, resolution=self.gamma**phi)
+
+    def as_tuple(self) -> tuple[float, float, float]:
+        return (self.alpha, self.beta, self.gamma)
+
+
+@dataclass(frozen=True)
+class Multipliers:
+    """Depth, width and resolution multipliers of one scaled network (phi already applied)."""
+
+    depth: float = 1.0
+    width: float = 1.0
+    resolution: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("depth", "width", "resolution"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise UsageError(f"{name} multiplier must be a positive number, got {value!r}")
+
+    @property
+    def nominal_ratio(self) -> float:
+        """The cost factor before rounding: d * w**2 * r**2."""
+        return self.depth * self.width**2 * self.resolution**2
+
+    def input_size(self, base_resolution: int) -> int:
+        return round_resolution(base_resolution * self.resolution)
+
+
+def parse_coefficients(text: str) -> Coefficients:
+    """Parse ``"1.2,1.1,1.15"`` into Coefficients(alpha=1.2, beta=1.1, gamma=1.15)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise UsageError(
+            f"coefficients must be three positive numbers 'alpha,beta,gamma' (e.g. 1.2,1.1,1.15), got {text!r}"
+        )
+    return Coefficients(*values)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A compute budget: a factor of the baseline's MACs (``2x``) or an absolute MACs count (``400M``)."""
+
+    ratio: float | None = None
+    macs: float | None = None
+
+    def target_ratio(self, baseline_macs: float) -> float:
+        """The budget as a factor of ``baseline_macs``."""
+        return self.ratio if self.ratio is not None else self.macs / baseline_macs
+
+    def __str__(self) -> str:
+        if self.ratio is not None:
+            return f"{self.ratio:g}x"
+        return format_macs(self.macs)
+
+
+_BUDGET = re.compile(r"^\s*(?P<num>\d+(?:\.\d*)?|\.\d+)\s*(?P<unit>[xXkKmMgGtT])\s*$")
+_UNITS = {"k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def parse_budget(text: str) -> Budget:
+    """Parse ``2x`` / ``1.5x`` (factor of the baseline) or ``400M`` / ``1.2G`` (absolute MACs)."""
+    match = _BUDGET.match(str(text))
+    if not match:
+        raise UsageError(
+            f"budget must be a factor like '2x' or '1.5x', or multiply-adds like '400M' or '1.2G'; got {text!r}"
+        )
+    value = float(match["num"])
+    if value <= 0:
+        raise UsageError(f"budget must be positive, got {text!r}")
+    unit = match["unit"].lower()
+    if unit == "x":
+        return Budget(ratio=value)
+    return Budget(macs=value * _UNITS[unit])
+
+
+def parse_phi_range(text: str) -> list[float]:
+    """Parse ``"0..3"`` into [0, 1, 2, 3], ``"2"`` into [2], ``"0,0.5,1"`` into [0, 0.5, 1]."""
+    text = str(text).strip()
+    try:
+        if ".." in text:
+            lo, hi = (float(p) for p in text.split(".."))
+            if hi < lo:
+                raise UsageError(f"phi range {text!r} runs backwards; write it low..high, e.g. 0..3")
+            count = int(math.floor(hi - lo + 1e-9)) + 1
+            return [lo + i for i in range(count)]
+        return [float(p) for p in text.split(",")]
+    except ValueError:
+        raise UsageError(f"phi must be a number, a list like 0,0.5,1 or a range like 0..3; got {text!r}") from None
+
+
+def format_macs(macs: float) -> str:
+    """Multiply-adds with 3 significant figures: 385.8M -> '386M', 4.09e9 -> '4.09G'."""
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(macs) >= scale:
+            return f"{macs / scale:.3g}{unit}"
+    return f"{macs:.3g}"
