@@ -21,6 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
+from scaler.complexity import Complexity
 from scaler.errors import UsageError
 
 BuildFn = Callable[[float, float, int], nn.Module]
@@ -46,6 +47,10 @@ class Baseline:
     stages_fn: Callable[[float, float], list[Stage]] | None = field(default=None, repr=False)
     description: str = ""
     source: str = "built-in"
+    # Optional: (width_mult, depth_mult, resolution, num_classes) -> the cost of the network the
+    # builder would make, derived from its description without building it (scaler.complexity).
+    # Set by the built-in builders; scaler.cost.count_cost uses it instead of a trace.
+    complexity_fn: Callable[[float, float, int, int], Complexity] | None = field(default=None, repr=False)
 
     def build(self, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000) -> nn.Module:
         """Build the network; a user builder that raises or returns no module is a UsageError."""

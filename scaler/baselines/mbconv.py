@@ -18,6 +18,7 @@ from torch import nn
 from torchvision.models.efficientnet import EfficientNet, MBConvConfig
 
 from scaler.baselines import Baseline, Stage, builtin_dir, register
+from scaler.complexity import Complexity
 from scaler.errors import UsageError
 from scaler.scaling import round_channels, round_repeats
 
@@ -95,6 +96,30 @@ def build(spec: dict, num_classes: int = 1000) -> nn.Module:
     return EfficientNet(setting, spec["dropout"], num_classes=num_classes, norm_layer=norm, last_channel=spec["head_channels"])
 
 
+def complexity(spec: dict, resolution: int, num_classes: int = 1000) -> Complexity:
+    """The cost of :func:`build`'s network for a scaled stage list, walked as torchvision's
+    EfficientNet runs it: stem, MBConv blocks (expand, depthwise, squeeze-excite, project), head."""
+    c_in = spec["stem_channels"]
+    cx = Complexity.image(resolution).conv_bn(3, c_in, 3, stride=2)
+    for row in spec["stages"]:
+        if row["stride"] not in (1, 2):  # torchvision's MBConv refuses it too, at build time
+            raise UsageError(f"stage list {spec['name']!r}: stride must be 1 or 2, got {row['stride']}")
+        c_out = row["channels"]
+        for i in range(row["repeats"]):
+            expanded = round_channels(c_in, row["expand"])  # MBConvConfig.adjust_channels
+            squeeze = max(1, int(c_in * row["se"]))  # from the block's input, not its expanded width
+            if expanded != c_in:
+                cx.conv_bn(c_in, expanded, 1)
+            cx.conv_bn(expanded, expanded, row["kernel"], row["stride"] if i == 0 else 1, groups=expanded)
+            with cx.branch():
+                cx.adaptive_avg_pool(expanded)
+                cx.conv2d(expanded, squeeze, 1, bias=True).conv2d(squeeze, expanded, 1, bias=True)
+            cx.conv_bn(expanded, c_out, 1)
+            c_in = c_out
+    head = spec["head_channels"]
+    return cx.conv_bn(c_in, head, 1).adaptive_avg_pool(head).linear(head, num_classes)
+
+
 def baseline_from_spec(spec: dict, source: str = "built-in") -> Baseline:
     def build_fn(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000) -> nn.Module:
         return build(scale(spec, width_mult, depth_mult), num_classes)
@@ -105,7 +130,12 @@ def baseline_from_spec(spec: dict, source: str = "built-in") -> Baseline:
         rows += [Stage(f"stage{i + 1}", r["channels"], r["repeats"]) for i, r in enumerate(scaled["stages"])]
         return rows + [Stage("head", scaled["head_channels"], 1)]
 
-    return Baseline(spec["name"], build_fn, spec["resolution"], stages_fn, spec["description"], source)
+    def complexity_fn(width_mult: float, depth_mult: float, resolution: int, num_classes: int) -> Complexity:
+        return complexity(scale(spec, width_mult, depth_mult), resolution, num_classes)
+
+    return Baseline(
+        spec["name"], build_fn, spec["resolution"], stages_fn, spec["description"], source, complexity_fn=complexity_fn
+    )
 
 
 def load_stage_list(path: str | Path) -> Baseline:

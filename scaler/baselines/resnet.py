@@ -11,6 +11,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from scaler.baselines import Baseline, Stage, register
+from scaler.complexity import Complexity
 from scaler.scaling import round_channels, round_repeats
 
 STEM_WIDTH = 64
@@ -59,6 +60,27 @@ def _scaled(arch: str, width_mult: float, depth_mult: float):
     return block, [round_repeats(d, depth_mult) for d in depths], widths, round_channels(STEM_WIDTH, width_mult)
 
 
+def resnet_complexity(block, depths, widths, stem_width: int, resolution: int, num_classes: int) -> Complexity:
+    """The cost of :class:`ScaledResNet` walked layer by layer, as torchvision's forward runs it."""
+    cx = Complexity.image(resolution)
+    cx.conv_bn(3, stem_width, 7, stride=2)
+    cx.max_pool(3, stride=2, padding=1)
+    c_in = stem_width
+    for i, (planes, repeats) in enumerate(zip(widths, depths)):
+        c_out = planes * block.expansion
+        for j in range(repeats):
+            stride = 2 if i > 0 and j == 0 else 1
+            if stride != 1 or c_in != c_out:  # _make_layer's projection shortcut
+                with cx.branch():
+                    cx.conv_bn(c_in, c_out, 1, stride)
+            if block is Bottleneck:  # ResNet v1.5: the stride sits on the 3x3
+                cx.conv_bn(c_in, planes, 1).conv_bn(planes, planes, 3, stride).conv_bn(planes, c_out, 1)
+            else:
+                cx.conv_bn(c_in, planes, 3, stride).conv_bn(planes, planes, 3)
+            c_in = c_out
+    return cx.adaptive_avg_pool(c_in).linear(c_in, num_classes)
+
+
 def _register(arch: str) -> None:
     def build(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000) -> nn.Module:
         block, depths, widths, stem = _scaled(arch, width_mult, depth_mult)
@@ -70,7 +92,15 @@ def _register(arch: str) -> None:
             Stage(f"layer{i + 1}", w * block.expansion, d) for i, (w, d) in enumerate(zip(widths, depths))
         ]
 
-    register(Baseline(arch, build, 224, stages, f"{arch} (He et al. 2016), torchvision's layout"))
+    def complexity(width_mult: float, depth_mult: float, resolution: int, num_classes: int) -> Complexity:
+        block, depths, widths, stem = _scaled(arch, width_mult, depth_mult)
+        return resnet_complexity(block, depths, widths, stem, resolution, num_classes)
+
+    register(
+        Baseline(
+            arch, build, 224, stages, f"{arch} (He et al. 2016), torchvision's layout", complexity_fn=complexity
+        )
+    )
 
 
 for _arch in ARCHS:
