@@ -15,10 +15,11 @@ import warnings
 from scaler import __version__
 from scaler.errors import UsageError
 
-# name -> module under scaler.commands, in the order `scaler --help` lists them.
+# name -> (module under scaler.commands, one-line help), in the order `scaler --help` lists them.
+# Only the chosen command's module is imported, so `scaler --help` and `--version` stay instant.
 COMMANDS = {
-    "baselines": "baselines",
-    "flops": "flops",
+    "baselines": ("baselines", "list the built-in baselines with base resolution, params and MACs"),
+    "flops": ("flops", "count params, multiply-adds, activations and latency of a (scaled) network"),
 }
 
 
@@ -27,15 +28,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = _Parser(prog="scaler", description="Compound scaling for convolutional networks.")
     parser.add_argument("--version", action="version", version=f"scaler {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, module_name in COMMANDS.items():
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module_name, summary) in COMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=summary)
+            continue
         module = importlib.import_module(f"scaler.commands.{module_name}")
-        doc = (module.__doc__ or "").strip()
         cmd = sub.add_parser(
-            name, help=doc.split("\n")[0], description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+            name, help=summary, description=(module.__doc__ or summary).strip(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
@@ -44,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
@@ -54,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"scaler {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `scaler ... | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"scaler {args.command}: interrupted", file=sys.stderr)
         return 130

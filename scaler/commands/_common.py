@@ -56,13 +56,16 @@ class ScaledModel:
     """A baseline with the multipliers and input size chosen on the command line."""
 
     baseline: Baseline
-    width: float
-    depth: float
-    resolution: int  # pixels
+    multipliers: Multipliers
+    resolution: int  # pixels, after rounding
 
     @property
-    def multipliers(self) -> Multipliers:
-        return Multipliers(self.depth, self.width, self.resolution / self.baseline.resolution)
+    def width(self) -> float:
+        return self.multipliers.width
+
+    @property
+    def depth(self) -> float:
+        return self.multipliers.depth
 
 
 def resolve_scaled_model(args: argparse.Namespace) -> ScaledModel:
@@ -71,12 +74,14 @@ def resolve_scaled_model(args: argparse.Namespace) -> ScaledModel:
         if any(v is not None for v in (args.width, args.depth, args.resolution)):
             raise UsageError("give either --coefficients with --phi, or --width/--depth/--resolution, not both")
         m = parse_coefficients(args.coefficients).multipliers(args.phi)
-        return ScaledModel(baseline, m.width, m.depth, m.input_size(baseline.resolution))
-    width = 1.0 if args.width is None else args.width
-    depth = 1.0 if args.depth is None else args.depth
+        return ScaledModel(baseline, m, m.input_size(baseline.resolution))
     resolution = baseline.resolution if args.resolution is None else args.resolution
-    Multipliers(depth, width, resolution)  # validates: positive and finite
-    return ScaledModel(baseline, width, depth, round_resolution(resolution))
+    m = Multipliers(
+        depth=1.0 if args.depth is None else args.depth,
+        width=1.0 if args.width is None else args.width,
+        resolution=resolution / baseline.resolution if resolution and resolution > 0 else resolution,
+    )
+    return ScaledModel(baseline, m, round_resolution(resolution))
 
 
 def print_table(frame: pd.DataFrame) -> None:
