@@ -63,7 +63,7 @@ class Cost:
     params: int
     activations: int
     resolution: int
-    method: str
+    method: str  # "analytic" (no build), "fvcore" (traced) or "flop_counter" (dispatch-counted)
     unsupported: dict[str, int] = field(default_factory=dict)
     per_module: list[dict] = field(default_factory=list, repr=False)
 
