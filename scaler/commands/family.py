@@ -1,0 +1,187 @@
+"""Scale a baseline into a family (phi = 0..N) and write family.json and family.csv.
+
+Each member has its multipliers, per-stage depths and widths, params, MACs (multiply-adds, the
+paper's "FLOPS"), activations, latency at batch 1 and a larger batch on --device, and with
+--train the proxy accuracy (mean ± std over seeds). Every member can be rebuilt from family.json
+alone (scaler.family.build_member) and exported to ONNX (`scaler export`).
+
+examples:
+  scaler family --run runs/resnet50-2x --phi 0..6
+  scaler family --baseline efficientnet_b0 --coefficients 1.2,1.1,1.15 --phi 0..7 --train
+  scaler family --baseline efficientnet_b0 --coefficients 1.2,1.1,1.15 --phi 0,0.5,1.5
+  scaler family --baseline efficientnet_b0 --coefficients 1.2,1.1,1.15 --target 1.2G
+  scaler family --baseline mobilenet_v2 --coefficients 1.2,1.1,1.15 --target-latency 15ms
+  scaler family --baseline efficientnet_b0 --table official --latency-runs 0
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from scaler.commands._common import add_device_argument, add_json_argument, print_json, print_table
+from scaler.errors import UsageError
+
+
+def add_arguments(parser) -> None:
+    source = parser.add_argument_group("what to scale (a run, or a baseline with coefficients or a table)")
+    source.add_argument("--run", help="a search's run folder: baseline from config.json, coefficients from coefficients.json")
+    source.add_argument("--baseline", help="a built-in name, module.path:function, or a stage-list .json")
+    source.add_argument("--coefficients", help="alpha,beta,gamma, e.g. 1.2,1.1,1.15")
+    source.add_argument("--table", choices=["official"], help="official: the published EfficientNet B0..B7 multipliers")
+    members = parser.add_argument_group("which members")
+    members.add_argument("--phi", help="a range 0..6, a list 0,0.5,1, or one value (default 0..3; with a target: 0)")
+    members.add_argument("--target", help="also the largest member whose MACs fit, e.g. 1.2G, 400M, or 3x the baseline")
+    members.add_argument("--target-latency", help="also the largest member whose batch-1 latency on --device fits, e.g. 15ms")
+    cost = parser.add_argument_group("cost")
+    cost.add_argument("--num-classes", type=int, default=1000, help="classifier outputs of the full-size members (default 1000)")
+    cost.add_argument("--latency-runs", type=int, default=5, help="timed forward passes per batch size; 0 skips latency (default 5)")
+    cost.add_argument("--latency-batch", type=int, default=8, help="the larger batch timed beside batch 1 (default 8)")
+    add_device_argument(parser)
+    train = parser.add_argument_group("proxy accuracy (--train)")
+    train.add_argument("--train", action="store_true", help="train each member with the proxy recipe")
+    train.add_argument("--data", help="data source (default: the run's, else animals)")
+    train.add_argument("--preset", help="proxy recipe preset: smoke, default, long (default: the run's, else default)")
+    train.add_argument("--seeds", type=int, help="seeds per member (default: the run's, else 2)")
+    train.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--out", help="folder for family.json/.csv (default: the run's folder, or runs/<name>/)")
+    out.add_argument("--name", help="run name for the default folder (default: baseline and coefficients)")
+    add_json_argument(out)
+
+
+def parse_latency(text: str) -> float:
+    """``15ms``, ``15``, ``0.015s`` -> milliseconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*", str(text))
+    if not match or float(match[1]) <= 0:
+        raise UsageError(f"latency target must be a positive time like 15ms or 0.02s, got {text!r}")
+    value = float(match[1])
+    return value * 1000 if match[2] == "s" else value
+
+
+def default_name(baseline: str, coefficients, table: str | None) -> str:
+    stem = Path(baseline).stem if baseline.endswith(".json") else baseline
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "baseline"
+    if table:
+        return f"{stem}-{table}"
+    return f"{stem}-{coefficients.alpha:g}-{coefficients.beta:g}-{coefficients.gamma:g}"
+
+
+def run(args) -> int:
+    from scaler import family as fam
+    from scaler.baselines import get_baseline
+    from scaler.cost import count_cost
+    from scaler.run_folder import RunFolder
+    from scaler.scaling import format_macs, parse_budget, parse_coefficients, parse_phi_range
+
+    run_folder = config = None
+    if args.run:
+        if args.baseline or args.coefficients or args.table:
+            raise UsageError("give either --run, or --baseline with --coefficients or --table, not both")
+        run_folder = RunFolder(Path(args.run))
+        baseline, coefficients = fam.run_coefficients(run_folder)
+        config = run_folder.read_json(run_folder.config)
+    else:
+        if not args.baseline:
+            raise UsageError("say what to scale: --run RUN_FOLDER, or --baseline with --coefficients or --table")
+        if bool(args.coefficients) == bool(args.table):
+            raise UsageError("give exactly one of --coefficients alpha,beta,gamma and --table official")
+        baseline = args.baseline
+        coefficients = parse_coefficients(args.coefficients) if args.coefficients else None
+    if args.table and (args.target or args.target_latency):
+        raise UsageError("--target and --target-latency solve for phi; the official table has none")
+    if args.table and args.phi:
+        raise UsageError("--phi does not apply to --table official (its members are b0..b7)")
+    if args.num_classes < 1:
+        raise UsageError(f"--num-classes must be positive, got {args.num_classes}")
+
+    targets = {}
+    if args.target:
+        budget = parse_budget(args.target)
+        targets["target_macs"] = budget.macs if budget.macs is not None else budget.ratio * count_cost(
+            get_baseline(baseline), num_classes=args.num_classes).macs
+    if args.target_latency:
+        targets["target_latency_ms"] = parse_latency(args.target_latency)
+    phis = parse_phi_range(args.phi) if args.phi else ([0.0] if targets else [0.0, 1.0, 2.0, 3.0])
+
+    training = None
+    if args.train:
+        recipe = (config or {}).get("recipe") if not args.preset else None
+        training = fam.ProxyTraining(
+            data=args.data or _run_data(config) or "animals",
+            preset=args.preset or (recipe or {}).get("preset") or "default",
+            seeds=args.seeds or int((config or {}).get("seeds") or 2),
+            seed=args.seed,
+            recipe=recipe,
+        )
+    elif args.data or args.preset or args.seeds:
+        raise UsageError("--data, --preset and --seeds only apply with --train")
+
+    from scaler.commands._common import resolve_device
+
+    device = resolve_device(args.device)
+    out = Path(args.out) if args.out else (
+        run_folder.path if run_folder else RunFolder.for_name(args.name or default_name(baseline, coefficients, args.table)).path
+    )
+
+    def progress(member) -> None:
+        if not args.json:
+            acc = "" if member.accuracy_mean is None else f"  accuracy {100 * member.accuracy_mean:.2f}%"
+            print(f"  {member.label}: {format_macs(member.macs)} MACs, {member.params:,} params{acc}", flush=True)
+
+    family = fam.build_family(
+        baseline, coefficients=coefficients, phis=phis, table=args.table, num_classes=args.num_classes,
+        device=device, latency_runs=args.latency_runs, latency_batch=args.latency_batch,
+        training=training, on_member=progress, **targets,
+    )
+    json_path, csv_path = fam.save_family(family, out)
+    data = family.as_dict()
+    if args.json:
+        print_json({**data, "files": [str(json_path), str(csv_path)]})
+        return 0
+    print()
+    print_table(format_frame(family.to_frame()))
+    if family.solved:
+        s = family.solved
+        parts = []
+        if s["target_macs"] is not None:
+            parts.append(f"MACs <= {format_macs(s['target_macs'])} at phi <= {s['phi_for_macs']:g}")
+        if s["target_latency_ms"] is not None:
+            parts.append(f"latency <= {s['target_latency_ms']:g} ms on {s['device']} at phi <= {s['phi_for_latency']:g}")
+        print(f"\nlargest member that fits: phi = {s['phi']:g} ({'; '.join(parts)})")
+    print(f"\nwrote {json_path} and {csv_path}")
+    return 0
+
+
+def _run_data(config: dict | None) -> str | None:
+    """The data spec of a run's config: a string, or a dict with 'spec' or 'name'."""
+    data = (config or {}).get("data")
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        return data.get("spec") or data.get("name")
+    return None
+
+
+def format_frame(frame):
+    """The family table for a terminal: MACs in M/G, params with separators, accuracy in %."""
+    from scaler.scaling import format_macs
+
+    out = frame[["label", "depth_mult", "width_mult", "input_px", "stage_depths", "params", "macs", "macs_ratio"]].copy()
+    out["depth_mult"] = out["depth_mult"].map("{:.3f}".format)
+    out["width_mult"] = out["width_mult"].map("{:.3f}".format)
+    out["params"] = out["params"].map("{:,}".format)
+    out["macs"] = out["macs"].map(format_macs)
+    out["macs_ratio"] = out["macs_ratio"].map("{:.2f}".format)
+    if frame["latency_ms"].notna().any():
+        out["latency b1 ms"] = frame["latency_ms"].map("{:.1f}".format)
+        batch = int(frame["latency_batch"].dropna().iloc[0]) if frame["latency_batch"].notna().any() else None
+        if batch:
+            out[f"latency b{batch} ms"] = frame["latency_batch_ms"].map("{:.1f}".format)
+    if frame["accuracy_mean"].notna().any():
+        out["accuracy %"] = [
+            "-" if m is None or m != m else (f"{100 * m:.2f}" + ("" if s is None or s != s else f" ± {100 * s:.2f}"))
+            for m, s in zip(frame["accuracy_mean"], frame["accuracy_std"])
+        ]
+    return out.rename(columns={"depth_mult": "depth", "width_mult": "width", "input_px": "px", "stage_depths": "stage depths",
+                               "macs": "MACs (mult-adds)", "macs_ratio": "x base"})
