@@ -21,6 +21,7 @@ COMMANDS = {
     "baselines": ("baselines", "list the built-in baselines with base resolution, params and MACs"),
     "flops": ("flops", "count params, multiply-adds, activations and latency of a (scaled) network"),
     "family": ("family", "scale a baseline into a family (phi = 0..N) with cost, latency and accuracy"),
+    "compare": ("compare", "train depth/width/resolution/compound/dollar scalings at matched MACs"),
     "export": ("export", "export a family member to ONNX, rebuilt from family.json"),
 }
 

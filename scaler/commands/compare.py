@@ -1,0 +1,130 @@
+"""Train the baseline scaled by depth only, width only, resolution only, compound and Dollar et al.'s
+fast scaling (mostly width, alpha 0.8), at matched measured MACs for each budget, under the same
+proxy recipe and seeds: the small-scale equivalent of Table 3 of the EfficientNet paper.
+
+Writes compare.csv (one row per strategy and budget: multipliers, MACs as multiply-adds, params,
+activations, accuracy mean ± std), compare.json (the settings) and plots/compare_accuracy_vs_macs.png.
+
+examples:
+  scaler compare --baseline mobilenet_v2 --budget 2x,4x --seeds 3
+  scaler compare --baseline resnet18 --budget 2x --strategies depth,width,compound --coefficients 1.4,1.05,1.15
+  scaler compare --run runs/resnet50-2x --budget 2x,4x        # compound = the search's winner
+  scaler compare --baseline resnet18 --budget 2x --preset smoke --data synthetic --seeds 1
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scaler.commands._common import add_device_argument, add_json_argument, print_json, print_table
+from scaler.errors import UsageError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--baseline", help="a built-in name, module.path:function, or a stage-list .json")
+    parser.add_argument("--run", help="a search's run folder: its baseline, data, recipe and winning coefficients")
+    parser.add_argument("--budget", default="2x", help="MACs budgets, comma-separated: 2x,4x or 800M (default 2x)")
+    parser.add_argument("--strategies", default=",".join(_strategies()),
+                        help="comma-separated subset of depth,width,resolution,compound,dollar (default all)")
+    parser.add_argument("--coefficients", help="alpha,beta,gamma for compound (default: the run's, else 1.2,1.1,1.15)")
+    parser.add_argument("--dollar-alpha", type=float, default=0.8, help="share of width in the dollar strategy (default 0.8)")
+    train = parser.add_argument_group("proxy training")
+    train.add_argument("--data", help="data source (default: the run's, else animals)")
+    train.add_argument("--preset", help="proxy recipe: smoke, default, long (default: the run's, else default)")
+    train.add_argument("--seeds", type=int, help="seeds per variant (default: the run's, else 2)")
+    train.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    train.add_argument("--no-train", action="store_true", help="only match the MACs and count; train nothing")
+    add_device_argument(parser)
+    parser.add_argument("--out", help="folder for compare.csv (default: the run's folder, or runs/<baseline>-compare/)")
+    add_json_argument(parser)
+
+
+def _strategies():
+    return ("depth", "width", "resolution", "compound", "dollar")
+
+
+def run(args) -> int:
+    from scaler import compare as cmp
+    from scaler.commands._common import resolve_device
+    from scaler.commands.family import _run_data, default_name
+    from scaler.family import ProxyTraining, run_coefficients
+    from scaler.run_folder import RunFolder
+    from scaler.scaling import format_macs, parse_coefficients
+
+    strategies = cmp.parse_strategies(args.strategies)
+    budgets = cmp.parse_budgets(args.budget)
+    config, run_folder, coefficients = {}, None, None
+    if args.run:
+        if args.baseline:
+            raise UsageError("give either --run or --baseline, not both")
+        run_folder = RunFolder(Path(args.run))
+        config = run_folder.read_json(run_folder.config)
+        if "compound" in strategies and not args.coefficients:
+            baseline, coefficients = run_coefficients(run_folder)
+        baseline = str(config.get("baseline") or "")
+        if not baseline:
+            raise UsageError(f"{run_folder.config} names no baseline; the run folder is damaged")
+    elif args.baseline:
+        baseline = args.baseline
+    else:
+        raise UsageError("say what to scale: --baseline NAME or --run RUN_FOLDER")
+    if args.coefficients:
+        coefficients = parse_coefficients(args.coefficients)
+    device = resolve_device(args.device)
+
+    training = None
+    if not args.no_train:
+        recipe = config.get("recipe") if not args.preset else None
+        training = ProxyTraining(
+            data=args.data or _run_data(config) or "animals",
+            preset=args.preset or (recipe or {}).get("preset") or "default",
+            seeds=args.seeds or int(config.get("seeds") or 2),
+            seed=args.seed,
+            recipe=recipe,
+        )
+    out = Path(args.out) if args.out else (
+        run_folder.path if run_folder else RunFolder.for_name(f"{default_name(baseline, None, 'compare')}").path
+    )
+
+    def progress(row) -> None:
+        if args.json:
+            return
+        acc = "" if row["accuracy_mean"] is None else f"  accuracy {100 * row['accuracy_mean']:.2f}%"
+        if row["accuracy_std"] is not None:
+            acc += f" ± {100 * row['accuracy_std']:.2f}"
+        print(f"  {row['strategy']:>10} {row['budget']:>5}: {format_macs(row['macs'])} MACs "
+              f"({row['macs_ratio']:.2f}x){acc}", flush=True)
+
+    frame = cmp.compare(
+        baseline, budgets, strategies, coefficients=coefficients, dollar_alpha=args.dollar_alpha,
+        training=training, device=device, on_row=progress,
+    )
+    written = cmp.write_compare(
+        frame, out, cmp.settings(baseline, budgets, strategies, coefficients, args.dollar_alpha, training, device)
+    )
+    if args.json:
+        print_json({"rows": frame.to_dict(orient="records"), "files": {k: str(v) for k, v in written.items()}})
+        return 0
+    print()
+    print_table(format_frame(frame))
+    print(f"\nwrote {', '.join(str(p) for p in written.values())}")
+    return 0
+
+
+def format_frame(frame):
+    """Table 3 for a terminal: MACs in M/G, params with separators, accuracy in % with std."""
+    from scaler.scaling import format_macs
+
+    out = frame[["strategy", "budget", "depth_mult", "width_mult", "input_px", "macs", "macs_ratio", "params", "activations"]].copy()
+    out["depth_mult"] = out["depth_mult"].map("{:.3f}".format)
+    out["width_mult"] = out["width_mult"].map("{:.3f}".format)
+    out["macs"] = out["macs"].map(format_macs)
+    out["macs_ratio"] = out["macs_ratio"].map("{:.2f}".format)
+    out["params"] = out["params"].map("{:,}".format)
+    out["activations"] = out["activations"].map(format_macs)
+    out["accuracy %"] = [
+        "-" if m is None or m != m else f"{100 * m:.2f}" + ("" if s is None or s != s else f" ± {100 * s:.2f}")
+        for m, s in zip(frame["accuracy_mean"], frame["accuracy_std"])
+    ]
+    return out.rename(columns={"depth_mult": "depth", "width_mult": "width", "input_px": "px",
+                               "macs": "MACs (mult-adds)", "macs_ratio": "x base"})

@@ -1,0 +1,173 @@
+"""PNG plots for reports: accuracy against cost, the coefficient grid, Optuna's own plots.
+
+Every function takes plain data (pandas frames, lists) and a path, writes one PNG with the Agg
+backend and returns the path (or None when there is nothing to draw). Axes carry units; MACs are
+labelled as multiply-adds; text is sized to read at normal zoom.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+STYLE = {
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "figure.dpi": 110,
+    "savefig.bbox": "tight",
+}
+FIGSIZE = (7.0, 4.6)
+
+# What each cost axis means, in words with units.
+AXES = {
+    "macs": "MACs (multiply-adds per image, log scale)",
+    "params": "parameters (log scale)",
+    "latency_ms": "latency, batch 1 (ms per image, log scale)",
+    "activations": "activations (conv/linear output elements, log scale)",
+}
+
+
+@dataclass
+class Series:
+    """One line: a family or a strategy. ``y`` and ``yerr`` are accuracies in 0..1 (None: unknown)."""
+
+    label: str
+    x: Sequence[float]
+    y: Sequence[float | None]
+    yerr: Sequence[float | None] | None = None
+    labels: Sequence[str] | None = None  # per point, e.g. "phi=2"
+
+
+def _si(value: float, _pos=None) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def _clean(series: Series) -> tuple[list, list, list, list]:
+    """The points of a series with a known x and y, sorted by x."""
+    errs = series.yerr if series.yerr is not None else [None] * len(series.x)
+    labels = series.labels if series.labels is not None else [""] * len(series.x)
+    rows = [
+        (float(x), float(y), 0.0 if e is None or not math.isfinite(float(e)) else float(e), lab)
+        for x, y, e, lab in zip(series.x, series.y, errs, labels)
+        if x is not None and y is not None and math.isfinite(float(x)) and math.isfinite(float(y)) and float(x) > 0
+    ]
+    rows.sort()
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]
+
+
+def accuracy_vs_cost(series: Sequence[Series], x: str, path: str | Path, title: str) -> Path | None:
+    """Accuracy (%) with error bars (± std over seeds) against a cost on a log axis; one line per series."""
+    drawn = [(s, *_clean(s)) for s in series]
+    drawn = [d for d in drawn if d[1]]
+    if not drawn:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=FIGSIZE)
+        for s, xs, ys, es, labels in drawn:
+            ax.errorbar(xs, [100 * y for y in ys], yerr=[100 * e for e in es], marker="o", capsize=3, label=s.label)
+            for xv, yv, lab in zip(xs, ys, labels):
+                if lab:
+                    ax.annotate(lab, (xv, 100 * yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(_si))
+        lo, hi = min(min(d[1]) for d in drawn), max(max(d[1]) for d in drawn)
+        # under about a decade a log axis has no major tick inside: label the minor ones too
+        ax.xaxis.set_minor_formatter(FuncFormatter(_si if hi / lo < 20 else (lambda v, p: "")))
+        ax.set_xlabel(AXES.get(x, x))
+        ax.set_ylabel("proxy accuracy (%, mean ± std over seeds)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="best")
+        return _save(fig, path)
+
+
+def grid(trials, path: str | Path, title: str) -> Path | None:
+    """The coefficient grid: alpha (depth) against gamma (resolution), coloured by accuracy, beta written by each point.
+
+    ``trials`` is a frame with alpha, beta, gamma, accuracy_mean (0..1) and optionally kind/state.
+    Points without an accuracy (failed, pruned, running) are drawn hollow and grey.
+    """
+    if trials is None or len(trials) == 0 or not {"alpha", "beta", "gamma"} <= set(trials.columns):
+        return None
+    frame = trials.dropna(subset=["alpha", "gamma"])
+    if len(frame) == 0:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=FIGSIZE)
+        acc = frame["accuracy_mean"] if "accuracy_mean" in frame else None
+        known = frame[acc.notna()] if acc is not None else frame.iloc[0:0]
+        unknown = frame[acc.isna()] if acc is not None else frame
+        if len(known):
+            points = ax.scatter(known["alpha"], known["gamma"], c=100 * known["accuracy_mean"], cmap="viridis",
+                                s=90, edgecolors="black", linewidths=0.5)
+            fig.colorbar(points, ax=ax, label="proxy accuracy (%)")
+        if len(unknown):
+            ax.scatter(unknown["alpha"], unknown["gamma"], s=90, facecolors="none", edgecolors="grey",
+                       label="no accuracy (failed, pruned or running)")
+            ax.legend(loc="best")
+        offsets: dict[tuple, int] = {}
+        for _, row in frame.iterrows():
+            key = (round(float(row["alpha"]), 6), round(float(row["gamma"]), 6))
+            n = offsets[key] = offsets.get(key, -1) + 1  # several betas on one (alpha, gamma): stack labels
+            ax.annotate(f"β {float(row['beta']):g}", (row["alpha"], row["gamma"]), textcoords="offset points",
+                        xytext=(6, 4 + 11 * n), fontsize=8)
+        ax.set_xlabel("alpha (depth multiplier per unit of phi)")
+        ax.set_ylabel("gamma (resolution multiplier per unit of phi)")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+        return _save(fig, path)
+
+
+def optuna_plots(study, folder: str | Path, prefix: str = "") -> dict[str, Path | str]:
+    """Optuna's optimisation history and parameter importances, through optuna.visualization.matplotlib.
+
+    Returns name -> path, or name -> the one-line reason it could not be drawn (too few
+    finished trials, one value per parameter, ...).
+    """
+    import optuna
+    from optuna.visualization import matplotlib as ovm
+
+    folder = Path(folder)
+    out: dict[str, Path | str] = {}
+    plots = {
+        "history": (ovm.plot_optimization_history, "Optuna: optimisation history (objective = proxy accuracy, 0..1)"),
+        "importance": (ovm.plot_param_importances, "Optuna: importance of alpha, beta, gamma for proxy accuracy"),
+    }
+    for name, (fn, title) in plots.items():
+        try:
+            with warnings.catch_warnings(), plt.rc_context(STYLE):
+                warnings.simplefilter("ignore")  # ExperimentalWarning for the matplotlib backend
+                ax = fn(study)
+                ax = ax[0] if hasattr(ax, "__len__") else ax
+                fig = ax.figure
+                fig.set_size_inches(*FIGSIZE)
+                ax.set_title(title)
+                out[name] = _save(fig, folder / f"{prefix}optuna_{name}.png")
+        except (ValueError, RuntimeError, ZeroDivisionError, optuna.exceptions.OptunaError) as exc:
+            plt.close("all")
+            out[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".strip(": ")
+    return out
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
