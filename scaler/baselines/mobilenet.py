@@ -12,8 +12,8 @@ import copy
 import itertools
 
 from torch import nn
-from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.models._utils import _make_divisible
+from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
 
 from scaler.baselines import Baseline, Stage, register
