@@ -127,7 +127,10 @@ def count_model(model: nn.Module, resolution: int, per_module_depth: int = 0) ->
             raise
         except Exception as exc:  # a trace cannot follow every model; the dispatch counter can
             logging.getLogger(__name__).info("fvcore trace failed (%s); using FlopCounterMode", exc)
-    return _count_dispatched(model, x)
+    try:
+        return _count_dispatched(model, x)
+    except Exception as exc:  # the model itself fails on this input: the user's message, one line
+        raise UsageError(f"cannot run the model at {resolution} px to count it: {type(exc).__name__}: {exc}") from exc
 
 
 def _count_traced(model: nn.Module, x: torch.Tensor, per_module_depth: int) -> Cost:

@@ -1,0 +1,127 @@
+"""Search compound-scaling coefficients (alpha, beta, gamma) for a baseline under a budget.
+
+Every grid point of the search space (phi = 1, alpha * beta^2 * gamma^2 ~= budget) is trained
+with a short proxy recipe on the data, --seeds times; the best mean accuracy wins. The run folder
+(default runs/<baseline>-<budget>) keeps the study: running the same command again resumes it.
+At the end the family (phi = 0..3) and the report are written unless --no-family / --no-report.
+
+examples:
+  scaler search --baseline resnet50 --budget 2x
+  scaler search --baseline mobilenet_v2 --budget 2x --data imagefolder:./my_images --seeds 3
+  scaler search --baseline mymodels.net:build --budget 2x --out runs/mynet
+  scaler search --baseline resnet18 --budget 2x --preset smoke
+  scaler search ... --space search_spaces/compound_fine.toml --pruner median
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+
+import pandas as pd
+
+from scaler.commands._common import add_baseline_argument, add_device_argument, resolve_device
+from scaler.errors import UsageError
+from scaler.run_folder import RunFolder
+from scaler.scaling import format_macs, parse_budget
+from scaler.search import PRUNERS, SearchConfig, run_search
+
+# Seeds per grid point when --seeds is not given, by preset (see README: "Seeds and noise").
+DEFAULT_SEEDS = {"smoke": 1, "default": 2}
+
+
+def add_arguments(parser) -> None:
+    add_baseline_argument(parser)
+    parser.add_argument("--budget", default="2x", help="a factor of the baseline's MACs (2x) or absolute MACs (1.2G); default 2x")
+    parser.add_argument("--data", default="animals", help="data source (see `scaler data`); default animals")
+    parser.add_argument("--space", help="search-space TOML file or built-in name (default search_spaces/compound.toml)")
+    parser.add_argument("--preset", default="default", help="proxy recipe preset: smoke or default (see `scaler train --help`)")
+    parser.add_argument("--seeds", type=int, help="proxy runs per grid point (default: 2; smoke: 1)")
+    parser.add_argument("--epochs", type=int, help="override the preset's epochs")
+    parser.add_argument("--subset", type=int, help="override the preset's training images")
+    parser.add_argument("--proxy-width", type=float, help="override the preset's proxy width")
+    parser.add_argument("--proxy-resolution", type=int, help="override the preset's proxy resolution (px)")
+    parser.add_argument("--seed", type=int, help="base seed (default 0)")
+    parser.add_argument("--pruner", default="none", choices=PRUNERS, help="cut hopeless runs early (default none)")
+    parser.add_argument("--storage", help="SQLAlchemy URL for the study (default: SQLite in the run folder)")
+    parser.add_argument("--out", help="run folder (default runs/<baseline>-<budget>)")
+    parser.add_argument("--fresh", action="store_true", help="delete the run folder's study and start over")
+    parser.add_argument("--phi", default="0..3", help="family members to write at the end (default 0..3)")
+    parser.add_argument("--no-family", action="store_true", help="do not write the family at the end")
+    parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    add_device_argument(parser)
+
+
+def default_run_name(baseline: str, budget: str) -> str:
+    stem = baseline.rsplit("/", 1)[-1].removesuffix(".json")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{stem}-{budget}")
+
+
+def run(args) -> int:
+    from scaler.train import get_recipe
+
+    recipe = get_recipe(args.preset)
+    overrides = {"epochs": args.epochs, "subset": args.subset, "proxy_width": args.proxy_width,
+                 "proxy_resolution": args.proxy_resolution, "seed": args.seed}
+    recipe = recipe.replace(**{k: v for k, v in overrides.items() if v is not None})
+    parse_budget(args.budget)  # a malformed budget fails before any work
+    config = SearchConfig(
+        baseline=args.baseline, budget=args.budget, space=args.space, data=args.data,
+        recipe=dataclasses.asdict(recipe), seeds=args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(args.preset, 2),
+        pruner=args.pruner, device=str(resolve_device(args.device)), storage=args.storage,
+    )
+    run_folder = RunFolder(__import__("pathlib").Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))
+    result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True))
+    print_results(result)
+    if result.winner is None:
+        print("no grid point finished; nothing to scale", file=sys.stderr)
+        return 1
+    if not args.no_family:
+        from scaler.family import write_family
+        from scaler.scaling import parse_phi_range
+
+        write_family(run_folder, phis=parse_phi_range(args.phi), device=config.device)
+        print(f"family:  {run_folder.family_csv}")
+    if not args.no_report:
+        from scaler.report import write_report
+
+        print(f"report:  {write_report([run_folder])}")
+    return 0
+
+
+def print_results(result) -> None:
+    t = result.table.copy()
+    shown = pd.DataFrame({
+        "kind": t.kind,
+        "alpha": t.alpha.map("{:.3f}".format), "beta": t.beta.map("{:.3f}".format), "gamma": t.gamma.map("{:.3f}".format),
+        "d x w x r": [f"{d:.2f} x {w:.2f} x {r:.2f}" for d, w, r in zip(t.depth_mult, t.width_mult, t.resolution_mult)],
+        "nominal": t.nominal_ratio.map("{:.2f}x".format),
+        "measured": t.macs_ratio.map("{:.2f}x".format),
+        "MACs": t.macs.map(format_macs),
+        "accuracy %": [
+            f"{100 * m:.1f} ± {100 * s:.1f} (n={n})" if n else "—"
+            for m, s, n in zip(t.accuracy_mean, t.accuracy_std, t.accuracy_n)
+        ],
+        "seconds": t.seconds.map("{:.0f}".format),
+        "state": [s if not r else f"{s}: {r}" for s, r in zip(t.state, t.reason)],
+    })
+    print("\ngrid (MACs are multiply-adds of the full-size network; ratios vs the baseline):")
+    print(shown.to_string(index=False))
+    w = result.winner
+    if w:
+        print(f"\nchosen: alpha={w['alpha']:.3f} beta={w['beta']:.3f} gamma={w['gamma']:.3f} ({w['kind']}), "
+              f"accuracy {100 * w['accuracy_mean']:.1f}% ± {100 * w['accuracy_std']:.1f} over {w['seeds']} seed(s)")
+        if w["runner_up"]:
+            if w["margin_interval"]:
+                lo, hi = w["margin_interval"]
+                verdict = "exceeds" if w["significant"] else "does NOT exceed"
+                print(f"margin over runner-up ({w['runner_up']['kind']}): {100 * w['margin']:+.2f} points, "
+                      f"95% Welch interval [{100 * lo:+.2f}, {100 * hi:+.2f}]: {verdict} seed noise")
+            else:
+                print(f"margin over runner-up ({w['runner_up']['kind']}): {100 * w['margin']:+.2f} points; "
+                      "with one seed per point seed noise cannot be judged (use --seeds 2 or more)")
+        singles = result.table[(result.table.kind != "compound") & (result.table.state == "COMPLETE")]
+        if not singles.empty and w["kind"] == "compound":
+            print(f"compound scaling beat the best single dimension ({singles.sort_values('accuracy_mean').iloc[-1].kind}).")
+    print(f"\nrun folder: {result.run.path}  (trained {result.trained_now} run(s) in {result.seconds:.0f} s)")

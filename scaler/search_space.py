@@ -1,0 +1,159 @@
+"""Search spaces: declarative TOML files in ``search_spaces/``, loaded into candidate points.
+
+A space lists shares of the budget's logarithm (see ``search_spaces/compound.toml``): a point
+with depth share ``a`` and resolution share ``g`` has width share ``(1 - a - 2g) / 2`` and
+coefficients ``alpha = B**a``, ``beta = B**w``, ``gamma = B**g``, so the nominal cost factor is
+exactly the budget B. Explicit ``points`` may be added. Every point is then costed on the real,
+rounded network, and kept when its ratio (measured or nominal, as the file says) is within the
+tolerance. The three single-dimension points are always kept, so every search shows whether
+compound scaling beat them.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from scaler.baselines import Baseline
+from scaler.errors import UsageError
+from scaler.scaling import Coefficients
+
+SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+DEFAULT_SPACE = SPACES_DIR / "compound.toml"
+FILTERS = ("measured", "nominal")
+_KEYS = {"depth", "resolution", "points", "tolerance", "filter"}
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    path: str
+    depth_shares: tuple[float, ...]
+    resolution_shares: tuple[float, ...]
+    points: tuple[Coefficients, ...] = ()
+    tolerance: float = 0.35
+    filter: str = "measured"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One grid point with its nominal and measured cost."""
+
+    kind: str  # "compound", "depth", "width" or "resolution"
+    coefficients: Coefficients
+    nominal_ratio: float
+    macs_ratio: float
+    macs: int
+    params: int
+    activations: int
+    input_px: int  # full-size input at phi = 1
+    reason: str = ""  # why the point could not be costed (its runs then fail with this reason)
+
+    def as_dict(self) -> dict:
+        a, b, g = self.coefficients.as_tuple()
+        return {
+            "kind": self.kind, "alpha": a, "beta": b, "gamma": g, "nominal_ratio": self.nominal_ratio,
+            "macs_ratio": self.macs_ratio, "macs": self.macs, "params": self.params,
+            "activations": self.activations, "input_px": self.input_px, "reason": self.reason,
+        }
+
+
+def resolve_space_path(spec: str | Path | None) -> Path:
+    """A path as given, or a name in ``search_spaces/`` (``compound_fine``)."""
+    if spec is None:
+        return DEFAULT_SPACE
+    path = Path(spec)
+    if not path.exists() and (SPACES_DIR / f"{spec}.toml").exists():
+        path = SPACES_DIR / f"{spec}.toml"
+    return path
+
+
+def load_space(spec: str | Path | None = None) -> SearchSpace:
+    """Read and validate a search-space file; every fault is a one-line UsageError."""
+    path = resolve_space_path(spec)
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.toml")))
+        raise UsageError(f"search space {str(path)!r} does not exist (built-in: {known})")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"search space {str(path)!r} is not valid TOML: {exc}") from None
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise UsageError(f"search space {str(path)!r}: unknown keys {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_KEYS))})")
+
+    def shares(key: str, upper: float) -> tuple[float, ...]:
+        values = raw.get(key, [0.0])
+        if not isinstance(values, list) or not values or not all(_is_number(v) and 0 <= v <= upper for v in values):
+            raise UsageError(f"search space {str(path)!r}: {key} must be a non-empty list of shares in [0, {upper:g}]")
+        return tuple(sorted({float(v) for v in values}))
+
+    points = []
+    for i, p in enumerate(raw.get("points", [])):
+        if not isinstance(p, dict) or set(p) != {"alpha", "beta", "gamma"} or not all(_is_number(v) and v > 0 for v in p.values()):
+            raise UsageError(f"search space {str(path)!r}: points[{i}] must be {{alpha, beta, gamma}} with positive numbers")
+        points.append(Coefficients(float(p["alpha"]), float(p["beta"]), float(p["gamma"])))
+    tolerance = raw.get("tolerance", 0.35)
+    if not _is_number(tolerance) or tolerance <= 0:
+        raise UsageError(f"search space {str(path)!r}: tolerance must be a positive number, got {tolerance!r}")
+    filter_ = raw.get("filter", "measured")
+    if filter_ not in FILTERS:
+        raise UsageError(f"search space {str(path)!r}: filter must be one of {', '.join(FILTERS)}, got {filter_!r}")
+    return SearchSpace(str(path), shares("depth", 1.0), shares("resolution", 0.5), tuple(points), float(tolerance), filter_)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def share_points(space: SearchSpace, budget_ratio: float) -> list[tuple[str, Coefficients]]:
+    """The grid's coefficients for a budget, single-dimension points first, then compound ones."""
+    b = budget_ratio
+    singles = [
+        ("depth", Coefficients(b, 1.0, 1.0)),
+        ("width", Coefficients(1.0, math.sqrt(b), 1.0)),
+        ("resolution", Coefficients(1.0, 1.0, math.sqrt(b))),
+    ]
+    seen = {c.as_tuple() for _, c in singles}
+    out = list(singles)
+    for a in space.depth_shares:
+        for g in space.resolution_shares:
+            w = (1.0 - a - 2 * g) / 2
+            if w < -1e-9:
+                continue
+            c = Coefficients(*(round(b**s, 4) for s in (a, max(w, 0.0), g)))
+            if _single_kind(c) is None and c.as_tuple() not in seen:
+                seen.add(c.as_tuple())
+                out.append(("compound", c))
+    for c in space.points:
+        if c.as_tuple() not in seen:
+            seen.add(c.as_tuple())
+            out.append((_single_kind(c) or "compound", c))
+    return out
+
+
+def _single_kind(c: Coefficients) -> str | None:
+    grown = [name for name, v in zip(("depth", "width", "resolution"), c.as_tuple()) if abs(v - 1.0) > 1e-6]
+    return grown[0] if len(grown) == 1 else None
+
+
+def candidates(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classes: int = 1000) -> list[Candidate]:
+    """Cost every grid point on the real network and keep those within tolerance of the budget."""
+    from scaler.cost import count_cost
+
+    reference = count_cost(baseline, num_classes=num_classes)
+    kept = []
+    for kind, c in share_points(space, budget_ratio):
+        m = c.multipliers(1.0)
+        px = m.input_size(baseline.resolution)
+        try:
+            cost = count_cost(baseline, m.width, m.depth, px, num_classes)
+        except UsageError as exc:  # a user model that fails at this size: kept, and recorded as failed
+            kept.append(Candidate(kind, c, c.product, math.nan, 0, 0, 0, px, str(exc)))
+            continue
+        cand = Candidate(kind, c, c.product, cost.macs / reference.macs, cost.macs, cost.params, cost.activations, px)
+        ratio = cand.macs_ratio if space.filter == "measured" else cand.nominal_ratio
+        if kind != "compound" or abs(ratio / budget_ratio - 1.0) <= space.tolerance:
+            kept.append(cand)
+    return kept
