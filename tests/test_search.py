@@ -193,3 +193,14 @@ def test_search_bad_input(tmp_path, args, message):
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_grid_command_reports_nominal_and_measured():
+    result = run_cli("grid", "--baseline", "efficientnet_b0", "--space", "compound_fine", "--filter", "nominal",
+                     "--tolerance", "0.05", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {(r["alpha"], r["beta"], r["gamma"]): r for r in json.loads(result.stdout)}
+    paper = rows[(1.2, 1.1, 1.15)]
+    assert paper["nominal_ratio"] == pytest.approx(1.92, abs=0.001)
+    assert paper["macs_ratio"] == pytest.approx(2.573, abs=0.001)
+    assert paper["input_px"] == 258
