@@ -320,6 +320,8 @@ class _Objective:
         self.total, self.remaining, self.started = total, remaining, 0
         self.clock = time.perf_counter()
         self.best: tuple[float, str] | None = None
+        data = _dataset(config.data, config.recipe.get("seed", 0))
+        self.images_per_epoch = len(data.subset_indices(config.recipe.get("subset")))
 
     def __call__(self, trial: optuna.Trial) -> float:
         point = trial.suggest_categorical("point", list(range(len(self.cands))))
@@ -340,6 +342,7 @@ class _Objective:
         def on_epoch(epoch: int, accuracy: float) -> None:
             accuracies.append(accuracy)
             trial.set_user_attr("val_accuracies", accuracies)
+            trial.set_user_attr("images_seen", (epoch + 1) * self.images_per_epoch)  # kept if pruned
             trial.report(accuracy, epoch)
             self.log(f"{label}  epoch {epoch + 1}: val {accuracy:.1%}")
             if trial.should_prune():
