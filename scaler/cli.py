@@ -22,6 +22,7 @@ COMMANDS = {
     "flops": ("flops", "count params, multiply-adds, activations and latency of a (scaled) network"),
     "family": ("family", "scale a baseline into a family (phi = 0..N) with cost, latency and accuracy"),
     "compare": ("compare", "train depth/width/resolution/compound/dollar scalings at matched MACs"),
+    "report": ("report", "write report.html and report.md (plots inline) for one or several runs"),
     "export": ("export", "export a family member to ONNX, rebuilt from family.json"),
 }
 

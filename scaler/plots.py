@@ -49,6 +49,7 @@ class Series:
     y: Sequence[float | None]
     yerr: Sequence[float | None] | None = None
     labels: Sequence[str] | None = None  # per point, e.g. "phi=2"
+    points_only: bool = False  # markers without a line (grid points, not a family)
 
 
 def _si(value: float, _pos=None) -> str:
@@ -80,7 +81,9 @@ def accuracy_vs_cost(series: Sequence[Series], x: str, path: str | Path, title: 
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=FIGSIZE)
         for s, xs, ys, es, labels in drawn:
-            ax.errorbar(xs, [100 * y for y in ys], yerr=[100 * e for e in es], marker="o", capsize=3, label=s.label)
+            ax.errorbar(xs, [100 * y for y in ys], yerr=[100 * e for e in es], marker="s" if s.points_only else "o",
+                        linestyle="none" if s.points_only else "-", capsize=3, label=s.label,
+                        alpha=0.7 if s.points_only else 1.0)
             for xv, yv, lab in zip(xs, ys, labels):
                 if lab:
                     ax.annotate(lab, (xv, 100 * yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
@@ -92,6 +95,36 @@ def accuracy_vs_cost(series: Sequence[Series], x: str, path: str | Path, title: 
         ax.set_xlabel(AXES.get(x, x))
         ax.set_ylabel("proxy accuracy (%, mean ± std over seeds)")
         ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="best")
+        return _save(fig, path)
+
+
+def family_cost(families: Sequence[tuple[str, dict]], path: str | Path) -> Path | None:
+    """MACs against parameters of each family member (both log scale), one line per family, members labelled."""
+    rows = []
+    for label, family in families:
+        members = [m for m in family.get("members", []) if m.get("macs") and m.get("params")]
+        if members:
+            rows.append((label, members))
+    if not rows:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=FIGSIZE)
+        for label, members in rows:
+            xs, ys = [m["params"] for m in members], [m["macs"] for m in members]
+            ax.plot(xs, ys, marker="o", label=label)
+            for m in members:
+                ax.annotate(str(m.get("label", "")), (m["params"], m["macs"]), textcoords="offset points",
+                            xytext=(4, -10), fontsize=8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(_si))
+            axis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
+        ax.set_xlabel(AXES["params"])
+        ax.set_ylabel("MACs (multiply-adds per image, log)")
+        ax.set_title("Family members: compute against size")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="best")
         return _save(fig, path)
@@ -146,8 +179,8 @@ def optuna_plots(study, folder: str | Path, prefix: str = "") -> dict[str, Path 
     folder = Path(folder)
     out: dict[str, Path | str] = {}
     plots = {
-        "history": (ovm.plot_optimization_history, "Optuna: optimisation history (objective = proxy accuracy, 0..1)"),
-        "importance": (ovm.plot_param_importances, "Optuna: importance of alpha, beta, gamma for proxy accuracy"),
+        "history": (ovm.plot_optimization_history, "Optuna: optimisation history"),
+        "importance": (ovm.plot_param_importances, "Optuna: parameter importances (fANOVA) for proxy accuracy"),
     }
     for name, (fn, title) in plots.items():
         try:
@@ -157,7 +190,15 @@ def optuna_plots(study, folder: str | Path, prefix: str = "") -> dict[str, Path 
                 ax = ax[0] if hasattr(ax, "__len__") else ax
                 fig = ax.figure
                 fig.set_size_inches(*FIGSIZE)
+                for loc in ("left", "right"):
+                    ax.set_title("", loc=loc)
                 ax.set_title(title)
+                if name == "history":
+                    ax.set_ylabel("objective: proxy accuracy (0..1)")
+                    ax.set_xlabel("trial number")
+                else:
+                    ax.set_xlabel("importance (share of the objective's variance, sums to 1)")
+                    ax.set_ylabel("Optuna parameter")
                 out[name] = _save(fig, folder / f"{prefix}optuna_{name}.png")
         except (ValueError, RuntimeError, ZeroDivisionError, optuna.exceptions.OptunaError) as exc:
             plt.close("all")

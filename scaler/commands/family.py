@@ -154,12 +154,12 @@ def run(args) -> int:
 
 
 def _run_data(config: dict | None) -> str | None:
-    """The data spec of a run's config: a string, or a dict with 'spec' or 'name'."""
+    """The data spec of a run's config: a string, or the data set's description with its 'source'."""
     data = (config or {}).get("data")
     if isinstance(data, str):
         return data
     if isinstance(data, dict):
-        return data.get("spec") or data.get("name")
+        return data.get("source") or data.get("spec") or data.get("name")
     return None
 
 
