@@ -25,7 +25,7 @@ from scaler.commands._common import (
     resolve_device,
     resolve_scaled_model,
 )
-from scaler.cost import count_cost, count_model, measure_latency
+from scaler.cost import count_cost, measure_latency
 from scaler.errors import UsageError
 from scaler.scaling import format_macs
 
@@ -48,12 +48,12 @@ def run(args) -> int:
         raise UsageError(f"--num-classes must be positive, got {args.num_classes}")
     scaled = resolve_scaled_model(args)
     b = scaled.baseline
-    model = b.build(scaled.width, scaled.depth, args.num_classes)
-    cost = count_model(model, scaled.resolution, per_module_depth=args.per_layer)
+    cost = count_cost(b, scaled.width, scaled.depth, scaled.resolution, args.num_classes, per_module_depth=args.per_layer)
     reference = count_cost(b, num_classes=args.num_classes)
     latency = None
     if args.latency_runs > 0:
         device = resolve_device(args.device)
+        model = b.build(scaled.width, scaled.depth, args.num_classes)
         latency = measure_latency(model, scaled.resolution, device, repeats=args.latency_runs)
     result = {
         "baseline": b.name,
