@@ -20,6 +20,8 @@ from scaler.errors import UsageError
 COMMANDS = {
     "baselines": ("baselines", "list the built-in baselines with base resolution, params and MACs"),
     "flops": ("flops", "count params, multiply-adds, activations and latency of a (scaled) network"),
+    "data": ("data", "list the data sources, or load one and show its classes and split"),
+    "train": ("train", "train one (scaled) network with the proxy recipe: accuracy, time, images/s"),
     "family": ("family", "scale a baseline into a family (phi = 0..N) with cost, latency and accuracy"),
     "compare": ("compare", "train depth/width/resolution/compound/dollar scalings at matched MACs"),
     "report": ("report", "write report.html and report.md (plots inline) for one or several runs"),

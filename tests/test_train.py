@@ -1,0 +1,158 @@
+"""The proxy-training harness: repeatability, honest failure, callbacks, the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from scaler.baselines import Baseline
+from scaler.data import load_dataset
+from scaler.errors import UsageError
+from scaler.scaling import Multipliers
+from scaler.train import PRESETS, ProxyRecipe, TrainingFailed, TrainResult, lr_at, proxy_settings, train
+
+TINY = ProxyRecipe(epochs=2, batch_size=32, subset=96, warmup_epochs=0.5, proxy_width=0.125, proxy_resolution=16)
+DATA_SPEC = "synthetic:size=16,images=160,classes=4"
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(DATA_SPEC)
+
+
+def tiny_run(data, **kwargs) -> TrainResult:
+    return train("resnet18", 0.125, 1.0, 16, data=data, recipe=kwargs.pop("recipe", TINY), **kwargs)
+
+
+def test_result_fields(data):
+    r = tiny_run(data)
+    assert 0 <= r.accuracy <= 1 and r.accuracy == r.val_accuracies[-1]
+    assert r.epochs_run == 2 and len(r.train_losses) == 2 and len(r.val_accuracies) == 2
+    assert r.images_seen == 2 * 96 and r.images_per_s > 0 and r.seconds > 0
+    assert r.params == sum(p.numel() for p in __import__("scaler.baselines", fromlist=["x"]).get_baseline("resnet18").build(0.125, 1.0, 4).parameters())
+    assert r.seed == TINY.seed and r.resolution == 16
+    json.dumps(r.as_dict())
+
+
+def test_bit_exact_repeatability_on_cpu(data):
+    a, b = tiny_run(data, seed=7), tiny_run(data, seed=7)
+    assert a.train_losses == b.train_losses and a.val_accuracies == b.val_accuracies
+    c = tiny_run(data, seed=8)
+    assert c.train_losses != a.train_losses
+
+
+def test_on_epoch_called_every_epoch(data):
+    seen = []
+    tiny_run(data, on_epoch=lambda epoch, acc: seen.append((epoch, acc)))
+    assert [e for e, _ in seen] == [1, 2] and all(0 <= acc <= 1 for _, acc in seen)
+
+
+def test_on_epoch_exception_propagates(data):
+    class Pruned(Exception):
+        pass
+
+    def prune(epoch, acc):
+        raise Pruned(f"pruned at {epoch}")
+
+    with pytest.raises(Pruned, match="pruned at 1"):
+        tiny_run(data, on_epoch=prune)
+
+
+def test_exploding_loss_stops_early(data):
+    calls = []
+    with pytest.raises(TrainingFailed, match="loss") as info:
+        tiny_run(data, recipe=TINY.replace(lr=1e6, warmup_epochs=0), on_epoch=lambda e, a: calls.append(e))
+    assert "\n" not in str(info.value) and calls == []  # stopped inside the first epoch
+
+
+class _NaNNet(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        return self.fc(x.mean((2, 3))) * float("nan")
+
+
+class _BrokenNet(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.fc = nn.Linear(3, num_classes)
+
+    def forward(self, x):
+        raise ValueError("my layer cannot take 16 px\nsecond line of detail")
+
+
+def _user(module_cls) -> Baseline:
+    return Baseline("user:net", lambda w, d, n: module_cls(n), resolution=16, source="user")
+
+
+def test_nan_loss_is_training_failed(data):
+    with pytest.raises(TrainingFailed, match="nan"):
+        train(_user(_NaNNet), 1.0, 1.0, 16, data=data, recipe=TINY)
+
+
+def test_user_model_exception_keeps_its_message(data):
+    with pytest.raises(TrainingFailed, match="ValueError: my layer cannot take 16 px") as info:
+        train(_user(_BrokenNet), 1.0, 1.0, 16, data=data, recipe=TINY)
+    assert "\n" not in str(info.value)
+
+
+def test_user_model_that_fails_to_build(data):
+    def build(w, d, n):
+        raise RuntimeError("no such block")
+
+    with pytest.raises(TrainingFailed, match="no such block"):
+        train(Baseline("user:bad", build, 16), 1.0, 1.0, 16, data=data, recipe=TINY)
+
+
+def test_out_of_memory_is_training_failed(data):
+    class _OOMNet(_BrokenNet):
+        def forward(self, x):
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried")
+
+    with pytest.raises(TrainingFailed, match="out of memory"):
+        train(_user(_OOMNet), 1.0, 1.0, 16, data=data, recipe=TINY)
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    lrs = [lr_at(s, 100, 10, 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
+    assert max(lrs) == pytest.approx(0.1) and lrs[-1] < 1e-3
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_proxy_settings_and_recipe():
+    width, depth, px = proxy_settings(Multipliers(depth=1.2, width=1.1, resolution=1.15), PRESETS["default"])
+    assert width == pytest.approx(1.1 * PRESETS["default"].proxy_width) and depth == 1.2
+    assert px == round(1.15 * PRESETS["default"].proxy_resolution)
+    assert {"smoke", "default"} <= set(PRESETS)
+    record = dataclasses.asdict(PRESETS["default"])
+    assert {"epochs", "batch_size", "lr", "subset", "proxy_width", "proxy_resolution", "seed"} <= set(record)
+    with pytest.raises(UsageError):
+        ProxyRecipe(epochs=0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["default"].epochs = 3
+
+
+def test_train_cli_json(cli):
+    proc = cli(
+        "train", "--baseline", "resnet18", "--data", DATA_SPEC, "--width", "0.125", "--resolution", "16",
+        "--epochs", "1", "--batch-size", "32", "--subset", "64", "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["images_per_s"] > 0 and out["epochs_run"] == 1 and math.isfinite(out["accuracy"])
+    assert out["recipe"]["epochs"] == 1 and out["data"]["fingerprint"]
+    assert "epoch   1/1" in proc.stderr  # progress goes to stderr under --json
+
+
+def test_train_cli_bad_data_is_one_line(cli):
+    proc = cli("train", "--data", "nosuch:thing", "--epochs", "1")
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "unknown data source" in proc.stderr
