@@ -63,10 +63,13 @@ class ProxyRecipe:
         proxy_width: every candidate's width multiplier is multiplied by this.
         proxy_resolution: input pixels at resolution multiplier 1.
         augment: random crop (padding of 1/8 of the side) and, where the data allows, flips.
+        zero_init_residual: start each residual block of torchvision's ResNets as the identity
+            (last batch-norm scale 0; Goyal et al. 2017, torchvision's ``zero_init_residual``): deep
+            narrow proxies then train at once instead of idling for epochs.
         seed: initialisation, batch order and augmentation.
     """
 
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 128
     lr: float = 0.1
     momentum: float = 0.9
@@ -74,10 +77,11 @@ class ProxyRecipe:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
-    subset: int | None = 4000
+    subset: int | None = 2000
     proxy_width: float = 0.25
-    proxy_resolution: int = 32
+    proxy_resolution: int = 24
     augment: bool = True
+    zero_init_residual: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,7 +111,7 @@ PRESETS: dict[str, ProxyRecipe] = {
     "smoke": ProxyRecipe(epochs=1, subset=1000, proxy_width=0.125, proxy_resolution=24, warmup_epochs=0.2),
     "default": ProxyRecipe(),
     # Four times the default's steps: the yardstick of benchmarks/proxy_fidelity.py.
-    "long": ProxyRecipe(epochs=24, warmup_epochs=2.0),
+    "long": ProxyRecipe(epochs=32, warmup_epochs=4.0),
 }
 
 
@@ -208,6 +212,19 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def zero_init_residuals(model: nn.Module) -> int:
+    """Zero the last batch-norm scale of every torchvision ResNet block; returns how many."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    count = 0
+    for m in model.modules():
+        bn = m.bn3 if isinstance(m, Bottleneck) else m.bn2 if isinstance(m, BasicBlock) else None
+        if isinstance(bn, nn.BatchNorm2d) and bn.weight is not None:
+            nn.init.zeros_(bn.weight)
+            count += 1
+    return count
+
+
 def train(
     baseline: Baseline | str,
     width: float,
@@ -250,6 +267,8 @@ def train(
     except UsageError as exc:
         raise TrainingFailed(str(exc)) from exc
     params = sum(p.numel() for p in model.parameters())
+    if recipe.zero_init_residual:
+        zero_init_residuals(model)
     model = model.to(device=device, memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
 
