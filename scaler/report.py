@@ -358,7 +358,8 @@ def winner_text(c: dict) -> str:
             interval = c.get("margin_interval")
             if isinstance(interval, list) and len(interval) == 2 and all(_isnum(v) for v in interval):
                 text += f", 95% interval [{100 * interval[0]:+.2f}, {100 * interval[1]:+.2f}]"
-            test = f" ({c['test']} test)" if c.get("test") else ""
+            test = str(c.get("test") or "")
+            test = f" ({test})" if " " in test else (f" ({test} test)" if test else "")
             text += f"{test}: " + ("significant." if c.get("significant") else
                                    "not significant; the two are not told apart at these seeds.")
     else:

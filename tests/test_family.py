@@ -139,9 +139,9 @@ def test_write_family_reads_a_run_folder(tmp_path):
 
 def test_export_onnx_through_the_cli(cli, tmp_path):
     import onnx
-    build = cli("family", "--baseline", "mobilenet_v2", "--coefficients", "1.2,1.1,1.15", "--phi=-3,0",
-                "--num-classes", "10", "--latency-runs", "0", "--out", str(tmp_path))
-    assert build.returncode == 0, build.stderr
+
+    family = build_family("mobilenet_v2", coefficients=EFFNET, phis=[-3, 0], num_classes=10, latency_runs=0)
+    save_family(family, tmp_path)
     result = cli("export", "--family", str(tmp_path), "--phi", "-3", "--onnx", str(tmp_path / "m.onnx"), "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
@@ -150,6 +150,7 @@ def test_export_onnx_through_the_cli(cli, tmp_path):
     dims = graph.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims[1:]] == [3, out["input_px"], out["input_px"]] and dims[0].dim_param == "batch"
     assert out["input_px"] == round(224 * 1.15**-3)
+    assert sum(int(__import__("math").prod(i.dims)) for i in graph.graph.initializer) >= out["params"] * 0.9
 
 
 @pytest.mark.parametrize(
@@ -171,9 +172,11 @@ def test_bad_input_is_one_line_and_status_2(capsys, args, message):
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_an_incomplete_run_folder_is_a_usage_error(cli, tmp_path):
+def test_an_incomplete_run_folder_is_a_usage_error(capsys, tmp_path):
+    from scaler.cli import main
+
     (tmp_path / "config.json").write_text(json.dumps({"baseline": "resnet18"}))
-    result = cli("family", "--run", str(tmp_path), "--latency-runs", "0")
-    assert result.returncode == 2 and "coefficients.json" in result.stderr
-    result = cli("export", "--run", str(tmp_path), "--phi", "1", "--onnx", str(tmp_path / "x.onnx"))
-    assert result.returncode == 2 and "family" in result.stderr
+    assert main(["family", "--run", str(tmp_path), "--latency-runs", "0"]) == 2
+    assert "coefficients.json" in capsys.readouterr().err
+    assert main(["export", "--run", str(tmp_path), "--phi", "1", "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert "family" in capsys.readouterr().err
