@@ -34,7 +34,7 @@ import torch
 from scaler.baselines import Baseline, get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
-from scaler.family import ProxyTraining, _Trainer, resolve_device
+from scaler.family import ProxyTraining, ProxyTrainer, resolve_device
 from scaler.run_folder import RunFolder
 from scaler.scaling import Budget, Coefficients, Multipliers, parse_budget
 
@@ -169,7 +169,7 @@ def compare(
     if not budgets:
         raise UsageError("give at least one budget, e.g. 2x")
     base = count_cost(b, num_classes=num_classes)
-    trainer = _Trainer(training, device) if training is not None else None
+    trainer = ProxyTrainer(training, device) if training is not None else None
 
     plan = [("baseline", "1x", 1.0, Matched(Multipliers(), b.resolution, 1.0, base.macs, base.params, base.activations, 1.0))]
     for budget in budgets:

@@ -250,7 +250,7 @@ class ProxyTraining:
         return asdict(self)
 
 
-class _Trainer:
+class ProxyTrainer:
     """Loads the data once and trains members under one recipe and seeds."""
 
     def __init__(self, spec: ProxyTraining, device: str | torch.device | None) -> None:
@@ -396,7 +396,7 @@ def build_family(
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"{what} must be positive, got {value!r}")
 
-    trainer = _Trainer(training, device) if training is not None else None
+    trainer = ProxyTrainer(training, device) if training is not None else None
     reference = count_cost(b, num_classes=num_classes).macs
     common = dict(num_classes=num_classes, device=device, latency_runs=latency_runs,
                   latency_batch=latency_batch, reference_macs=reference)
