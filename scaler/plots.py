@@ -182,7 +182,15 @@ def optuna_plots(study, folder: str | Path, prefix: str = "") -> dict[str, Path 
         "history": (ovm.plot_optimization_history, "Optuna: optimisation history"),
         "importance": (ovm.plot_param_importances, "Optuna: parameter importances (fANOVA) for proxy accuracy"),
     }
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    varied = [k for k in {k for t in complete for k in t.params} if len({t.params.get(k) for t in complete}) > 1]
     for name, (fn, title) in plots.items():
+        if not complete:
+            out[name] = "no finished trial in the study yet"
+            continue
+        if name == "importance" and (len(complete) < 2 or not varied):
+            out[name] = "needs two or more finished trials that differ in a parameter"
+            continue
         try:
             with warnings.catch_warnings(), plt.rc_context(STYLE):
                 warnings.simplefilter("ignore")  # ExperimentalWarning for the matplotlib backend

@@ -192,3 +192,15 @@ def test_report_through_the_cli(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert Path(out["html"]).is_file() and Path(out["markdown"]).is_file() and out["plots"]
+
+
+def test_optuna_plots_say_why_they_are_missing(tmp_path):
+    from scaler import plots
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    assert plots.optuna_plots(study, tmp_path) == {"history": "no finished trial in the study yet",
+                                                   "importance": "no finished trial in the study yet"}
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    drawn = plots.optuna_plots(study, tmp_path)
+    assert drawn["history"].read_bytes()[:8] == PNG and "two or more" in drawn["importance"]
