@@ -210,6 +210,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int, flip: bool) -> torc
     reversed for the flipped ones. ``x`` is (B, C, H, W) float; so is the result.
     """
     b, _, h, w = x.shape
+    # Random numbers come from the (CPU) generator, so a run is the same on any device.
     if pad > 0:
         xp = F.pad(x, (pad, pad, pad, pad))
         oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
@@ -220,9 +221,9 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int, flip: bool) -> torc
     if flip:
         flipped = torch.rand(b, generator=gen) < 0.5
         cols = torch.where(flipped[:, None], cols.flip(1), cols)
-    rows = oy[:, None] + torch.arange(h)
-    cols = ox[:, None] + cols
-    bi = torch.arange(b)[:, None, None]
+    rows = (oy[:, None] + torch.arange(h)).to(x.device)
+    cols = (ox[:, None] + cols).to(x.device)
+    bi = torch.arange(b, device=x.device)[:, None, None]
     # (B, H, W, C) gathered from (B, C, Hp, Wp): index rows and columns, then move channels.
     out = xp.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]
     return out.permute(0, 3, 1, 2)

@@ -272,10 +272,11 @@ def train(
     model = model.to(device=device, memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
 
-    train_x = data.train.images_at(px)
-    val_x = data.val.images_at(px)
+    # In-memory data: on a GPU the whole (resized) set moves there once; no loader workers.
+    train_x = data.train.images_at(px).to(device)
+    val_x = data.val.images_at(px).to(device)
     idx = data.subset_indices(recipe.subset)
-    train_y = data.train.labels
+    train_y = data.train.labels.to(device)
     n = len(idx)
     batch = min(recipe.batch_size, n)
     steps_per_epoch = max(1, n // batch)  # the last partial batch is dropped: fixed shapes, no BN on 1 image
@@ -306,7 +307,7 @@ def train(
         loss_sum = torch.zeros((), device=device)
         try:
             for i in range(steps_per_epoch):
-                b = order[i * batch : (i + 1) * batch]
+                b = order[i * batch : (i + 1) * batch].to(device, non_blocking=True)
                 x = train_x[b]
                 if recipe.augment:
                     x = augment(x, gen, pad, data.flip)
@@ -390,7 +391,7 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, prepare
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches below
     model.train()
-    chosen = idx[: BN_IMAGES]
+    chosen = idx[:BN_IMAGES].to(x.device)
     with torch.no_grad(), autocast:
         for start in range(0, len(chosen), EVAL_BATCH):
             model(prepare(x[chosen[start : start + EVAL_BATCH]]))
@@ -405,7 +406,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prepare: Callab
     with torch.inference_mode(), autocast:
         for start in range(0, len(y), EVAL_BATCH):
             logits = model(prepare(x[start : start + EVAL_BATCH]))
-            correct += (logits.argmax(1).cpu() == y[start : start + EVAL_BATCH]).sum().item()
+            correct += (logits.argmax(1).cpu() == y[start : start + EVAL_BATCH]).sum().item()  # y on the CPU
     return correct / max(1, len(y))
 
 
