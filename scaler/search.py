@@ -32,6 +32,7 @@ from scaler.search_space import Candidate, candidates, load_space
 from scaler.stats import welch_margin
 
 PRUNERS = ("none", "median", "hyperband")
+BACKENDS = ("optuna", "ray")
 # Keys of config.json that define the study; a re-run must match them to resume.
 IDENTITY = ("baseline", "budget", "space", "data", "recipe", "seeds", "pruner", "candidates")
 
@@ -244,12 +245,19 @@ def _check_same(previous: dict, current: dict, run: RunFolder) -> None:
         )
 
 
-def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: Callable[[str], None] = print) -> SearchResult:
-    """Run (or resume) the search in ``run``; returns the table and the winner."""
+def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: Callable[[str], None] = print,
+               backend: str = "optuna", ray_address: str | None = None) -> SearchResult:
+    """Run (or resume) the search in ``run``; returns the table and the winner.
+
+    ``backend``: ``optuna`` runs the trials in this process; ``ray`` runs them through Ray Tune
+    (:mod:`scaler.ray_backend`; a local Ray, or the cluster at ``ray_address``) into the same study.
+    """
     from scaler.data import load_dataset
 
     if config.seeds < 1:
         raise UsageError(f"--seeds must be 1 or more, got {config.seeds}")
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
     if config.pruner not in PRUNERS:
         raise UsageError(f"unknown pruner {config.pruner!r} (known: {', '.join(PRUNERS)})")
     baseline = get_baseline(config.baseline)
@@ -289,7 +297,12 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
             f"seed(s) = {total} proxy runs; {total - remaining} done before, {remaining} to run"
             + (f" ({recovered} interrupted run(s) retried)" if recovered else ""))
         start = time.perf_counter()
-        if remaining:
+        if remaining and backend == "ray":
+            from scaler.ray_backend import run_grid
+
+            run_grid(study, config, cands, run, log=log, total=total, address=ray_address,
+                     on_record=lambda: run_write_trials(run, study, cands))
+        elif remaining:
             objective = _Objective(config, cands, log, total, remaining)
             from scaler.train import TrainingFailed
 

@@ -11,6 +11,7 @@ examples:
   scaler search --baseline mymodels.net:build --budget 2x --out runs/mynet
   scaler search --baseline resnet18 --budget 2x --preset smoke
   scaler search ... --space search_spaces/compound_fine.toml --pruner median
+  scaler search ... --backend ray --ray-address 10.0.0.5:6379 --storage postgresql://...
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from scaler.commands._common import add_baseline_argument, add_device_argument, 
 from scaler.errors import UsageError
 from scaler.run_folder import RunFolder
 from scaler.scaling import format_macs, parse_budget
-from scaler.search import PRUNERS, SearchConfig, run_search
+from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
 
 # Seeds per grid point when --seeds is not given, by preset (see README: "Seeds and noise").
 DEFAULT_SEEDS = {"smoke": 1, "default": 2}
@@ -45,6 +46,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, help="base seed (default 0)")
     parser.add_argument("--pruner", default="none", choices=PRUNERS, help="cut hopeless runs early (default none)")
     parser.add_argument("--storage", help="SQLAlchemy URL for the study (default: SQLite in the run folder)")
+    parser.add_argument("--backend", default="optuna", choices=BACKENDS,
+                        help="who runs the trials: optuna (this process, default) or ray (Ray Tune; see README)")
+    parser.add_argument("--ray-address", help="with --backend ray: a Ray cluster's address (default: start a local Ray)")
     parser.add_argument("--out", help="run folder (default runs/<baseline>-<budget>)")
     parser.add_argument("--fresh", action="store_true", help="delete the run folder's study and start over")
     parser.add_argument("--phi", default="0..3", help="family members to write at the end (default 0..3)")
@@ -72,7 +76,8 @@ def run(args) -> int:
         pruner=args.pruner, device=str(resolve_device(args.device)), storage=args.storage,
     )
     run_folder = RunFolder(__import__("pathlib").Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))
-    result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True))
+    result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True),
+                        backend=args.backend, ray_address=args.ray_address)
     print_results(result)
     if result.winner is None:
         print("no grid point finished; nothing to scale", file=sys.stderr)

@@ -1,0 +1,374 @@
+"""Ray Tune backend for ``scaler search --backend ray``: the same grid and objective, run by Tune.
+
+:func:`run_grid` takes the opened Optuna study from :func:`scaler.search.run_search` and
+
+1. lists the (point, seed) pairs still to run: those with no finished trial in the study, plus those
+   whose interrupted run waits for a retry;
+2. runs them as one Tune experiment, ``tune.grid_search`` over the pairs, each a function trainable
+   that calls :func:`scaler.search.evaluate_point` unchanged and ``tune.report``\\ s every epoch;
+3. records every finished run into the study (``optuna.trial.create_trial`` + ``study.add_trial``)
+   with the params, distributions, value, intermediate values and user attributes that the Optuna
+   backend's objective sets, so ``trials.csv``, ``coefficients.json``, resume, family and report
+   cannot tell the backends apart. Runs are recorded as they finish, from a Tune callback in the
+   driver, so killing the search loses only the runs in flight, as with the Optuna backend;
+4. returns Tune's results as a pandas DataFrame (one row per Tune trial, with ``point`` and ``seed``).
+
+Without an address it starts a private local Ray whose files all live in the run folder, under
+``ray/``: ``home/`` (the HOME its processes see), ``tmp/`` (Ray's temp folder: sockets, logs) and
+``results/`` (Tune's storage). With an address (``ray start --head`` on a cluster) it connects.
+
+Note:
+    Network. Ray's dashboard looks for ``~/ray_bootstrap_config.yaml`` and, when it is missing,
+    asks the cloud metadata address (169.254.169.254) which cloud it runs on; and a Linux Ray
+    finds its node address by a UDP ``connect`` to 8.8.8.8, even when told 127.0.0.1. A local Ray
+    here does neither: its processes get a HOME holding a bootstrap config with
+    ``provider: {type: local}``, and ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (read by Ray at
+    import) makes it use the loopback address; usage statistics are off. Every socket it opens
+    is then on 127.0.0.1, a unix socket, or netlink (checked with ``strace -f -e trace=connect``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+import pandas as pd
+
+from scaler.errors import UsageError
+from scaler.run_folder import RunFolder
+from scaler.search_space import Candidate
+
+RAY_FOLDER = "ray"  # inside the run folder
+BOOTSTRAP = "provider:\n  type: local\n"  # ~/ray_bootstrap_config.yaml of a local Ray
+# Environment of a local Ray's processes (they inherit the driver's at ray.init).
+LOCAL_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node address = 127.0.0.1, no probe of 8.8.8.8
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+# The CLI prints its own progress; Tune's new console output ignores verbose=0.
+DRIVER_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
+# Unix socket paths hold at most 107 bytes; Ray puts its sockets at
+# <temp>/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store (temp + about 62 bytes).
+SOCKET_PATH_MAX = 107
+SESSION_SOCKET_SUFFIX = 64
+
+
+# --- the trainable: runs in Ray's worker processes -------------------------------------------------
+
+
+def _trainable(config: dict, context: dict) -> None:
+    """One proxy run of the pair ``config["pair"]``; ``context`` is what all runs share."""
+    from ray import tune
+
+    from scaler.search import evaluate_point
+    from scaler.train import TrainingFailed
+
+    point, seed = config["pair"]
+    # Tune starts a trial in its own results folder; relative data paths and a user's
+    # `module:function` baseline are meant from where `scaler search` was started.
+    if context["cwd"] and os.path.isdir(context["cwd"]):
+        os.chdir(context["cwd"])
+        if context["cwd"] not in sys.path:
+            sys.path.insert(0, context["cwd"])
+    if context["home"]:
+        os.environ["HOME"] = context["home"]  # the user's, for `~` in data paths and caches
+    job = {**context["job"], "multipliers": context["multipliers"][point], "seed": context["job"]["seed"] + seed}
+    epochs: list[int] = []
+    accuracies: list[float] = []
+
+    def on_epoch(epoch: int, accuracy: float) -> None:
+        epochs.append(epoch)
+        accuracies.append(accuracy)
+        tune.report({"epoch": epoch, "val_accuracy": accuracy})
+
+    try:
+        result = evaluate_point(job, on_epoch)
+    except TrainingFailed as exc:
+        tune.report({"failed": str(exc) or type(exc).__name__})
+        return
+    tune.report({
+        # the last epoch again: a scheduler insists on its metric in every result
+        "epoch": epochs[-1] if epochs else 0, "val_accuracy": result["accuracy"],
+        "accuracy": result["accuracy"], "val_epochs": epochs, "val_accuracies": accuracies,
+        **{k: result[k] for k in ("seconds", "images_seen", "images_per_s", "params", "resolution")},
+        "train_seed": result["seed"],  # "seed" in Tune's table is the pair's seed index, as in the study
+    })
+
+
+# --- starting Ray ----------------------------------------------------------------------------------
+
+
+def _short_temp_dir(target: Path) -> tuple[str, Path | None]:
+    """Ray's temp folder ``target``, or a short link to it when its socket paths would be too long.
+
+    The files stay in ``target`` (inside the run folder); only the path Ray is given is short: a
+    symlink in the system's temp folder, removed when Ray stops.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    if len(str(target)) + SESSION_SOCKET_SUFFIX <= SOCKET_PATH_MAX:
+        return str(target), None
+    link = Path(tempfile.mkdtemp(prefix="scaler-ray-")) / "t"
+    link.symlink_to(target, target_is_directory=True)
+    if len(str(link)) + SESSION_SOCKET_SUFFIX > SOCKET_PATH_MAX:
+        link.unlink()
+        link.parent.rmdir()
+        raise UsageError(f"the system's temp folder {tempfile.gettempdir()!r} is too deep for Ray's sockets; set TMPDIR=/tmp")
+    return str(link), link
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def ray_session(run: RunFolder, address: str | None = None) -> Iterator[None]:
+    """Connect to ``address``, or start a private local Ray with its files in the run folder; always shut it down."""
+    folder = (run.path / RAY_FOLDER).resolve()
+    home = folder / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "ray_bootstrap_config.yaml").write_text(BOOTSTRAP)
+    link = None
+    # HOME and LOCAL_ENV are read by Ray at import and by its processes at start; they are the
+    # user's again once Ray stops.
+    with _environ({"HOME": str(home), **DRIVER_ENV, **({} if address else LOCAL_ENV)}):
+        import logging
+
+        import ray
+
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+            else:
+                temp, link = _short_temp_dir(folder / "tmp")
+                ray.init(
+                    _node_ip_address="127.0.0.1", include_dashboard=False, _temp_dir=temp,
+                    log_to_driver=False, logging_level=logging.WARNING,
+                )
+            yield
+        finally:
+            ray.shutdown()
+            if link is not None:
+                link.unlink(missing_ok=True)
+                link.parent.rmdir()
+
+
+# --- the driver --------------------------------------------------------------------------------------
+
+
+def pairs_to_run(study: optuna.Study, n_points: int, seeds: int) -> list[tuple[int, int]]:
+    """(point, seed) pairs with no finished trial in the study, or whose interrupted run waits for a retry."""
+    trials = study.get_trials(deepcopy=False)
+    done = {(t.params.get("point"), t.params.get("seed")) for t in trials if t.state.is_finished()}
+    waiting = {(t.params.get("point"), t.params.get("seed")) for t in trials if t.state == optuna.trial.TrialState.WAITING}
+    return [(p, s) for p in range(n_points) for s in range(seeds) if (p, s) not in done or (p, s) in waiting]
+
+
+def _grid_attrs(study: optuna.Study, point: int, seed: int) -> dict:
+    """The system attributes GridSampler gives a trial, so that it counts the pair as visited."""
+    sampler = study.sampler
+    if not isinstance(sampler, optuna.samplers.GridSampler):
+        return {}
+    # GridSampler keeps its (shuffled) grid and space privately; params are in sorted name order.
+    return {"search_space": sampler._search_space, "grid_id": sampler._all_grids.index((point, seed))}
+
+
+class _Recorder:
+    """Turns finished Tune trials into Optuna trials, and logs progress as the Optuna backend does."""
+
+    def __init__(self, study, cands, seeds, images_per_epoch, log, total, remaining, on_record) -> None:
+        self.study, self.cands, self.seeds, self.images_per_epoch = study, cands, seeds, images_per_epoch
+        self.log, self.total, self.remaining, self.on_record = log, total, remaining, on_record
+        self.started = self.finished = 0
+        self.labels: dict[str, str] = {}
+        self.epochs: dict[str, dict[int, float]] = {}  # trial -> {epoch: val accuracy}
+        self.best: tuple[float, str] | None = None
+        self.clock = time.perf_counter()
+
+    def label(self, point: int, seed: int) -> str:
+        cand = self.cands[point]
+        a, b, g = cand.coefficients.as_tuple()
+        self.started += 1
+        return (f"[{self.total - self.remaining + self.started}/{self.total}] {cand.kind:<10} "
+                f"a={a:.3g} b={b:.3g} g={g:.3g} seed {seed}")
+
+    def start(self, key: str, point: int, seed: int) -> None:
+        if key not in self.labels:  # a trial a scheduler paused starts again
+            self.labels[key] = self.label(point, seed)
+            self.epochs[key] = {}
+
+    def epoch(self, key: str, result: dict) -> None:
+        if "val_accuracy" in result and "accuracy" not in result:  # not the closing report
+            self.epochs[key][result["epoch"]] = result["val_accuracy"]
+            self.log(f"{self.labels[key]}  epoch {result['epoch']}: val {result['val_accuracy']:.1%}")
+
+    def record(self, point: int, seed: int, result: dict, error: str | None = None, key: str | None = None,
+               stopped_by: str | None = None) -> None:
+        """Add one finished run to the study: COMPLETE, PRUNED (stopped by the scheduler) or FAIL."""
+        label = self.labels.get(key) or self.label(point, seed)
+        # Intermediate values keyed by the epoch number train() passes to on_epoch, as trial.report does.
+        if "val_accuracies" in result:
+            intermediate = dict(zip(result["val_epochs"], result["val_accuracies"]))
+        else:
+            intermediate = dict(self.epochs.get(key, {}))
+        accuracies = list(intermediate.values())
+        user_attrs = {**self.cands[point].as_dict(), "val_accuracies": accuracies}
+        if accuracies:
+            user_attrs["images_seen"] = len(accuracies) * self.images_per_epoch  # kept if pruned or failed
+        value = None
+        if error is None and "accuracy" in result:
+            state, value = optuna.trial.TrialState.COMPLETE, result["accuracy"]
+            user_attrs.update({k: result[k] for k in ("seconds", "images_seen", "images_per_s", "params")})
+            user_attrs["seed"] = result["train_seed"]
+            user_attrs["input_px_proxy"] = result.get("resolution")
+        elif error is None and "failed" not in result and stopped_by:
+            state = optuna.trial.TrialState.PRUNED
+            last = f" (val {accuracies[-1]:.1%})" if accuracies else ""
+            user_attrs["reason"] = f"pruned at epoch {len(accuracies)}{last} by {stopped_by}"
+        else:
+            state = optuna.trial.TrialState.FAIL
+            user_attrs["reason"] = result.get("failed") or error or "the run ended without a result"
+        trial = optuna.trial.create_trial(
+            state=state, value=value,
+            params={"point": point, "seed": seed},
+            distributions={  # the distributions the Optuna objective's suggest_categorical creates
+                "point": optuna.distributions.CategoricalDistribution(list(range(len(self.cands)))),
+                "seed": optuna.distributions.CategoricalDistribution(list(range(self.seeds))),
+            },
+            user_attrs=user_attrs, system_attrs=_grid_attrs(self.study, point, seed),
+            intermediate_values=intermediate,
+        )
+        self._retire_waiting(point, seed)
+        self.study.add_trial(trial)
+        self.finished += 1
+        if state == optuna.trial.TrialState.COMPLETE:
+            if self.best is None or value > self.best[0]:
+                self.best = (value, self.cands[point].kind)
+            elapsed = time.perf_counter() - self.clock
+            left = elapsed / self.finished * (self.remaining - self.finished)
+            from scaler.search import _duration
+
+            self.log(f"{label}  -> {value:.1%} in {result['seconds']:.0f}s; best {self.best[0]:.1%} "
+                     f"({self.best[1]}); about {_duration(left)} left")
+        else:
+            self.log(f"{label}  {state.name}: {user_attrs['reason']}")
+        if self.on_record:
+            self.on_record()
+
+    def _retire_waiting(self, point: int, seed: int) -> None:
+        """A retry the Optuna backend queued for this pair is done now: close it, so no one runs it again."""
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            if (t.params.get("point"), t.params.get("seed")) == (point, seed):
+                self.study._storage.set_trial_user_attr(t._trial_id, "reason", "run by the Ray Tune backend instead")
+                self.study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def _tune_callback(recorder: _Recorder, stopped_by: str | None):
+    from ray import tune
+
+    class Recorder(tune.Callback):
+        def on_trial_start(self, iteration, trials, trial, **info):
+            recorder.start(trial.trial_id, *trial.config["pair"])
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            recorder.epoch(trial.trial_id, result)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            recorder.record(*trial.config["pair"], trial.last_result or {}, key=trial.trial_id, stopped_by=stopped_by)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            recorder.record(*trial.config["pair"], trial.last_result or {}, error=_error_line(trial), key=trial.trial_id)
+
+    return Recorder()
+
+
+def _error_line(trial) -> str:
+    """One line saying why a Tune trial errored: the traceback's last line, or why its worker died."""
+    text = ""
+    if trial.error_file and os.path.isfile(trial.error_file):  # written by the driver just before the callback
+        text = Path(trial.error_file).read_text(errors="replace")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Failure #")]
+    if not lines:
+        return "the Ray worker failed"
+    line = lines[-1].split(" Some common causes")[0]  # Ray's "the worker died" explains itself at length
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _scheduler(pruner: str, epochs: int):
+    """Tune's counterpart of the Optuna pruner (same warm-up), or None."""
+    from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
+
+    if pruner == "median":
+        return MedianStoppingRule(time_attr="epoch", metric="val_accuracy", mode="max",
+                                  grace_period=1, min_samples_required=3), "median stopping rule"
+    if pruner == "hyperband":
+        # max_t one past the last epoch: ASHA stops a trial that reaches max_t, which would cut
+        # off the run's closing report (its result) after the last epoch.
+        return ASHAScheduler(time_attr="epoch", metric="val_accuracy", mode="max", max_t=max(1, epochs) + 1,
+                             grace_period=1), "ASHA (hyperband)"
+    return None, None
+
+
+def run_grid(study: optuna.Study, config, cands: list[Candidate], run: RunFolder, *, log: Callable[[str], None] = print,
+             total: int, address: str | None = None, on_record: Callable[[], None] | None = None) -> pd.DataFrame:
+    """Run the grid's remaining pairs through Ray Tune, record them in ``study``; Tune's results as a DataFrame."""
+    from scaler.search import _dataset
+
+    pairs = pairs_to_run(study, len(cands), config.seeds)
+    data = _dataset(config.data, config.recipe.get("seed", 0))
+    recorder = _Recorder(study, cands, config.seeds, len(data.subset_indices(config.recipe.get("subset"))),
+                         log, total, len(pairs), on_record)
+    # Points known to fail (their candidate carries the reason) are recorded without a run.
+    for point, seed in [pr for pr in pairs if cands[pr[0]].reason]:
+        recorder.record(point, seed, {"failed": cands[point].reason})
+    pairs = [pr for pr in pairs if not cands[pr[0]].reason]
+    if not pairs:
+        return pd.DataFrame(columns=["point", "seed"])
+
+    cuda = str(config.device).startswith("cuda")
+    context = {
+        "job": {"baseline": config.baseline, "recipe": config.recipe, "data": config.data,
+                "seed": config.recipe.get("seed", 0), "device": "cuda" if cuda else config.device},
+        "multipliers": [list(c.coefficients.as_tuple()) for c in cands],
+        "cwd": os.getcwd(),
+        "home": None if address else os.environ.get("HOME"),
+    }
+    storage = (run.path / RAY_FOLDER / "results").resolve()
+    with ray_session(run, address):
+        from ray import tune
+
+        scheduler, stopped_by = _scheduler(config.pruner, config.recipe.get("epochs", 1))
+        trainable = tune.with_resources(tune.with_parameters(_trainable, context=context),
+                                        {"cpu": 1, "gpu": 1 if cuda else 0})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"pair": tune.grid_search([list(p) for p in pairs])},
+            # reuse_actors: one worker process runs trial after trial, keeping torch and the data loaded.
+            tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=True,
+                                        trial_dirname_creator=lambda t: "p{}-s{}".format(*t.config["pair"])),
+            run_config=tune.RunConfig(
+                name=f"search-{datetime.now():%Y%m%d-%H%M%S}", storage_path=str(storage), verbose=0,
+                callbacks=[_tune_callback(recorder, stopped_by)],
+            ),
+        )
+        frame = tuner.fit().get_dataframe()
+    if "config/pair" in frame:
+        frame.insert(0, "point", [p for p, _ in frame["config/pair"]])
+        frame.insert(1, "seed", [s for _, s in frame["config/pair"]])
+    return frame

@@ -1,0 +1,48 @@
+"""`scaler search --backend ray`: the same grid through Ray Tune, recorded into the same study.
+
+One search end to end through the CLI (a private local Ray on 127.0.0.1, all its files in the run
+folder), then the same command again, which must resume and run nothing.
+"""
+
+import json
+
+import optuna
+import pandas as pd
+
+from conftest import run_cli
+
+SMOKE = ["--preset", "smoke", "--data", "synthetic", "--no-family", "--no-report", "--device", "cpu"]
+
+
+def test_ray_search_end_to_end_and_resume(tmp_path):
+    out = tmp_path / "run"
+    args = ["search", "--baseline", "resnet18", "--budget", "2x", "--out", str(out), *SMOKE, "--backend", "ray"]
+    result = run_cli(*args, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "chosen: alpha=" in result.stdout and "[1/" in result.stdout
+
+    table = pd.read_csv(out / "trials.csv")
+    assert {"depth", "width", "resolution"} <= set(table.kind)
+    assert (table.state == "COMPLETE").all() and table.accuracy_mean.between(0, 1).all()
+    winner = json.loads((out / "coefficients.json").read_text())
+    best = table.sort_values("accuracy_mean").iloc[-1]
+    assert (winner["alpha"], winner["beta"], winner["gamma"]) == (best.alpha, best.beta, best.gamma)
+
+    # Recorded as the Optuna backend records a trial: params, distributions, value, epochs, attributes.
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert sorted((t.params["point"], t.params["seed"]) for t in trials) == [(p, 0) for p in range(len(table))]
+    for t in trials:
+        assert t.distributions["point"].choices == tuple(range(len(table)))
+        assert t.value == t.user_attrs["val_accuracies"][-1] == list(t.intermediate_values.values())[-1]
+        assert {"kind", "alpha", "macs", "seconds", "images_seen", "images_per_s", "params", "seed"} <= set(t.user_attrs)
+    assert optuna.samplers.GridSampler({"point": list(range(len(table))), "seed": [0]}).is_exhausted(study)
+
+    # Ray's temp folder (sockets, logs) and Tune's results stay inside the run folder.
+    assert list((out / "ray" / "tmp").glob("session_2*/sockets"))
+    assert list((out / "ray" / "results").glob("search-*/p0-s0"))
+    assert (out / "ray" / "home" / "ray_bootstrap_config.yaml").read_text().startswith("provider:")
+
+    again = run_cli(*args, timeout=300)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "0 to run" in again.stdout  # resumed, nothing retrained
