@@ -352,14 +352,14 @@ class _Objective:
         }
         accuracies: list[float] = []
 
-        def on_epoch(epoch: int, accuracy: float) -> None:
+        def on_epoch(epoch: int, accuracy: float) -> None:  # epochs count from 1
             accuracies.append(accuracy)
             trial.set_user_attr("val_accuracies", accuracies)
-            trial.set_user_attr("images_seen", (epoch + 1) * self.images_per_epoch)  # kept if pruned
+            trial.set_user_attr("images_seen", epoch * self.images_per_epoch)  # kept if pruned
             trial.report(accuracy, epoch)
-            self.log(f"{label}  epoch {epoch + 1}: val {accuracy:.1%}")
+            self.log(f"{label}  epoch {epoch}: val {accuracy:.1%}")
             if trial.should_prune():
-                trial.set_user_attr("reason", f"pruned at epoch {epoch + 1} (val {accuracy:.1%})")
+                trial.set_user_attr("reason", f"pruned at epoch {epoch} (val {accuracy:.1%})")
                 raise optuna.TrialPruned()
 
         from scaler.train import TrainingFailed
