@@ -8,13 +8,17 @@ STAMP := $(VENV)/.installed-stamp
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps animal-mnist==0.4
 	touch $(STAMP)
 
+# The main job: search resnet50's coefficients for twice its MACs on the built-in data.
 run: $(STAMP)
-	$(BIN)/scaler flops --baseline efficientnet_b0 --coefficients 1.2,1.1,1.15 --phi 1
+	$(BIN)/scaler search --baseline resnet50 --budget 2x
+
+# The same job at smoke size (about two minutes).
+smoke: $(STAMP)
+	$(BIN)/scaler search --baseline resnet50 --budget 2x --preset smoke --out runs/resnet50-2x-smoke
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
