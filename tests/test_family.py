@@ -109,6 +109,16 @@ def test_target_macs_adds_the_largest_member_that_fits():
     assert count_cost("efficientnet_b0", above.width, above.depth, above.input_size(224)).macs > 1.2e9
 
 
+def test_target_latency_solves_with_the_measured_time(monkeypatch):
+    import scaler.family
+
+    # a stand-in timer: 1 ms per 10 px of input side, so 25 ms fits up to 250 px
+    monkeypatch.setattr(scaler.family, "measure_latency", lambda model, px, device, batch_size=1, repeats=1: px / 10)
+    family = build_family("resnet18", coefficients=EFFNET, phis=[0], target_latency_ms=25, latency_runs=1, num_classes=10)
+    assert family.solved["phi_for_latency"] == pytest.approx(0.8)  # 224 * 1.15**0.8 = 250 px; 0.85 gives 252
+    assert family.members[-1].input_px <= 250 and family.members[-1].latency_ms <= 25
+
+
 def test_latency_is_measured_at_two_batch_sizes():
     family = build_family("resnet18", coefficients=EFFNET, phis=[-4], latency_runs=1, latency_batch=2, num_classes=10)
     member = family.members[0]
