@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator  # noqa: E402
 
 STYLE = {
     "font.size": 11,
@@ -59,6 +59,16 @@ def _si(value: float, _pos=None) -> str:
     return f"{value:.3g}"
 
 
+def _log_ticks(axis, lo: float, hi: float) -> None:
+    """Readable labels on a log axis: 1-2-5 steps over a wide range; the minor ticks too over a narrow one."""
+    axis.set_major_formatter(FuncFormatter(_si))
+    if hi / lo >= 5:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
+    else:  # under a few-fold a log axis may have no major tick inside
+        axis.set_minor_formatter(FuncFormatter(_si))
+
+
 def _clean(series: Series) -> tuple[list, list, list, list]:
     """The points of a series with a known x and y, sorted by x."""
     errs = series.yerr if series.yerr is not None else [None] * len(series.x)
@@ -88,10 +98,7 @@ def accuracy_vs_cost(series: Sequence[Series], x: str, path: str | Path, title: 
                 if lab:
                     ax.annotate(lab, (xv, 100 * yv), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(_si))
-        lo, hi = min(min(d[1]) for d in drawn), max(max(d[1]) for d in drawn)
-        # under about a decade a log axis has no major tick inside: label the minor ones too
-        ax.xaxis.set_minor_formatter(FuncFormatter(_si if hi / lo < 20 else (lambda v, p: "")))
+        _log_ticks(ax.xaxis, min(min(d[1]) for d in drawn), max(max(d[1]) for d in drawn))
         ax.set_xlabel(AXES.get(x, x))
         ax.set_ylabel("proxy accuracy (%, mean ± std over seeds)")
         ax.set_title(title)
@@ -111,17 +118,17 @@ def family_cost(families: Sequence[tuple[str, dict]], path: str | Path) -> Path 
         return None
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=FIGSIZE)
-        for label, members in rows:
+        for i, (label, members) in enumerate(rows):
             xs, ys = [m["params"] for m in members], [m["macs"] for m in members]
-            ax.plot(xs, ys, marker="o", label=label)
-            for m in members:
+            line, = ax.plot(xs, ys, marker="o", label=label)
+            for m in members:  # each family's labels on their own row, so equal members stay legible
                 ax.annotate(str(m.get("label", "")), (m["params"], m["macs"]), textcoords="offset points",
-                            xytext=(4, -10), fontsize=8)
+                            xytext=(5, -11 - 10 * i), fontsize=8, color=line.get_color())
         ax.set_xscale("log")
         ax.set_yscale("log")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(FuncFormatter(_si))
-            axis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
+        for axis, values in ((ax.xaxis, [m["params"] for _, ms in rows for m in ms]),
+                             (ax.yaxis, [m["macs"] for _, ms in rows for m in ms])):
+            _log_ticks(axis, min(values), max(values))
         ax.set_xlabel(AXES["params"])
         ax.set_ylabel("MACs (multiply-adds per image, log)")
         ax.set_title("Family members: compute against size")
