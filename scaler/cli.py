@@ -22,6 +22,8 @@ COMMANDS = {
     "flops": ("flops", "count params, multiply-adds, activations and latency of a (scaled) network"),
     "data": ("data", "list the data sources, or load one and show its classes and split"),
     "train": ("train", "train one (scaled) network with the proxy recipe: accuracy, time, images/s"),
+    "grid": ("grid", "show the coefficient grid for a budget with nominal and measured MACs ratios"),
+    "search": ("search", "search compound-scaling coefficients for a baseline under a budget"),
     "family": ("family", "scale a baseline into a family (phi = 0..N) with cost, latency and accuracy"),
     "compare": ("compare", "train depth/width/resolution/compound/dollar scalings at matched MACs"),
     "report": ("report", "write report.html and report.md (plots inline) for one or several runs"),

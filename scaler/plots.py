@@ -189,8 +189,12 @@ def optuna_plots(study, folder: str | Path, prefix: str = "") -> dict[str, Path 
         "history": (ovm.plot_optimization_history, "Optuna: optimisation history"),
         "importance": (ovm.plot_param_importances, "Optuna: parameter importances (fANOVA) for proxy accuracy"),
     }
+    from scaler.search import coefficient_view
+
+    coefficients = coefficient_view(study)  # importances over alpha, beta, gamma, not grid indices
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    varied = [k for k in {k for t in complete for k in t.params} if len({t.params.get(k) for t in complete}) > 1]
+    varied = [k for k in {k for t in coefficients.trials for k in t.params}
+              if len({t.params.get(k) for t in coefficients.trials}) > 1]
     for name, (fn, title) in plots.items():
         if not complete:
             out[name] = "no finished trial in the study yet"
@@ -201,7 +205,7 @@ def optuna_plots(study, folder: str | Path, prefix: str = "") -> dict[str, Path 
         try:
             with warnings.catch_warnings(), plt.rc_context(STYLE):
                 warnings.simplefilter("ignore")  # ExperimentalWarning for the matplotlib backend
-                ax = fn(study)
+                ax = fn(coefficients if name == "importance" else study)
                 ax = ax[0] if hasattr(ax, "__len__") else ax
                 fig = ax.figure
                 fig.set_size_inches(*FIGSIZE)

@@ -195,6 +195,25 @@ def choose_winner(table: pd.DataFrame, study: optuna.Study, config: SearchConfig
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in out.items()}
 
 
+def coefficient_view(study: optuna.Study) -> optuna.Study:
+    """An in-memory copy of the finished runs with alpha, beta, gamma as their parameters.
+
+    The search samples (point, seed) indices; Optuna's parameter-importance analysis is only
+    meaningful over the coefficients themselves, which each trial records as user attributes.
+    """
+    finished = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+                if all(k in t.user_attrs for k in ("alpha", "beta", "gamma"))]
+    view = optuna.create_study(direction="maximize")
+    names = ("alpha", "beta", "gamma")
+    bounds = {k: (min(t.user_attrs[k] for t in finished), max(t.user_attrs[k] for t in finished)) for k in names} if finished else {}
+    dists = {k: optuna.distributions.FloatDistribution(lo, hi if hi > lo else lo + 1e-9) for k, (lo, hi) in bounds.items()}
+    view.add_trials([
+        optuna.trial.create_trial(params={k: t.user_attrs[k] for k in names}, distributions=dists, value=t.value)
+        for t in finished
+    ])
+    return view
+
+
 def _accuracies_by_point(study: optuna.Study) -> dict[int, list[float]]:
     latest = {}
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):

@@ -53,6 +53,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fresh", action="store_true", help="delete the run folder's study and start over")
     parser.add_argument("--phi", default="0..3", help="family members to write at the end (default 0..3)")
     parser.add_argument("--no-family", action="store_true", help="do not write the family at the end")
+    parser.add_argument("--latency-runs", type=int, default=3, help="timed passes per family member; 0 skips latency (default 3)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
     add_device_argument(parser)
 
@@ -86,7 +87,7 @@ def run(args) -> int:
         from scaler.family import write_family
         from scaler.scaling import parse_phi_range
 
-        write_family(run_folder, phis=parse_phi_range(args.phi), device=config.device)
+        write_family(run_folder, phis=parse_phi_range(args.phi), device=config.device, latency_runs=args.latency_runs)
         print(f"family:  {run_folder.family_csv}")
     if not args.no_report:
         from scaler.report import write_report
