@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scaler.baselines import Baseline, get_baseline
-from scaler.data import Dataset, augment, load_dataset, resize_pad
+from scaler.data import DEFAULT_SOURCE, Dataset, augment, load_dataset, resize_pad
 from scaler.errors import UsageError
 from scaler.scaling import Multipliers, round_resolution
 
@@ -250,7 +250,8 @@ def train(
     """
     baseline = get_baseline(baseline)
     recipe = recipe or PRESETS["default"]
-    data = load_dataset(data) if data is None or isinstance(data, str) else data
+    if data is None or isinstance(data, str):
+        data = load_dataset(data or DEFAULT_SOURCE)
     seed = recipe.seed if seed is None else int(seed)
     device = torch.device(device)
     px = int(resolution_px)
