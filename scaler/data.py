@@ -44,7 +44,7 @@ from scaler.errors import UsageError
 DEFAULT_SOURCE = "animals"
 VAL_FRACTION = 0.2
 MAX_VAL = 5000  # validation images at most: enough to resolve 1-2 points, cheap to evaluate each epoch
-CACHED_RESOLUTIONS = 4  # resized copies kept per split (least recently used dropped first)
+CACHED_RESOLUTIONS = 3  # resized copies kept per split (least recently used dropped first; CIFAR-10 at 32 px is 0.6 GB each)
 IMAGEFOLDER_MAX_SIZE = 128  # user images are held square at min(median short side, this) pixels
 
 
