@@ -1,7 +1,6 @@
 """The search: grid arithmetic, the objective, and the CLI end to end as a user runs it."""
 
 import json
-import math
 import os
 import signal
 import sqlite3

@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-import torch
 from torch import nn
 
 from scaler.baselines import Baseline

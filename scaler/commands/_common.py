@@ -31,6 +31,56 @@ def add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--phi", type=float, default=1.0, help="compound exponent for --coefficients (default 1)")
 
 
+RECIPE_FLAGS = {  # flag -> (recipe field, type, help)
+    "--epochs": ("epochs", int, "passes over the training subset"),
+    "--batch-size": ("batch_size", int, "images per step"),
+    "--lr": ("lr", float, "peak learning rate (SGD) at --batch-size"),
+    "--momentum": ("momentum", float, "SGD momentum"),
+    "--weight-decay": ("weight_decay", float, "on conv and linear weights"),
+    "--warmup-epochs": ("warmup_epochs", float, "linear warm-up before the cosine decay"),
+    "--label-smoothing": ("label_smoothing", float, "cross-entropy label smoothing"),
+    "--subset": ("subset", str, "training images used, or 'all'"),
+    "--proxy-width": ("proxy_width", float, "proxy width: every width multiplier (from --coefficients or a search) is multiplied by it"),
+    "--proxy-resolution": ("proxy_resolution", int, "pixels at resolution multiplier 1"),
+    "--seed": ("seed", int, "seed of initialisation, batch order and augmentation"),
+}
+
+
+def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """--preset and one flag per recipe field; resolve them with :func:`resolve_recipe`."""
+    recipe = parser.add_argument_group("proxy recipe (defaults from --preset)")
+    recipe.add_argument("--preset", default="default", help="smoke, default or long (default: default)")
+    for flag, (_, kind, text) in RECIPE_FLAGS.items():
+        recipe.add_argument(flag, type=kind, help=text)
+    recipe.add_argument("--no-augment", action="store_true", help="no random crops or flips")
+
+
+def resolve_recipe(args):
+    """The --preset's recipe with the flags given on the command line applied."""
+    from scaler.train import get_recipe
+
+    recipe = get_recipe(args.preset)
+    changes = {}
+    for flag, (field, _, _) in RECIPE_FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is None:
+            continue
+        if field == "subset":
+            if value.lower() == "all":
+                value = None
+            else:
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise UsageError(f"--subset must be a number of images or 'all', got {value!r}") from None
+        changes[field] = value
+    if args.no_augment:
+        changes["augment"] = False
+    if "epochs" in changes and "warmup_epochs" not in changes:
+        changes["warmup_epochs"] = min(recipe.warmup_epochs, changes["epochs"])
+    return recipe.replace(**changes)
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (a GPU when present), cpu, cuda, cuda:N (default auto)")
 

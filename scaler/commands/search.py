@@ -19,17 +19,23 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+from pathlib import Path
 
 import pandas as pd
 
-from scaler.commands._common import add_baseline_argument, add_device_argument, resolve_device
-from scaler.errors import UsageError
+from scaler.commands._common import (
+    add_baseline_argument,
+    add_device_argument,
+    add_recipe_arguments,
+    resolve_device,
+    resolve_recipe,
+)
 from scaler.run_folder import RunFolder
 from scaler.scaling import format_macs, parse_budget
 from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
 
 # Seeds per grid point when --seeds is not given, by preset (see README: "Seeds and noise").
-DEFAULT_SEEDS = {"smoke": 1, "default": 2}
+DEFAULT_SEEDS = {"smoke": 1, "default": 3}
 
 
 def add_arguments(parser) -> None:
@@ -37,13 +43,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--budget", default="2x", help="a factor of the baseline's MACs (2x) or absolute MACs (1.2G); default 2x")
     parser.add_argument("--data", default="animals", help="data source (see `scaler data`); default animals")
     parser.add_argument("--space", help="search-space TOML file or built-in name (default search_spaces/compound.toml)")
-    parser.add_argument("--preset", default="default", help="proxy recipe preset: smoke or default (see `scaler train --help`)")
-    parser.add_argument("--seeds", type=int, help="proxy runs per grid point (default: 2; smoke: 1)")
-    parser.add_argument("--epochs", type=int, help="override the preset's epochs")
-    parser.add_argument("--subset", type=int, help="override the preset's training images")
-    parser.add_argument("--proxy-width", type=float, help="override the preset's proxy width")
-    parser.add_argument("--proxy-resolution", type=int, help="override the preset's proxy resolution (px)")
-    parser.add_argument("--seed", type=int, help="base seed (default 0)")
+    parser.add_argument("--seeds", type=int, help="proxy runs per grid point (default: 3; smoke: 1)")
     parser.add_argument("--pruner", default="none", choices=PRUNERS, help="cut hopeless runs early (default none)")
     parser.add_argument("--storage", help="SQLAlchemy URL for the study (default: SQLite in the run folder)")
     parser.add_argument("--backend", default="optuna", choices=BACKENDS,
@@ -55,6 +55,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-family", action="store_true", help="do not write the family at the end")
     parser.add_argument("--latency-runs", type=int, default=3, help="timed passes per family member; 0 skips latency (default 3)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    add_recipe_arguments(parser)
     add_device_argument(parser)
 
 
@@ -64,19 +65,14 @@ def default_run_name(baseline: str, budget: str) -> str:
 
 
 def run(args) -> int:
-    from scaler.train import get_recipe
-
-    recipe = get_recipe(args.preset)
-    overrides = {"epochs": args.epochs, "subset": args.subset, "proxy_width": args.proxy_width,
-                 "proxy_resolution": args.proxy_resolution, "seed": args.seed}
-    recipe = recipe.replace(**{k: v for k, v in overrides.items() if v is not None})
+    recipe = resolve_recipe(args)
     parse_budget(args.budget)  # a malformed budget fails before any work
     config = SearchConfig(
         baseline=args.baseline, budget=args.budget, space=args.space, data=args.data,
         recipe=dataclasses.asdict(recipe), seeds=args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(args.preset, 2),
         pruner=args.pruner, device=str(resolve_device(args.device)), storage=args.storage,
     )
-    run_folder = RunFolder(__import__("pathlib").Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))
+    run_folder = RunFolder(Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))
     result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True),
                         backend=args.backend, ray_address=args.ray_address)
     print_results(result)

@@ -17,23 +17,16 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from scaler.commands._common import add_baseline_argument, add_device_argument, add_json_argument, print_json, resolve_device
+from scaler.commands._common import (
+    add_baseline_argument,
+    add_device_argument,
+    add_json_argument,
+    add_recipe_arguments,
+    print_json,
+    resolve_device,
+    resolve_recipe,
+)
 from scaler.errors import UsageError
-
-RECIPE_FLAGS = {  # flag -> (recipe field, type, help)
-    "--epochs": ("epochs", int, "passes over the training subset"),
-    "--batch-size": ("batch_size", int, "images per step"),
-    "--lr": ("lr", float, "peak learning rate (SGD) at --batch-size"),
-    "--momentum": ("momentum", float, "SGD momentum"),
-    "--weight-decay": ("weight_decay", float, "on conv and linear weights"),
-    "--warmup-epochs": ("warmup_epochs", float, "linear warm-up before the cosine decay"),
-    "--label-smoothing": ("label_smoothing", float, "cross-entropy label smoothing"),
-    "--subset": ("subset", str, "training images used, or 'all'"),
-    "--proxy-width": ("proxy_width", float, "width factor applied to the multipliers of --coefficients"),
-    "--proxy-resolution": ("proxy_resolution", int, "pixels at resolution multiplier 1"),
-    "--seed": ("seed", int, "seed of initialisation, batch order and augmentation"),
-}
-
 
 def add_arguments(parser) -> None:
     add_baseline_argument(parser, required=False)
@@ -47,38 +40,9 @@ def add_arguments(parser) -> None:
     group.add_argument("--resolution", type=int, help="input pixels (default: the proxy resolution)")
     group.add_argument("--coefficients", help="alpha,beta,gamma, e.g. 1.2,1.1,1.15 (with --phi): proxy settings apply")
     group.add_argument("--phi", type=float, default=1.0, help="compound exponent for --coefficients (default 1)")
-    recipe = parser.add_argument_group("recipe (defaults from --preset)")
-    recipe.add_argument("--preset", default="default", help="smoke or default (default: default)")
-    for flag, (_, kind, text) in RECIPE_FLAGS.items():
-        recipe.add_argument(flag, type=kind, help=text)
-    recipe.add_argument("--no-augment", action="store_true", help="no random crops or flips")
+    add_recipe_arguments(parser)
     add_device_argument(parser)
     add_json_argument(parser)
-
-
-def resolve_recipe(args):
-    from scaler.train import get_recipe
-
-    recipe = get_recipe(args.preset)
-    changes = {}
-    for flag, (field, _, _) in RECIPE_FLAGS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"))
-        if value is None:
-            continue
-        if field == "subset":
-            if value.lower() == "all":
-                value = None
-            else:
-                try:
-                    value = int(value)
-                except ValueError:
-                    raise UsageError(f"--subset must be a number of images or 'all', got {value!r}") from None
-        changes[field] = value
-    if args.no_augment:
-        changes["augment"] = False
-    if "epochs" in changes and "warmup_epochs" not in changes:
-        changes["warmup_epochs"] = min(recipe.warmup_epochs, changes["epochs"])
-    return recipe.replace(**changes)
 
 
 def resolve_network(args, recipe) -> tuple[float, float, int]:
