@@ -124,6 +124,8 @@ def print_results(result) -> None:
                 print(f"margin over runner-up ({w['runner_up']['kind']}): {100 * w['margin']:+.2f} points; "
                       "with one seed per point seed noise cannot be judged (use --seeds 2 or more)")
         singles = result.table[(result.table.kind != "compound") & (result.table.state == "COMPLETE")]
-        if not singles.empty and w["kind"] == "compound":
+        if w["kind"] == "compound" and not singles.empty:
             print(f"compound scaling beat the best single dimension ({singles.sort_values('accuracy_mean').iloc[-1].kind}).")
+        elif w["kind"] != "compound":
+            print(f"a single dimension ({w['kind']}) won: no compound point beat it on this proxy.")
     print(f"\nrun folder: {result.run.path}  (trained {result.trained_now} run(s) in {result.seconds:.0f} s)")
