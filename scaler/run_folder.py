@@ -68,6 +68,17 @@ class RunFolder:
     def plots(self) -> Path:
         return self.path / "plots"
 
+    def clear(self) -> None:
+        """Delete the files a run owns (never anything else the folder may hold)."""
+        import shutil
+
+        for target in (self.config, self.storage_file, self.trials, self.coefficients, self.family_json,
+                       self.family_csv, self.compare, self.path / "compare.json", self.path / "report.html",
+                       self.path / "report.md"):
+            target.unlink(missing_ok=True)
+        for folder in (self.plots, self.path / "ray"):
+            shutil.rmtree(folder, ignore_errors=True)
+
     def create(self) -> RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         return self

@@ -12,7 +12,6 @@ import dataclasses
 import fcntl
 import functools
 import math
-import shutil
 import statistics
 import time
 import warnings
@@ -293,16 +292,16 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     cands = candidates(space, baseline, ratio)
     config = dataclasses.replace(config, space=space.path)
 
-    if fresh and run.path.exists():
-        if config.storage:
-            try:
-                optuna.delete_study(study_name=STUDY_NAME, storage=config.storage)
-            except KeyError:
-                pass
-        shutil.rmtree(run.path)
     run.create()
-    lock = _lock(run)
+    lock = _lock(run)  # before --fresh clears anything: another search may own the folder
     try:
+        if fresh:
+            if config.storage:
+                try:
+                    optuna.delete_study(study_name=STUDY_NAME, storage=config.storage)
+                except KeyError:
+                    pass
+            run.clear()
         resolved = _resolved_config(config, cands, data.describe())
         if run.config.exists():
             _check_same(run.read_json(run.config), resolved, run)

@@ -109,6 +109,12 @@ def test_search_end_to_end_smoke(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "0 to run" in again.stdout  # resumed, nothing retrained
 
+    (out / "notes.txt").write_text("mine")
+    fresh = run_cli("search", "--baseline", "resnet18", "--budget", "2x", "--out", str(out), *SMOKE, "--fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "0 done before" in fresh.stdout
+    assert (out / "notes.txt").read_text() == "mine"  # --fresh removes only what the run owns
+
 
 def _complete_trials(db) -> int:
     if not db.exists():
