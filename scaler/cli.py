@@ -37,7 +37,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = _Parser(prog="scaler", description="Compound scaling for convolutional networks.")
+    parser = _Parser(
+        prog="scaler", description="Compound scaling for convolutional networks.",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=18, width=100),
+    )
     parser.add_argument("--version", action="version", version=f"scaler {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     chosen = next((a for a in argv if not a.startswith("-")), None)
