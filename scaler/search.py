@@ -102,19 +102,30 @@ def _open_study(config: SearchConfig, run: RunFolder, n_points: int) -> optuna.S
 
 
 def _recover_interrupted(study: optuna.Study) -> int:
-    """Trials left RUNNING by a killed process: mark them failed and queue them again.
+    """Runs cut short by the last process — left RUNNING by a kill, or failed by Ctrl-C — queued again.
 
     Safe because the run folder's lock guarantees no other process works on this study.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
-    stale = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
-    for t in stale:
-        study._storage.set_trial_user_attr(t._trial_id, "reason", "interrupted; retried")
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+    trials = [t for t in study.get_trials(deepcopy=False) if "point" in t.params]
+    latest = {}
+    for t in trials:  # a pair's newest trial; older ones were retried already
+        latest[(t.params["point"], t.params["seed"])] = max(t.number, latest.get((t.params["point"], t.params["seed"]), -1))
+    cut = [
+        t for t in trials
+        if latest[(t.params["point"], t.params["seed"])] == t.number
+        and (t.state == optuna.trial.TrialState.RUNNING
+             or (t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted")))
+    ]
+    for t in cut:
+        if t.state == optuna.trial.TrialState.RUNNING:  # a finished trial's attributes are frozen
+            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+            study._storage.set_trial_user_attr(t._trial_id, "reason", "interrupted; retried")
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
         retry(study, study._storage.get_trial(t._trial_id))
-    return len(stale)
+    return len(cut)
 
 
 def _remaining(study: optuna.Study, n_points: int, seeds: int) -> int:
@@ -358,7 +369,7 @@ class _Objective:
         point = trial.suggest_categorical("point", list(range(len(self.cands))))
         seed = trial.suggest_categorical("seed", list(range(self.config.seeds)))
         cand = self.cands[point]
-        for key, value in cand.as_dict().items():
+        for key, value in {**cand.as_dict(), "interrupted": False}.items():  # a retry inherits the old attrs
             trial.set_user_attr(key, value)
         self.started += 1
         a, b, g = cand.coefficients.as_tuple()
@@ -389,6 +400,10 @@ class _Objective:
         except TrainingFailed as exc:
             trial.set_user_attr("reason", str(exc))
             self.log(f"{label}  FAILED: {exc}")
+            raise
+        except KeyboardInterrupt:  # Optuna records the run as failed; the next search retries it
+            trial.set_user_attr("interrupted", True)
+            trial.set_user_attr("reason", "interrupted")
             raise
         for key in ("seconds", "images_seen", "images_per_s", "params", "seed"):
             trial.set_user_attr(key, result[key])

@@ -126,15 +126,16 @@ def _complete_trials(db) -> int:
         return 0
 
 
-def test_kill_and_resume_loses_nothing(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_kill_and_resume_loses_nothing(tmp_path, sig):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "scaler", "search", "--baseline", "resnet18", "--out", str(out), *SMOKE]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while _complete_trials(out / "study.db") < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=60)
     done_before = _complete_trials(out / "study.db")
     assert done_before >= 2
 
