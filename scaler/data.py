@@ -480,6 +480,14 @@ def _torchvision_root(arg: str, folder_name: str) -> Path:
     return path
 
 
+def _both_splits(dataset_cls, root: Path, source: str, title: str, download: bool) -> list:
+    """torchvision's train and test sets from files on disk (merged later into our own split)."""
+    try:
+        return [dataset_cls(str(root), train=train, download=download) for train in (True, False)]
+    except RuntimeError as exc:
+        raise UsageError(f"{source}: no {title} files under {str(root)!r} ({exc}); pass --download to fetch them") from None
+
+
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -487,15 +495,7 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def _load_cifar10(arg: str, download: bool, seed: int) -> Dataset:
     from torchvision.datasets import CIFAR10
 
-    root = _torchvision_root(arg, "cifar-10-batches-py")
-    parts = []
-    for train in (True, False):
-        try:
-            parts.append(CIFAR10(str(root), train=train, download=download))
-        except RuntimeError as exc:
-            raise UsageError(
-                f"cifar10: no CIFAR-10 files under {str(root)!r} ({exc}); pass --download to fetch them"
-            ) from None
+    parts = _both_splits(CIFAR10, _torchvision_root(arg, "cifar-10-batches-py"), "cifar10", "CIFAR-10", download)
     images = torch.from_numpy(np.concatenate([p.data for p in parts])).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor(sum((list(p.targets) for p in parts), []), dtype=torch.int64)
     return Dataset("cifar10", arg, CIFAR10_CLASSES, images, labels, flip=True, seed=seed, licence="CIFAR-10 terms")
@@ -505,13 +505,7 @@ def _load_cifar10(arg: str, download: bool, seed: int) -> Dataset:
 def _load_mnist(arg: str, download: bool, seed: int) -> Dataset:
     from torchvision.datasets import MNIST
 
-    root = _torchvision_root(arg, "MNIST")
-    parts = []
-    for train in (True, False):
-        try:
-            parts.append(MNIST(str(root), train=train, download=download))
-        except RuntimeError as exc:
-            raise UsageError(f"mnist: no MNIST files under {str(root)!r} ({exc}); pass --download to fetch them") from None
+    parts = _both_splits(MNIST, _torchvision_root(arg, "MNIST"), "mnist", "MNIST", download)
     images = torch.cat([p.data for p in parts]).unsqueeze(1).to(torch.uint8)
     labels = torch.cat([p.targets for p in parts]).to(torch.int64)
     return Dataset("mnist", arg, [str(d) for d in range(10)], images, labels, flip=False, seed=seed,

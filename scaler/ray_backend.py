@@ -67,7 +67,7 @@ def _trainable(config: dict, context: dict) -> None:
     """One proxy run of the pair ``config["pair"]``; ``context`` is what all runs share."""
     from ray import tune
 
-    from scaler.search import evaluate_point
+    from scaler.search import RESULT_ATTRS, evaluate_point
     from scaler.train import TrainingFailed
 
     point, seed = config["pair"]
@@ -97,7 +97,7 @@ def _trainable(config: dict, context: dict) -> None:
         # the last epoch again: a scheduler insists on its metric in every result
         "epoch": epochs[-1] if epochs else 0, "val_accuracy": result["accuracy"],
         "accuracy": result["accuracy"], "val_epochs": epochs, "val_accuracies": accuracies,
-        **{k: result[k] for k in ("seconds", "images_seen", "images_per_s", "params", "resolution")},
+        **{k: result[k] for k in (*RESULT_ATTRS, "resolution")},
         "train_seed": result["seed"],  # "seed" in Tune's table is the pair's seed index, as in the study
     })
 
@@ -234,7 +234,9 @@ class _Recorder:
         value = None
         if error is None and "accuracy" in result:
             state, value = optuna.trial.TrialState.COMPLETE, result["accuracy"]
-            user_attrs.update({k: result[k] for k in ("seconds", "images_seen", "images_per_s", "params")})
+            from scaler.search import RESULT_ATTRS
+
+            user_attrs.update({k: result[k] for k in RESULT_ATTRS})
             user_attrs["seed"] = result["train_seed"]
             user_attrs["input_px_proxy"] = result.get("resolution")
         elif error is None and "failed" not in result and stopped_by:

@@ -31,6 +31,8 @@ from scaler.search_space import Candidate, candidates, load_space
 from scaler.stats import welch_margin
 
 PRUNERS = ("none", "median", "hyperband")
+# What a finished run records of train()'s result, whichever backend ran it.
+RESULT_ATTRS = ("seconds", "images_seen", "images_per_s", "params")
 BACKENDS = ("optuna", "ray")
 # Keys of config.json that define the study; a re-run must match them to resume.
 IDENTITY = ("baseline", "budget", "space", "data", "recipe", "seeds", "pruner", "candidates")
@@ -101,6 +103,18 @@ def _open_study(config: SearchConfig, run: RunFolder, n_points: int) -> optuna.S
     )
 
 
+def _latest_by_pair(trials) -> dict[tuple[int, int], optuna.trial.FrozenTrial]:
+    """The newest trial of each (point, seed) pair: a retry supersedes the run it repeats."""
+    latest: dict[tuple[int, int], optuna.trial.FrozenTrial] = {}
+    for t in trials:
+        if "point" not in t.params:
+            continue
+        key = (t.params["point"], t.params["seed"])
+        if key not in latest or t.number > latest[key].number:
+            latest[key] = t
+    return latest
+
+
 def _recover_interrupted(study: optuna.Study) -> int:
     """Runs cut short by the last process — left RUNNING by a kill, or failed by Ctrl-C — queued again.
 
@@ -109,15 +123,11 @@ def _recover_interrupted(study: optuna.Study) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
-    trials = [t for t in study.get_trials(deepcopy=False) if "point" in t.params]
-    latest = {}
-    for t in trials:  # a pair's newest trial; older ones were retried already
-        latest[(t.params["point"], t.params["seed"])] = max(t.number, latest.get((t.params["point"], t.params["seed"]), -1))
+    # WAITING trials count: a pair whose retry is already queued is not queued twice.
     cut = [
-        t for t in trials
-        if latest[(t.params["point"], t.params["seed"])] == t.number
-        and (t.state == optuna.trial.TrialState.RUNNING
-             or (t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted")))
+        t for t in _latest_by_pair(study.get_trials(deepcopy=False)).values()
+        if t.state == optuna.trial.TrialState.RUNNING
+        or (t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted"))
     ]
     for t in cut:
         if t.state == optuna.trial.TrialState.RUNNING:  # a finished trial's attributes are frozen
@@ -140,14 +150,7 @@ def _remaining(study: optuna.Study, n_points: int, seeds: int) -> int:
 
 def trials_table(study: optuna.Study, cands: list[Candidate]) -> pd.DataFrame:
     """One row per grid point: coefficients, multipliers, cost, accuracy mean/std over seeds, state."""
-    latest: dict[tuple[int, int], optuna.trial.FrozenTrial] = {}
-    for t in study.get_trials(deepcopy=False):
-        if "point" not in t.params or t.state == optuna.trial.TrialState.WAITING:
-            continue
-        key = (t.params["point"], t.params["seed"])
-        # A retried run replaces the interrupted one.
-        if key not in latest or t.number > latest[key].number:
-            latest[key] = t
+    latest = _latest_by_pair(t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING)
     rows = []
     for i, c in enumerate(cands):
         runs = [t for (p, _), t in sorted(latest.items()) if p == i]
@@ -225,12 +228,10 @@ def coefficient_view(study: optuna.Study) -> optuna.Study:
 
 
 def _accuracies_by_point(study: optuna.Study) -> dict[int, list[float]]:
-    latest = {}
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        latest[(t.params["point"], t.params["seed"])] = t.value
+    latest = _latest_by_pair(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     out: dict[int, list[float]] = {}
-    for (p, _), v in sorted(latest.items()):
-        out.setdefault(p, []).append(v)
+    for (p, _), t in sorted(latest.items()):
+        out.setdefault(p, []).append(t.value)
     return out
 
 
@@ -281,8 +282,6 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     ``backend``: ``optuna`` runs the trials in this process; ``ray`` runs them through Ray Tune
     (:mod:`scaler.ray_backend`; a local Ray, or the cluster at ``ray_address``) into the same study.
     """
-    from scaler.data import load_dataset
-
     if config.seeds < 1:
         raise UsageError(f"--seeds must be 1 or more, got {config.seeds}")
     if backend not in BACKENDS:
@@ -292,7 +291,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     baseline = get_baseline(config.baseline)
     budget = parse_budget(config.budget)
     space = load_space(config.space)
-    data = load_dataset(config.data, seed=config.recipe.get("seed", 0))
+    data = _dataset(config.data, config.recipe.get("seed", 0))  # the same object the runs train on
     reference = baseline.build(1.0, 1.0, data.num_classes)  # fails early, with the user's message
     del reference
     from scaler.cost import count_cost
@@ -405,7 +404,7 @@ class _Objective:
             trial.set_user_attr("interrupted", True)
             trial.set_user_attr("reason", "interrupted")
             raise
-        for key in ("seconds", "images_seen", "images_per_s", "params", "seed"):
+        for key in (*RESULT_ATTRS, "seed"):
             trial.set_user_attr(key, result[key])
         trial.set_user_attr("input_px_proxy", result.get("resolution"))
         if self.best is None or result["accuracy"] > self.best[0]:
