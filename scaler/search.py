@@ -118,7 +118,10 @@ def _latest_by_pair(trials) -> dict[tuple[int, int], optuna.trial.FrozenTrial]:
 def _recover_interrupted(study: optuna.Study) -> int:
     """Runs cut short by the last process — left RUNNING by a kill, or failed by Ctrl-C — queued again.
 
-    Safe because the run folder's lock guarantees no other process works on this study.
+    A failed run is final only when it carries the reason scaler recorded for a genuine training
+    failure; one failed by Optuna with no reason (Ctrl-C landing before the objective's handlers,
+    or a bug) is retried too. Safe because the run folder's lock guarantees no other process works
+    on this study.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -127,7 +130,7 @@ def _recover_interrupted(study: optuna.Study) -> int:
     cut = [
         t for t in _latest_by_pair(study.get_trials(deepcopy=False)).values()
         if t.state == optuna.trial.TrialState.RUNNING
-        or (t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("interrupted"))
+        or (t.state == optuna.trial.TrialState.FAIL and (t.user_attrs.get("interrupted") or not t.user_attrs.get("reason")))
     ]
     for t in cut:
         if t.state == optuna.trial.TrialState.RUNNING:  # a finished trial's attributes are frozen
@@ -368,7 +371,8 @@ class _Objective:
         point = trial.suggest_categorical("point", list(range(len(self.cands))))
         seed = trial.suggest_categorical("seed", list(range(self.config.seeds)))
         cand = self.cands[point]
-        for key, value in {**cand.as_dict(), "interrupted": False}.items():  # a retry inherits the old attrs
+        # A retry inherits the old run's attributes: clear the ones that mark it cut short.
+        for key, value in {**cand.as_dict(), "interrupted": False, "reason": ""}.items():
             trial.set_user_attr(key, value)
         self.started += 1
         a, b, g = cand.coefficients.as_tuple()

@@ -150,6 +150,30 @@ def test_kill_and_resume_loses_nothing(tmp_path, sig):
     assert (table.state == "COMPLETE").all() and len(complete) == len(table)
 
 
+def test_run_failed_outside_the_objective_is_retried_but_a_recorded_failure_is_not(tmp_path):
+    # Ctrl-C can land after Optuna opened a trial but before the objective's handlers run: Optuna
+    # then marks it FAIL with no reason. Only a failure scaler recorded (with its reason) is final.
+    out = tmp_path / "run"
+    first = run_cli("search", "--baseline", "resnet18", "--out", str(out), *SMOKE)
+    assert first.returncode == 0, first.stderr
+    storage = f"sqlite:///{out / 'study.db'}"
+    study = optuna.load_study(study_name="search", storage=storage)
+    dists = study.trials[0].distributions
+    for point, attrs in [(0, {}), (1, {"reason": "loss diverged"})]:
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.FAIL, params={"point": point, "seed": 0},
+            distributions=dists, user_attrs=attrs))
+
+    again = run_cli("search", "--baseline", "resnet18", "--out", str(out), *SMOKE)
+    assert again.returncode == 0, again.stderr
+    assert "1 to run (1 interrupted run(s) retried)" in again.stdout
+    latest = {}
+    for t in optuna.load_study(study_name="search", storage=storage).trials:
+        latest[t.params["point"], t.params["seed"]] = t.state
+    assert latest[0, 0] == optuna.trial.TrialState.COMPLETE
+    assert latest[1, 0] == optuna.trial.TrialState.FAIL
+
+
 FAILING_MODEL = '''
 import torch
 from torch import nn
