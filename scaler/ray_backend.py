@@ -172,23 +172,6 @@ def ray_session(run: RunFolder, address: str | None = None) -> Iterator[None]:
 # --- the driver --------------------------------------------------------------------------------------
 
 
-def pairs_to_run(study: optuna.Study, n_points: int, seeds: int) -> list[tuple[int, int]]:
-    """(point, seed) pairs with no finished trial in the study, or whose interrupted run waits for a retry."""
-    trials = study.get_trials(deepcopy=False)
-    done = {(t.params.get("point"), t.params.get("seed")) for t in trials if t.state.is_finished()}
-    waiting = {(t.params.get("point"), t.params.get("seed")) for t in trials if t.state == optuna.trial.TrialState.WAITING}
-    return [(p, s) for p in range(n_points) for s in range(seeds) if (p, s) not in done or (p, s) in waiting]
-
-
-def _grid_attrs(study: optuna.Study, point: int, seed: int) -> dict:
-    """The system attributes GridSampler gives a trial, so that it counts the pair as visited."""
-    sampler = study.sampler
-    if not isinstance(sampler, optuna.samplers.GridSampler):
-        return {}
-    # GridSampler keeps its (shuffled) grid and space privately; params are in sorted name order.
-    return {"search_space": sampler._search_space, "grid_id": sampler._all_grids.index((point, seed))}
-
-
 class _Recorder:
     """Turns finished Tune trials into Optuna trials, and logs progress as the Optuna backend does."""
 
@@ -253,7 +236,7 @@ class _Recorder:
                 "point": optuna.distributions.CategoricalDistribution(list(range(len(self.cands)))),
                 "seed": optuna.distributions.CategoricalDistribution(list(range(self.seeds))),
             },
-            user_attrs=user_attrs, system_attrs=_grid_attrs(self.study, point, seed),
+            user_attrs=user_attrs,
             intermediate_values=intermediate,
         )
         self._retire_waiting(point, seed)
@@ -330,7 +313,7 @@ def _scheduler(pruner: str, epochs: int):
 def run_grid(study: optuna.Study, config, cands: list[Candidate], run: RunFolder, *, log: Callable[[str], None] = print,
              total: int, address: str | None = None, on_record: Callable[[], None] | None = None) -> pd.DataFrame:
     """Run the grid's remaining pairs through Ray Tune, record them in ``study``; Tune's results as a DataFrame."""
-    from scaler.search import _dataset
+    from scaler.search import _dataset, pairs_to_run
 
     pairs = pairs_to_run(study, len(cands), config.seeds)
     data = _dataset(config.data, config.recipe.get("seed", 0))

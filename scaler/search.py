@@ -1,7 +1,10 @@
 """The compound-coefficient search: proxy-train every grid point at phi = 1, pick the best.
 
-Optuna drives it: a ``GridSampler`` over (point, seed) — one trial is one proxy training run, so a
-kill loses at most the run in flight — with an RDB storage in the run folder. The objective body is
+Optuna drives it: every (point, seed) pair still to run is queued as a trial with fixed params
+(``enqueue_trial``) — one trial is one proxy training run, so a kill loses at most the run in
+flight — with an RDB storage in the run folder. Queuing the pairs, rather than letting
+``GridSampler`` pick them, keeps "each pair runs once" true whatever recorded the earlier trials
+(GridSampler assumes trial *n* is its grid cell *n*, which runs recorded by Ray break). The objective body is
 :func:`evaluate_point`, a plain function from a job description (a dict) to results, with no
 hidden state, so another backend (Ray Tune, other machines) can run it unchanged.
 """
@@ -96,7 +99,8 @@ def _open_study(config: SearchConfig, run: RunFolder, n_points: int) -> optuna.S
         storage = optuna.storages.RDBStorage(url)
     except Exception as exc:  # a bad URL or an unreachable database
         raise UsageError(f"cannot open study storage {url!r}: {type(exc).__name__}: {exc}") from None
-    sampler = optuna.samplers.GridSampler({"point": list(range(n_points)), "seed": list(range(config.seeds))})
+    # Every trial is queued with its params fixed, so the sampler never samples; it is only named.
+    sampler = optuna.samplers.RandomSampler(seed=0)
     return optuna.create_study(
         study_name=STUDY_NAME, storage=storage, sampler=sampler, pruner=_pruner(config.pruner),
         direction="maximize", load_if_exists=True,
@@ -141,11 +145,24 @@ def _recover_interrupted(study: optuna.Study) -> int:
     return len(cut)
 
 
-def _remaining(study: optuna.Study, n_points: int, seeds: int) -> int:
-    done = {(t.params.get("point"), t.params.get("seed")) for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-    waiting = sum(t.state == optuna.trial.TrialState.WAITING for t in study.get_trials(deepcopy=False))
-    todo = sum((p, s) not in done for p in range(n_points) for s in range(seeds))
-    return todo + waiting
+def pairs_to_run(study: optuna.Study, n_points: int, seeds: int) -> list[tuple[int, int]]:
+    """(point, seed) pairs with no finished trial in the study, or whose interrupted run waits for a retry.
+
+    Seed-major, so every point has one result before any gets its second.
+    """
+    trials = study.get_trials(deepcopy=False)
+    done = {(t.params.get("point"), t.params.get("seed")) for t in trials if t.state.is_finished()}
+    waiting = {(t.params.get("point"), t.params.get("seed")) for t in trials if t.state == optuna.trial.TrialState.WAITING}
+    return [(p, s) for s in range(seeds) for p in range(n_points) if (p, s) not in done or (p, s) in waiting]
+
+
+def _queue(study: optuna.Study, pairs: list[tuple[int, int]]) -> None:
+    """Queue a trial for each pair that has none waiting (a retry may be queued already)."""
+    waiting = {(t.params.get("point"), t.params.get("seed"))
+               for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
+    for point, seed in pairs:
+        if (point, seed) not in waiting:
+            study.enqueue_trial({"point": point, "seed": seed})
 
 
 # --- results ---------------------------------------------------------------------------------------
@@ -322,7 +339,8 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
             run.write_json(run.config, resolved)
         study = _open_study(config, run, len(cands))
         recovered = _recover_interrupted(study)
-        remaining = _remaining(study, len(cands), config.seeds)
+        pairs = pairs_to_run(study, len(cands), config.seeds)
+        remaining = len(pairs)
         total = len(cands) * config.seeds
         log(f"search {baseline.name} at {config.budget} (x{ratio:.3g} MACs): {len(cands)} grid points x {config.seeds} "
             f"seed(s) = {total} proxy runs; {total - remaining} done before, {remaining} to run"
@@ -337,6 +355,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
             objective = _Objective(config, cands, log, total, remaining)
             from scaler.train import TrainingFailed
 
+            _queue(study, pairs)
             study.optimize(objective, n_trials=remaining, catch=(TrainingFailed,),
                            callbacks=[lambda s, t: run_write_trials(run, s, cands)])
         table = trials_table(study, cands)

@@ -174,6 +174,30 @@ def test_run_failed_outside_the_objective_is_retried_but_a_recorded_failure_is_n
     assert latest[1, 0] == optuna.trial.TrialState.FAIL
 
 
+def test_resume_runs_each_pair_once_whatever_recorded_the_earlier_runs(tmp_path):
+    # Runs recorded by the Ray backend carry no sampler bookkeeping; the resume must still run
+    # exactly the pairs that are missing (GridSampler would have re-run some and skipped others).
+    first = run_cli("search", "--baseline", "resnet18", "--out", str(tmp_path / "a"), *SMOKE)
+    assert first.returncode == 0, first.stderr
+    done = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'a' / 'study.db'}").trials
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
+    storage = f"sqlite:///{out / 'study.db'}"
+    study = optuna.create_study(study_name="search", storage=storage, direction="maximize")
+    for t in sorted(done, key=lambda t: t.params["point"])[-3:]:  # as the Ray backend records them
+        study.add_trial(optuna.trial.create_trial(
+            state=t.state, value=t.value, params=t.params, distributions=t.distributions,
+            user_attrs=t.user_attrs, intermediate_values=t.intermediate_values))
+
+    again = run_cli("search", "--baseline", "resnet18", "--out", str(out), *SMOKE)
+    assert again.returncode == 0, again.stderr
+    assert f"3 done before, {len(done) - 3} to run" in again.stdout
+    trials = optuna.load_study(study_name="search", storage=storage).trials
+    pairs = [(t.params["point"], t.params["seed"]) for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(pairs) == sorted((t.params["point"], t.params["seed"]) for t in done)
+
+
 FAILING_MODEL = '''
 import torch
 from torch import nn
