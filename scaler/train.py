@@ -63,9 +63,9 @@ class ProxyRecipe:
         proxy_width: every candidate's width multiplier is multiplied by this.
         proxy_resolution: input pixels at resolution multiplier 1.
         augment: random crop (padding of 1/8 of the side) and, where the data allows, flips.
-        zero_init_residual: start each residual block of torchvision's ResNets as the identity
-            (last batch-norm scale 0; Goyal et al. 2017, torchvision's ``zero_init_residual``): deep
-            narrow proxies then train at once instead of idling for epochs.
+        zero_init_residual: start each residual block of torchvision's ResNets, MobileNets and
+            EfficientNets as the identity (:func:`zero_init_residuals`): deep narrow proxies then
+            train at once instead of idling for epochs.
         seed: initialisation, batch order and augmentation.
     """
 
@@ -213,13 +213,24 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def zero_init_residuals(model: nn.Module) -> int:
-    """Zero the last batch-norm scale of every torchvision ResNet block; returns how many."""
-    from torchvision.models.resnet import BasicBlock, Bottleneck
+    """Start every residual block of torchvision's ResNets, MobileNets and EfficientNets as the identity.
 
+    Zeroes the scale of the last batch-norm on each block's residual branch (Goyal et al. 2017;
+    torchvision's ``zero_init_residual``, timm's ``zero_init_last``, pycls's ``zero_init_final_gamma``).
+    Returns how many blocks it changed; other models are left as built.
+    """
+    from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, resnet
+
+    inverted = (mobilenetv2.InvertedResidual, mobilenetv3.InvertedResidual, efficientnet.MBConv, efficientnet.FusedMBConv)
     count = 0
     for m in model.modules():
-        bn = m.bn3 if isinstance(m, Bottleneck) else m.bn2 if isinstance(m, BasicBlock) else None
-        if isinstance(bn, nn.BatchNorm2d) and bn.weight is not None:
+        if isinstance(m, (resnet.BasicBlock, resnet.Bottleneck)):
+            bn = m.bn3 if isinstance(m, resnet.Bottleneck) else m.bn2
+        elif isinstance(m, inverted) and m.use_res_connect:  # the projection's batch-norm ends the branch
+            bn = [x for x in m.modules() if isinstance(x, nn.BatchNorm2d)][-1]
+        else:
+            continue
+        if bn.weight is not None:
             nn.init.zeros_(bn.weight)
             count += 1
     return count

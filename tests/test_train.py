@@ -9,11 +9,15 @@ import math
 import pytest
 from torch import nn
 
-from scaler.baselines import Baseline
+import torch
+
+from scaler.baselines import Baseline, get_baseline
 from scaler.data import load_dataset
 from scaler.errors import UsageError
 from scaler.scaling import Multipliers
-from scaler.train import PRESETS, ProxyRecipe, TrainingFailed, TrainResult, lr_at, proxy_settings, train
+from scaler.train import (
+    PRESETS, ProxyRecipe, TrainingFailed, TrainResult, lr_at, proxy_settings, train, zero_init_residuals,
+)
 
 TINY = ProxyRecipe(epochs=2, batch_size=32, subset=96, warmup_epochs=0.5, proxy_width=0.125, proxy_resolution=16)
 DATA_SPEC = "synthetic:size=16,images=160,classes=4"
@@ -117,6 +121,26 @@ def test_out_of_memory_is_training_failed(data):
 
     with pytest.raises(TrainingFailed, match="out of memory"):
         train(_user(_OOMNet), 1.0, 1.0, 16, data=data, recipe=TINY)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"])
+def test_zero_init_makes_every_residual_block_the_identity(name):
+    torch.manual_seed(0)
+    model = get_baseline(name).build(0.25, 1.0, 10).eval()
+    resnet = name.startswith("resnet")
+    blocks = [m for m in model.modules()
+              if (resnet and type(m).__name__ in ("BasicBlock", "Bottleneck")) or getattr(m, "use_res_connect", False)]
+    seen = []
+    for m in blocks:
+        m.register_forward_hook(lambda m, args, out: seen.append((m, args[0], out)))
+    assert zero_init_residuals(model) == len(blocks) > 0
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    identity = [(m, x, out) for m, x, out in seen if getattr(m, "downsample", None) is None]  # no projection shortcut
+    assert identity
+    for block, x, out in identity:
+        expected = torch.relu(x) if resnet else x  # a ResNet block ends in a ReLU
+        assert torch.allclose(out, expected, atol=1e-6), type(block).__name__
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
