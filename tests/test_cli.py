@@ -75,3 +75,11 @@ def test_bad_input_is_one_line_and_status_2(cli, args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_negative_values_need_no_equals_sign(cli, tmp_path):
+    # argparse alone reads "--phi -1..1" as a missing value followed by an unknown option.
+    result = cli("family", "--baseline", "resnet18", "--coefficients", "1.2,1.1,1.15", "--phi", "-1..1",
+                 "--out", str(tmp_path), "--latency-runs", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [m["phi"] for m in json.loads(result.stdout)["members"]] == [-1, 0, 1]
