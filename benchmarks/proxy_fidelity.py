@@ -25,7 +25,8 @@ from pathlib import Path
 from scaler.cost import count_cost
 from scaler.data import load_dataset
 from scaler.scaling import Multipliers
-from scaler.train import PRESETS, TrainingFailed, proxy_settings, train
+from scaler.baselines import get_baseline
+from scaler.train import PRESETS, TrainingFailed, get_recipe, proxy_settings, train
 
 # (label, depth, width, resolution): about 2x the baseline's multiply-adds, nominally.
 VARIANTS = [
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/proxy_fidelity.jsonl")
     args = parser.parse_args(argv)
 
-    short = PRESETS[args.preset].replace(**parse_set(args.set))
+    short = get_recipe(args.preset, get_baseline(args.baseline)).replace(**parse_set(args.set))
     long = short.replace(epochs=int(round(short.epochs * args.factor)), warmup_epochs=short.warmup_epochs * args.factor)
     variants = VARIANTS if args.variants is None else [VARIANTS[int(i)] for i in args.variants.split(",")]
     data = load_dataset(args.data)

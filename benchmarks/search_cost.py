@@ -19,6 +19,7 @@ import pandas as pd
 
 from scaler.run_folder import RunFolder
 from scaler.search import SearchConfig, run_search
+from scaler.baselines import get_baseline
 from scaler.train import get_recipe
 
 
@@ -44,7 +45,7 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
-    recipe = dataclasses.asdict(get_recipe(args.preset))
+    recipe = dataclasses.asdict(get_recipe(args.preset, get_baseline(args.baseline)))
     rows, rankings = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for pruner in ("none", "median", "hyperband"):

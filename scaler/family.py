@@ -262,17 +262,17 @@ class ProxyTrainer:
         self.device = resolve_device(device)
         if spec.preset not in train_mod.PRESETS:
             raise UsageError(f"unknown preset {spec.preset!r}; known: {', '.join(sorted(train_mod.PRESETS))}")
-        self.recipe = _make_recipe(train_mod, spec)
         self.dataset = data_mod.load_dataset(spec.data)
 
     def accuracy(self, baseline: Baseline, multipliers: Multipliers, on_epoch: Callable | None = None) -> dict:
         """Proxy accuracy (0..1) over the seeds: mean, sample std, count, seconds; failures recorded."""
-        width, depth, px = self.train_mod.proxy_settings(multipliers, self.recipe)
+        recipe = _make_recipe(self.train_mod, self.spec, baseline)
+        width, depth, px = self.train_mod.proxy_settings(multipliers, recipe)
         accuracies, seconds, failure = [], 0.0, None
         for i in range(self.spec.seeds):
             try:
                 result = self.train_mod.train(
-                    baseline, width, depth, px, data=self.dataset, recipe=self.recipe,
+                    baseline, width, depth, px, data=self.dataset, recipe=recipe,
                     device=self.device, on_epoch=on_epoch, seed=self.spec.seed + i,
                 )
             except self.train_mod.TrainingFailed as exc:
@@ -283,10 +283,10 @@ class ProxyTrainer:
         return summarize(accuracies) | {"train_seconds": seconds, "train_failure": failure}
 
 
-def _make_recipe(train_mod, spec: ProxyTraining):
+def _make_recipe(train_mod, spec: ProxyTraining, baseline: Baseline):
     import dataclasses
 
-    recipe = train_mod.PRESETS[spec.preset]
+    recipe = train_mod.get_recipe(spec.preset, baseline)
     if spec.recipe:  # a run's recorded recipe: its fields override the preset's; other keys are labels
         names = {f.name for f in dataclasses.fields(recipe)}
         recipe = dataclasses.replace(recipe, **{k: v for k, v in spec.recipe.items() if k in names})

@@ -16,7 +16,16 @@ from scaler.data import load_dataset
 from scaler.errors import UsageError
 from scaler.scaling import Multipliers
 from scaler.train import (
-    PRESETS, ProxyRecipe, TrainingFailed, TrainResult, lr_at, proxy_settings, train, zero_init_residuals,
+    PRESETS,
+    ProxyRecipe,
+    TrainingFailed,
+    TrainResult,
+    get_recipe,
+    init_classifier,
+    lr_at,
+    proxy_settings,
+    train,
+    zero_init_residuals,
 )
 
 TINY = ProxyRecipe(epochs=2, batch_size=32, subset=96, warmup_epochs=0.5, proxy_width=0.125, proxy_resolution=16)
@@ -141,6 +150,27 @@ def test_zero_init_makes_every_residual_block_the_identity(name):
     for block, x, out in identity:
         expected = torch.relu(x) if resnet else x  # a ResNet block ends in a ReLU
         assert torch.allclose(out, expected, atol=1e-6), type(block).__name__
+
+
+def test_classifier_starts_small():
+    torch.manual_seed(0)
+    model = get_baseline("efficientnet_b0").build(0.25, 1.0, 10)
+    head = init_classifier(model, 0.01)
+    assert head is model.classifier[-1] and head.out_features == 10
+    assert 0.008 < head.weight.std().item() < 0.012 and not head.bias.any()
+    assert init_classifier(nn.Sequential(nn.Conv2d(3, 4, 1)), 0.01) is None  # no Linear: left as built
+
+
+def test_baseline_recipe_fields_sit_between_preset_and_flags():
+    from scaler.cli import build_parser
+    from scaler.commands._common import resolve_recipe
+
+    assert get_recipe("default", get_baseline("resnet50")) == PRESETS["default"]
+    mv2 = get_recipe("default", get_baseline("mobilenet_v2"))
+    assert (mv2.lr, mv2.weight_decay, mv2.epochs) == (0.05, 5e-5, PRESETS["default"].epochs)
+    argv = ["train", "--baseline", "mobilenet_v2", "--lr", "0.2"]
+    recipe = resolve_recipe(build_parser(argv).parse_args(argv))
+    assert (recipe.lr, recipe.weight_decay) == (0.2, 5e-5)
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():

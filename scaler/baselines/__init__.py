@@ -51,6 +51,9 @@ class Baseline:
     # builder would make, derived from its description without building it (scaler.complexity).
     # Set by the built-in builders; scaler.cost.count_cost uses it instead of a trace.
     complexity_fn: Callable[[float, float, int, int], Complexity] | None = field(default=None, repr=False)
+    # Proxy-recipe fields this family trains better with (scaler.train.ProxyRecipe names), applied
+    # over the preset and under the user's flags, as timm keeps a default config per model.
+    proxy_recipe: dict = field(default_factory=dict)
 
     def build(self, width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000) -> nn.Module:
         """Build the network; a user builder that raises or returns no module is a UsageError."""

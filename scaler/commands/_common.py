@@ -56,10 +56,11 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_recipe(args):
-    """The --preset's recipe with the flags given on the command line applied."""
+    """The --preset's recipe, with the baseline's own recipe fields, then the command line's flags, applied."""
+    from scaler.baselines import get_baseline
     from scaler.train import get_recipe
 
-    recipe = get_recipe(args.preset)
+    recipe = get_recipe(args.preset, get_baseline(args.baseline))
     changes = {}
     for flag, (field, _, _) in RECIPE_FLAGS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
