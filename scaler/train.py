@@ -66,10 +66,11 @@ class ProxyRecipe:
         zero_init_residual: start each residual block of torchvision's ResNets, MobileNets and
             EfficientNets as the identity (:func:`zero_init_residuals`): deep narrow proxies then
             train at once instead of idling for epochs.
-        head_init_std: the classifier (the model's last ``nn.Linear``) starts from N(0, std²) with
-            zero bias, as pycls's ``fc_init_std``; None keeps the builder's. torchvision's
-            EfficientNet draws it from ±1/sqrt(classes), meant for 1,000 classes: with 10 its
-            proxy starts at loss 3.6 and its accuracy swung 13 points between seeds.
+        head_init_std: when set, the classifier (the model's last ``nn.Linear``) starts from
+            N(0, std²) with zero bias, as pycls's ``fc_init_std``; None keeps the builder's.
+            EfficientNets set it (``Baseline.proxy_recipe``): torchvision draws their classifier
+            from ±1/sqrt(classes), meant for 1,000 classes; with 10 the proxy starts at loss 3.6
+            and its accuracy swung 13 points between seeds.
         seed: initialisation, batch order and augmentation.
     """
 
@@ -86,7 +87,7 @@ class ProxyRecipe:
     proxy_resolution: int = 24
     augment: bool = True
     zero_init_residual: bool = True
-    head_init_std: float | None = 0.01
+    head_init_std: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:

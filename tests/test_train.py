@@ -168,6 +168,7 @@ def test_baseline_recipe_fields_sit_between_preset_and_flags():
     assert get_recipe("default", get_baseline("resnet50")) == PRESETS["default"]
     mv2 = get_recipe("default", get_baseline("mobilenet_v2"))
     assert (mv2.lr, mv2.weight_decay, mv2.epochs) == (0.05, 5e-5, PRESETS["default"].epochs)
+    assert get_recipe("default", get_baseline("efficientnet_b0")).head_init_std == 0.01
     argv = ["train", "--baseline", "mobilenet_v2", "--lr", "0.2"]
     recipe = resolve_recipe(build_parser(argv).parse_args(argv))
     assert (recipe.lr, recipe.weight_decay) == (0.2, 5e-5)

@@ -133,8 +133,10 @@ def baseline_from_spec(spec: dict, source: str = "built-in") -> Baseline:
     def complexity_fn(width_mult: float, depth_mult: float, resolution: int, num_classes: int) -> Complexity:
         return complexity(scale(spec, width_mult, depth_mult), resolution, num_classes)
 
+    # torchvision's EfficientNet classifier init is sized for 1,000 classes; proxies start it small.
     return Baseline(
-        spec["name"], build_fn, spec["resolution"], stages_fn, spec["description"], source, complexity_fn=complexity_fn
+        spec["name"], build_fn, spec["resolution"], stages_fn, spec["description"], source,
+        complexity_fn=complexity_fn, proxy_recipe={"head_init_std": 0.01},
     )
 
 
