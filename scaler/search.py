@@ -287,6 +287,11 @@ def _resolved_config(config: SearchConfig, cands: list[Candidate], data_descript
 
 
 def _check_same(previous: dict, current: dict, run: RunFolder) -> None:
+    from scaler.train import ProxyRecipe
+
+    # A recipe field added since the run began means what its default means: such a run still resumes.
+    defaults = {f.name: f.default for f in dataclasses.fields(ProxyRecipe)}
+    previous = {**previous, "recipe": {**defaults, **previous["recipe"]}} if isinstance(previous.get("recipe"), dict) else previous
     differs = [k for k in IDENTITY if previous.get(k) != current.get(k)]
     if differs:
         raise UsageError(

@@ -105,6 +105,8 @@ def test_search_end_to_end_smoke(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["recipe"]["epochs"] >= 1 and config["data"]["fingerprint"]
 
+    del config["recipe"]["head_init_std"]  # as a run begun before that recipe field existed
+    (out / "config.json").write_text(json.dumps(config))
     again = run_cli("search", "--baseline", "resnet18", "--budget", "2x", "--out", str(out), *SMOKE)
     assert again.returncode == 0, again.stderr
     assert "0 to run" in again.stdout  # resumed, nothing retrained
