@@ -48,7 +48,7 @@ RECIPE_FLAGS = {  # flag -> (recipe field, type, help)
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """--preset and one flag per recipe field; resolve them with :func:`resolve_recipe`."""
-    recipe = parser.add_argument_group("proxy recipe (defaults from --preset)")
+    recipe = parser.add_argument_group("proxy recipe (defaults: --preset, then the baseline's own fields, e.g. mobilenet_v2 lr 0.05)")
     recipe.add_argument("--preset", default="default", help="smoke, default or long (default: default)")
     for flag, (_, kind, text) in RECIPE_FLAGS.items():
         recipe.add_argument(flag, type=kind, help=text)

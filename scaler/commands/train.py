@@ -3,7 +3,8 @@
 --width, --depth and --resolution give the network as trained (the proxy width is NOT applied
 to them); without them the network is the baseline at the recipe's proxy width and proxy
 resolution. --coefficients with --phi gives multipliers, to which the proxy width and resolution
-apply as in a search. Recipe flags override the chosen --preset (smoke or default).
+apply as in a search. Recipe flags override the chosen --preset (smoke, default or long) and the
+baseline's own recipe fields.
 
 examples:
   scaler train --baseline resnet18 --width 0.5 --resolution 24 --epochs 5 --batch-size 128
