@@ -1,7 +1,8 @@
 """List the built-in baselines with their base resolution, parameters and multiply-adds.
 
 MACs are multiply-adds of convolutions and linear layers at the base resolution, the
-EfficientNet paper's "FLOPS".
+EfficientNet paper's "FLOPS". "proxy recipe" names the fields a baseline sets over the preset
+when a search or `scaler train` proxy-trains it (the command line's flags override them).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def run(args) -> int:
                 "params": cost.params,
                 "macs": cost.macs,
                 "description": baseline.description,
+                "proxy_recipe": dict(baseline.proxy_recipe),
             }
         )
     if args.json:
@@ -38,5 +40,10 @@ def run(args) -> int:
     frame = pd.DataFrame(rows)
     frame["params"] = frame["params"].map("{:,}".format)
     frame["macs"] = frame["macs"].map(format_macs)
-    print_table(frame.rename(columns={"resolution": "base px", "macs": "MACs (multiply-adds)"}))
+    frame["proxy_recipe"] = frame["proxy_recipe"].map(_recipe_text)
+    print_table(frame.rename(columns={"resolution": "base px", "macs": "MACs (multiply-adds)", "proxy_recipe": "proxy recipe"}))
     return 0
+
+
+def _recipe_text(fields: dict) -> str:
+    return " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items()) or "-"
