@@ -7,6 +7,7 @@ from torch import nn
 
 from scaler.baselines import Baseline, builtin_dir, get_baseline, list_baselines, register
 from scaler.errors import UsageError
+from scaler.train import get_recipe
 
 BUILTINS = list_baselines()
 
@@ -63,6 +64,12 @@ def build(width_mult, depth_mult, num_classes):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
 
 build.resolution = 32
+build.proxy_recipe = {"lr": 0.05}
+
+def bad_recipe(width_mult, depth_mult, num_classes):
+    return build(width_mult, depth_mult, num_classes)
+
+bad_recipe.proxy_recipe = {"learning_rate": 0.05}
 
 def not_a_module(width_mult, depth_mult, num_classes):
     return 42
@@ -84,6 +91,9 @@ def test_user_function(user_module):
     b = get_baseline(f"{user_module}:build")
     assert b.resolution == 32 and b.source == "user"
     assert isinstance(b.build(1.0, 1.0, 5), nn.Module)
+    assert get_recipe("default", b).lr == 0.05  # its own recipe field
+    with pytest.raises(UsageError, match="bad proxy_recipe"):
+        get_recipe("default", get_baseline(f"{user_module}:bad_recipe"))
 
 
 def test_user_function_errors(user_module):
@@ -104,7 +114,7 @@ def test_stage_list_json(tmp_path):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(spec))
     b = get_baseline(str(path))
-    assert b.name == "tiny_mbconv"
+    assert b.name == "tiny_mbconv" and b.proxy_recipe == {"head_init_std": 0.01}
     out = b.build(1.0, 1.0, 7)(torch.randn(1, 3, 32, 32))
     assert out.shape == (1, 7)
 

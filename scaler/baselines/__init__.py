@@ -131,7 +131,11 @@ def _load_user_function(spec: str) -> Baseline:
     if not callable(fn):
         raise UsageError(f"module {module_name!r} has no function {attr!r} for baseline {spec!r}")
     resolution = getattr(fn, "resolution", 224)
-    return Baseline(name=spec, build_fn=fn, resolution=int(resolution), description=(fn.__doc__ or "").strip().split("\n")[0], source="user")
+    proxy_recipe = getattr(fn, "proxy_recipe", {})
+    if not isinstance(proxy_recipe, dict):
+        raise UsageError(f"{spec}.proxy_recipe must be a dict of recipe fields, got {type(proxy_recipe).__name__}")
+    return Baseline(name=spec, build_fn=fn, resolution=int(resolution), description=(fn.__doc__ or "").strip().split("\n")[0],
+                    source="user", proxy_recipe=dict(proxy_recipe))
 
 
 def builtin_dir() -> Path:
