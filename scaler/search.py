@@ -321,10 +321,11 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     del reference
     from scaler.cost import count_cost
 
-    ratio = budget.target_ratio(count_cost(baseline).macs)
+    reference_cost = count_cost(baseline)
+    ratio = budget.target_ratio(reference_cost.macs)
     if ratio <= 1.0:
         raise UsageError(f"budget {config.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
-    cands = candidates(space, baseline, ratio)
+    cands = candidates(space, baseline, ratio, reference=reference_cost)
     config = dataclasses.replace(config, space=space.path)
 
     run.create()

@@ -138,11 +138,16 @@ def _single_kind(c: Coefficients) -> str | None:
     return grown[0] if len(grown) == 1 else None
 
 
-def candidates(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classes: int = 1000) -> list[Candidate]:
-    """Cost every grid point on the real network and keep those within tolerance of the budget."""
+def candidates(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classes: int = 1000,
+               reference=None) -> list[Candidate]:
+    """Cost every grid point on the real network and keep those within tolerance of the budget.
+
+    ``reference``: the baseline's cost at (1, 1) and ``num_classes``, when the caller has it already
+    (a user model is traced, which takes seconds).
+    """
     from scaler.cost import count_cost
 
-    reference = count_cost(baseline, num_classes=num_classes)
+    reference = reference or count_cost(baseline, num_classes=num_classes)
     kept = []
     for kind, c in share_points(space, budget_ratio):
         m = c.multipliers(1.0)
