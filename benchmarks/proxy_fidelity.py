@@ -26,7 +26,9 @@ from scaler.cost import count_cost
 from scaler.data import load_dataset
 from scaler.scaling import Multipliers
 from scaler.baselines import get_baseline
-from scaler.train import PRESETS, TrainingFailed, get_recipe, proxy_settings, train
+from scaler.recipe import PRESETS, proxy_settings
+from scaler.recipe import resolve_recipe as get_recipe
+from scaler.train import TrainingFailed, train
 
 # (label, depth, width, resolution): about 2x the baseline's multiply-adds, nominally.
 VARIANTS = [
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in out.read_text().splitlines():
             row = json.loads(line)
             done[(row["key"])] = row
-    base_macs = count_cost(args.baseline, *proxy_settings(Multipliers(), short)[:2], proxy_settings(Multipliers(), short)[2]).macs
+    base_macs = count_cost(args.baseline, **dict(zip(("width", "depth", "resolution"), proxy_settings(Multipliers(), short)))).macs
 
     plans = [("short", short, args.seeds)]
     if not args.short_only:
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, d, w, r in variants:
         m = Multipliers(depth=d, width=w, resolution=r)
         width, depth, px = proxy_settings(m, short)
-        macs = count_cost(args.baseline, width, depth, px).macs
+        macs = count_cost(args.baseline, width=width, depth=depth, resolution=px).macs
         row = {"variant": label, "d": d, "w": w, "r": r, "px": px, "macs_ratio": macs / base_macs}
         for name, recipe, seeds in plans:
             accs, speeds, secs = [], [], []
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                 if key not in done:
                     started = time.strftime("%H:%M:%S")
                     try:
-                        res = train(args.baseline, width, depth, px, data=data, recipe=recipe, seed=seed)
+                        res = train(args.baseline, width=width, depth=depth, resolution_px=px, data=data, recipe=recipe, seed=seed)
                         rec = {"key": key, "accuracy": res.accuracy, "images_per_s": res.images_per_s,
                                "seconds": res.seconds, "curve": res.val_accuracies}
                     except TrainingFailed as exc:

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.data import load_dataset
-from scaler.train import PRESETS, set_threads, train
+from scaler.recipe import PRESETS
+from scaler.train import set_threads, train
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -42,7 +43,7 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
 def hand_loop(name: str, width: float, px: int, num_classes: int, batch: int, steps: int, recipe) -> float:
     """Images/s of the plainest loop: fixed batch, channels_last, SGD Nesterov, label smoothing."""
     torch.manual_seed(0)
-    model = get_baseline(name).build(width, 1.0, num_classes).to(memory_format=torch.channels_last).train()
+    model = get_baseline(name).build(width=width, num_classes=num_classes).to(memory_format=torch.channels_last).train()
     x = torch.randn(batch, 3, px, px).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, num_classes, (batch,))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=recipe.momentum, nesterov=True, weight_decay=recipe.weight_decay)
@@ -57,7 +58,7 @@ def hand_loop(name: str, width: float, px: int, num_classes: int, batch: int, st
 
 def harness(name: str, width: float, px: int, data, steps: int, recipe) -> float:
     r = recipe.replace(epochs=1, subset=steps * recipe.batch_size, warmup_epochs=0.1, lr=0.01)
-    return train(name, width, 1.0, px, data=data, recipe=r).images_per_s
+    return train(name, width=width, depth=1.0, resolution_px=px, data=data, recipe=r).images_per_s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':<16} {'MACs/img':>9} {'hand img/s':>11} {'harness img/s':>14} {'harness/hand':>13} "
           f"{'GFLOP/s':>8} {'% of matmul':>12}")
     for name in args.models.split(","):
-        macs = count_cost(name, width, 1.0, px, num_classes=data.num_classes).macs
+        macs = count_cost(name, width=width, resolution=px, num_classes=data.num_classes).macs
         # Warm both paths once (oneDNN builds its kernels per shape on first use).
         harness(name, width, px, data, 2, recipe)
         hand_loop(name, width, px, data.num_classes, batch, 1, recipe)

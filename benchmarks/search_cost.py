@@ -20,7 +20,7 @@ import pandas as pd
 from scaler.run_folder import RunFolder
 from scaler.search import SearchConfig, run_search
 from scaler.baselines import get_baseline
-from scaler.train import get_recipe
+from scaler.recipe import resolve_recipe as get_recipe
 
 
 def images_seen(run: RunFolder) -> int:

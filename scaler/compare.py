@@ -18,6 +18,7 @@ recipe and seeds.
 Example::
 
     from scaler.compare import compare
+    from scaler.proxy import ProxyTraining
     frame = compare("mobilenet_v2", budgets=["2x", "4x"], training=ProxyTraining(preset="smoke"))
 """
 
@@ -34,7 +35,9 @@ import torch
 from scaler.baselines import Baseline, get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
-from scaler.family import ProxyTraining, ProxyTrainer, resolve_device
+from scaler.files import write_csv
+from scaler.devices import resolve_device
+from scaler.proxy import ProxyTrainer, ProxyTraining
 from scaler.run_folder import RunFolder
 from scaler.scaling import Budget, Coefficients, Multipliers, parse_budget
 
@@ -133,7 +136,7 @@ def match_macs(baseline: Baseline, strategy: Strategy, target_ratio: float, base
     for _ in range(MATCH_ITERATIONS):
         m = strategy.multipliers(factor)
         px = m.input_size(baseline.resolution)
-        cost = count_cost(baseline, m.width, m.depth, px, num_classes)
+        cost = count_cost(baseline, width=m.width, depth=m.depth, resolution=px, num_classes=num_classes)
         ratio = cost.macs / base_macs
         candidate = Matched(m, px, factor, cost.macs, cost.params, cost.activations, ratio)
         if best is None or abs(math.log(ratio / target_ratio)) < abs(math.log(best.macs_ratio / target_ratio)):
@@ -191,7 +194,7 @@ def compare(
         }
         if trainer is not None:
             # the proxy trains at the measured resolution (after rounding), not the unrounded one
-            result = trainer.accuracy(b, Multipliers(m.depth, m.width, matched.input_px / b.resolution))
+            result = trainer.accuracy(b, Multipliers(width=m.width, depth=m.depth, resolution=matched.input_px / b.resolution))
             row.update(accuracy_mean=result["accuracy_mean"], accuracy_std=result["accuracy_std"],
                        accuracy_n=result["accuracy_n"], seconds=result["train_seconds"], failure=result["train_failure"])
         rows.append(row)
@@ -205,9 +208,7 @@ def write_compare(frame: pd.DataFrame, out: str | Path, settings: dict) -> dict[
     from scaler import plots
 
     folder = RunFolder(Path(out)).create()
-    tmp = folder.compare.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(folder.compare)
+    write_csv(frame, folder.compare)
     settings_path = folder.path / "compare.json"
     folder.write_json(settings_path, settings)
     written = {"csv": folder.compare, "settings": settings_path}

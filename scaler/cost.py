@@ -2,7 +2,7 @@
 
 Units. ``macs`` are multiply-adds of convolutions and linear layers (matmul-like operators
 included), plus one add per output element where a layer has a bias: what the EfficientNet paper
-and pycls call "FLOPS" (efficientnet_b0 at 224 px: 385,825,092). ``fvcore_macs`` is fvcore's own
+and pycls call "FLOPS" (efficientnet_b0 at 224 px: 385,825,092). ``fvcore_total`` is fvcore's own
 total: the same multiply-adds without bias adds, plus normalization, pooling and upsampling. torch's
 ``FlopCounterMode`` counts 2 per multiply-add; we halve it. ``activations`` are output elements
 of convolutions and linear layers (pycls's definition).
@@ -59,7 +59,7 @@ class Cost:
     """What one network at one input size costs."""
 
     macs: int
-    fvcore_macs: int
+    fvcore_total: int  # fvcore's total: no bias adds, plus normalization and pooling
     params: int
     activations: int
     resolution: int
@@ -155,7 +155,7 @@ def _count_traced(model: nn.Module, x: torch.Tensor, per_module_depth: int) -> C
                 )
     return Cost(
         macs=int(totals.get("macs", 0) + totals.get("bias", 0)),
-        fvcore_macs=int(totals.get("macs", 0) + totals.get("other", 0)),
+        fvcore_total=int(totals.get("macs", 0) + totals.get("other", 0)),
         params=count_params(model),
         activations=int(totals.get("activations", 0)),
         resolution=x.shape[-1],
@@ -184,7 +184,7 @@ def _count_dispatched(model: nn.Module, x: torch.Tensor) -> Cost:
     flops = counter.get_total_flops()  # 2 per multiply-add
     return Cost(
         macs=flops // 2,
-        fvcore_macs=flops // 2,  # the dispatch counter sees no normalization or pooling cost
+        fvcore_total=flops // 2,  # the dispatch counter sees no normalization or pooling cost
         params=count_params(model),
         activations=acts,
         resolution=x.shape[-1],
@@ -194,6 +194,7 @@ def _count_dispatched(model: nn.Module, x: torch.Tensor) -> Cost:
 
 def count_cost(
     baseline: str | Baseline,
+    *,
     width: float = 1.0,
     depth: float = 1.0,
     resolution: int | None = None,
@@ -216,7 +217,7 @@ def count_cost(
             if not value > 0:  # the same check Baseline.build makes
                 raise UsageError(f"{label} multiplier must be positive, got {value!r}")
         return cost_from_complexity(baseline.complexity_fn(width, depth, resolution, num_classes), resolution)
-    model = baseline.build(width, depth, num_classes)
+    model = baseline.build(width=width, depth=depth, num_classes=num_classes)
     return count_model(model, resolution, per_module_depth)
 
 
@@ -224,7 +225,7 @@ def cost_from_complexity(cx: Complexity, resolution: int) -> Cost:
     """The :class:`Cost` of an analytic walk, in the units a trace reports."""
     return Cost(
         macs=cx.macs + cx.bias_adds,
-        fvcore_macs=cx.macs + cx.norm_pool,
+        fvcore_total=cx.macs + cx.norm_pool,
         params=cx.params,
         activations=cx.activations,
         resolution=resolution,

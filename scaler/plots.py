@@ -189,7 +189,7 @@ def optuna_plots(study, folder: str | Path, prefix: str = "") -> dict[str, Path 
         "history": (ovm.plot_optimization_history, "Optuna: optimisation history"),
         "importance": (ovm.plot_param_importances, "Optuna: parameter importances (fANOVA) for proxy accuracy"),
     }
-    from scaler.search import coefficient_view
+    from scaler.results import coefficient_view
 
     coefficients = coefficient_view(study)  # importances over alpha, beta, gamma, not grid indices
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))

@@ -30,10 +30,10 @@ Note:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -42,8 +42,13 @@ import optuna
 import pandas as pd
 
 from scaler.errors import UsageError
+from scaler.objective import RESULT_ATTRS, evaluate_point, make_job
+from scaler.progress import Progress
+from scaler.proxy import dataset
 from scaler.run_folder import RunFolder
 from scaler.search_space import Candidate
+from scaler.study import pairs_to_run
+from scaler.train import TrainingFailed
 
 RAY_FOLDER = "ray"  # inside the run folder
 BOOTSTRAP = "provider:\n  type: local\n"  # ~/ray_bootstrap_config.yaml of a local Ray
@@ -65,10 +70,7 @@ SESSION_SOCKET_SUFFIX = 64
 
 def _trainable(config: dict, context: dict) -> None:
     """One proxy run of the pair ``config["pair"]``; ``context`` is what all runs share."""
-    from ray import tune
-
-    from scaler.search import RESULT_ATTRS, evaluate_point
-    from scaler.train import TrainingFailed
+    from ray import tune  # here, not at the top: `import ray` takes seconds and most searches never need it
 
     point, seed = config["pair"]
     # Tune starts a trial in its own results folder; relative data paths and a user's
@@ -79,7 +81,7 @@ def _trainable(config: dict, context: dict) -> None:
             sys.path.insert(0, context["cwd"])
     if context["home"]:
         os.environ["HOME"] = context["home"]  # the user's, for `~` in data paths and caches
-    job = {**context["job"], "multipliers": context["multipliers"][point], "seed": context["job"]["seed"] + seed}
+    job = make_job(context["config"], context["coefficients"][point], seed)
     epochs: list[int] = []
     accuracies: list[float] = []
 
@@ -175,21 +177,15 @@ def ray_session(run: RunFolder, address: str | None = None) -> Iterator[None]:
 class _Recorder:
     """Turns finished Tune trials into Optuna trials, and logs progress as the Optuna backend does."""
 
-    def __init__(self, study, cands, seeds, images_per_epoch, log, total, remaining, on_record) -> None:
+    def __init__(self, study, cands, seeds, images_per_epoch, progress: Progress, on_record) -> None:
         self.study, self.cands, self.seeds, self.images_per_epoch = study, cands, seeds, images_per_epoch
-        self.log, self.total, self.remaining, self.on_record = log, total, remaining, on_record
-        self.started = self.finished = 0
+        self.progress, self.on_record = progress, on_record
         self.labels: dict[str, str] = {}
         self.epochs: dict[str, dict[int, float]] = {}  # trial -> {epoch: val accuracy}
-        self.best: tuple[float, str] | None = None
-        self.clock = time.perf_counter()
 
     def label(self, point: int, seed: int) -> str:
         cand = self.cands[point]
-        a, b, g = cand.coefficients.as_tuple()
-        self.started += 1
-        return (f"[{self.total - self.remaining + self.started}/{self.total}] {cand.kind:<10} "
-                f"a={a:.3g} b={b:.3g} g={g:.3g} seed {seed}")
+        return self.progress.label(cand.kind, cand.coefficients.as_tuple(), seed)
 
     def start(self, key: str, point: int, seed: int) -> None:
         if key not in self.labels:  # a trial a scheduler paused starts again
@@ -199,7 +195,7 @@ class _Recorder:
     def epoch(self, key: str, result: dict) -> None:
         if "val_accuracy" in result and "accuracy" not in result:  # not the closing report
             self.epochs[key][result["epoch"]] = result["val_accuracy"]
-            self.log(f"{self.labels[key]}  epoch {result['epoch']}: val {result['val_accuracy']:.1%}")
+            self.progress.epoch(self.labels[key], result["epoch"], result["val_accuracy"])
 
     def record(self, point: int, seed: int, result: dict, error: str | None = None, key: str | None = None,
                stopped_by: str | None = None) -> None:
@@ -217,8 +213,6 @@ class _Recorder:
         value = None
         if error is None and "accuracy" in result:
             state, value = optuna.trial.TrialState.COMPLETE, result["accuracy"]
-            from scaler.search import RESULT_ATTRS
-
             user_attrs.update({k: result[k] for k in RESULT_ATTRS})
             user_attrs["seed"] = result["train_seed"]
             user_attrs["input_px_proxy"] = result.get("resolution")
@@ -241,18 +235,10 @@ class _Recorder:
         )
         self._retire_waiting(point, seed)
         self.study.add_trial(trial)
-        self.finished += 1
         if state == optuna.trial.TrialState.COMPLETE:
-            if self.best is None or value > self.best[0]:
-                self.best = (value, self.cands[point].kind)
-            elapsed = time.perf_counter() - self.clock
-            left = elapsed / self.finished * (self.remaining - self.finished)
-            from scaler.search import _duration
-
-            self.log(f"{label}  -> {value:.1%} in {result['seconds']:.0f}s; best {self.best[0]:.1%} "
-                     f"({self.best[1]}); about {_duration(left)} left")
+            self.progress.done(label, self.cands[point].kind, value, result["seconds"])
         else:
-            self.log(f"{label}  {state.name}: {user_attrs['reason']}")
+            self.progress.failed(label, state.name, user_attrs["reason"])
         if self.on_record:
             self.on_record()
 
@@ -313,12 +299,10 @@ def _scheduler(pruner: str, epochs: int):
 def run_grid(study: optuna.Study, config, cands: list[Candidate], run: RunFolder, *, log: Callable[[str], None] = print,
              total: int, address: str | None = None, on_record: Callable[[], None] | None = None) -> pd.DataFrame:
     """Run the grid's remaining pairs through Ray Tune, record them in ``study``; Tune's results as a DataFrame."""
-    from scaler.search import _dataset, pairs_to_run
-
     pairs = pairs_to_run(study, len(cands), config.seeds)
-    data = _dataset(config.data, config.recipe.get("seed", 0))
+    data = dataset(config.data, config.recipe.get("seed", 0))
     recorder = _Recorder(study, cands, config.seeds, len(data.subset_indices(config.recipe.get("subset"))),
-                         log, total, len(pairs), on_record)
+                         Progress(total, len(pairs), log), on_record)
     # Points known to fail (their candidate carries the reason) are recorded without a run.
     for point, seed in [pr for pr in pairs if cands[pr[0]].reason]:
         recorder.record(point, seed, {"failed": cands[point].reason})
@@ -328,9 +312,9 @@ def run_grid(study: optuna.Study, config, cands: list[Candidate], run: RunFolder
 
     cuda = str(config.device).startswith("cuda")
     context = {
-        "job": {"baseline": config.baseline, "recipe": config.recipe, "data": config.data,
-                "seed": config.recipe.get("seed", 0), "device": "cuda" if cuda else config.device},
-        "multipliers": [list(c.coefficients.as_tuple()) for c in cands],
+        # on a worker the GPU Ray gave the trial is its "cuda"
+        "config": dataclasses.replace(config, device="cuda" if cuda else config.device),
+        "coefficients": [list(c.coefficients.as_tuple()) for c in cands],
         "cwd": os.getcwd(),
         "home": None if address else os.environ.get("HOME"),
     }

@@ -298,7 +298,7 @@ def trials_table(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def family_table(family: dict) -> pd.DataFrame:
-    from scaler.family import family_frame
+    from scaler.family_files import family_frame
 
     f = family_frame(family)
     out = pd.DataFrame({

@@ -67,9 +67,9 @@ class Coefficients:
         return (self.alpha, self.beta, self.gamma)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Multipliers:
-    """Depth, width and resolution multipliers of one scaled network (phi already applied)."""
+    """Width, depth and resolution multipliers of one scaled network (phi already applied); keyword-only."""
 
     depth: float = 1.0
     width: float = 1.0

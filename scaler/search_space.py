@@ -153,7 +153,7 @@ def candidates(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_
         m = c.multipliers(1.0)
         px = m.input_size(baseline.resolution)
         try:
-            cost = count_cost(baseline, m.width, m.depth, px, num_classes)
+            cost = count_cost(baseline, width=m.width, depth=m.depth, resolution=px, num_classes=num_classes)
         except UsageError as exc:  # a user model that fails at this size: kept, and recorded as failed
             kept.append(Candidate(kind, c, c.product, math.nan, 0, 0, 0, px, str(exc)))
             continue

@@ -1,28 +1,32 @@
 """The proxy task: a short, seeded training run that judges one scaled candidate.
 
-Every candidate of a search is trained with the same :class:`ProxyRecipe` on the same in-memory
-data; the recipe's *proxy width* multiplies every candidate's width and its *proxy resolution* is
-the input size at resolution multiplier 1, so a search can afford many candidates while keeping
-their ratios of cost. The loop is plain PyTorch: SGD with Nesterov momentum, linear warm-up then
-cosine decay per step, label smoothing, batch-tensor augmentation, channels_last, bf16 autocast on
-a GPU. On a CPU a seed makes the run repeatable to the bit.
+Every candidate of a search is trained with the same :class:`~scaler.recipe.ProxyRecipe` on the
+same in-memory data; the recipe's *proxy width* multiplies every candidate's width and its *proxy
+resolution* is the input size at resolution multiplier 1, so a search can afford many candidates
+while keeping their ratios of cost. The loop is plain PyTorch: SGD with Nesterov momentum, linear
+warm-up then cosine decay per step, label smoothing, batch-tensor augmentation, channels_last,
+bf16 autocast on a GPU. On a CPU a seed makes the run repeatable to the bit.
 
 Example::
 
     from scaler.data import load_dataset
-    from scaler.train import PRESETS, train
-    result = train("resnet18", 0.25, 1.0, 32, data=load_dataset("animals"), recipe=PRESETS["smoke"])
+    from scaler.recipe import PRESETS
+    from scaler.train import train
+    result = train("resnet18", width=0.25, depth=1.0, resolution_px=32, data=load_dataset("animals"),
+                   recipe=PRESETS["smoke"])
     result.accuracy, result.images_per_s
 
 Note:
     ``on_epoch(epoch, val_accuracy)`` is called after every epoch; whatever it raises (for example
-    ``optuna.TrialPruned``) leaves :func:`train` unchanged. Failures of the run itself — a loss that
-    becomes NaN or explodes, an exception inside the model, running out of memory — raise
-    :class:`TrainingFailed` with a one-line reason.
+    ``optuna.TrialPruned``) leaves :func:`train` unchanged. Every failure of the run itself —
+    building the model, moving it or the data to the device, a loss that becomes NaN or explodes,
+    an exception inside the model, running out of memory — raises :class:`TrainingFailed` with a
+    one-line reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -37,111 +41,18 @@ from torch import nn
 from scaler.baselines import Baseline, get_baseline
 from scaler.data import DEFAULT_SOURCE, Dataset, augment, load_dataset, resize_pad
 from scaler.errors import UsageError
-from scaler.scaling import Multipliers, round_resolution
+from scaler.recipe import ProxyRecipe, resolve_recipe
+from scaler.scaling import Multipliers
 
 # A loss above this many times max(first loss, ln classes) counts as exploded.
 EXPLODE_FACTOR = 10.0
 EVAL_BATCH = 500
 BN_IMAGES = 500  # training images that re-estimate batch-norm statistics before each evaluation
+MEMORY_SHARE = 0.8  # the resized data may take at most this share of the machine's memory
 
 
 class TrainingFailed(Exception):
     """The proxy run could not finish; the message is one line saying why."""
-
-
-@dataclass(frozen=True)
-class ProxyRecipe:
-    """How one proxy training run goes. Defaults are calibrated on ``animals`` (see README).
-
-    Args:
-        epochs: passes over the training subset.
-        batch_size: images per step; ``lr`` is the rate at this batch size.
-        lr, momentum, nesterov, weight_decay: SGD; weight decay on conv and linear weights only.
-        warmup_epochs: linear warm-up from 0 to ``lr``, then cosine decay to 0, per step.
-        label_smoothing: for the cross-entropy loss.
-        subset: training images used (a stratified prefix of the training split); None for all.
-        proxy_width: every candidate's width multiplier is multiplied by this.
-        proxy_resolution: input pixels at resolution multiplier 1.
-        augment: random crop (padding of 1/8 of the side) and, where the data allows, flips.
-        zero_init_residual: start each residual block of torchvision's ResNets, MobileNets and
-            EfficientNets as the identity (:func:`zero_init_residuals`): deep narrow proxies then
-            train at once instead of idling for epochs.
-        head_init_std: when set, the classifier (the model's last ``nn.Linear``) starts from
-            N(0, std²) with zero bias, as pycls's ``fc_init_std``; None keeps the builder's.
-            EfficientNets set it (``Baseline.proxy_recipe``): torchvision draws their classifier
-            from ±1/sqrt(classes), meant for 1,000 classes; with 10 the proxy starts at loss 3.6
-            and its accuracy swung 13 points between seeds.
-        seed: initialisation, batch order and augmentation.
-    """
-
-    epochs: int = 8
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    subset: int | None = 2000
-    proxy_width: float = 0.25
-    proxy_resolution: int = 24
-    augment: bool = True
-    zero_init_residual: bool = True
-    head_init_std: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = [
-            ("epochs", self.epochs >= 1 and isinstance(self.epochs, int)),
-            ("batch_size", self.batch_size >= 1 and isinstance(self.batch_size, int)),
-            ("lr", self.lr > 0),
-            ("momentum", 0 <= self.momentum < 1),
-            ("weight_decay", self.weight_decay >= 0),
-            ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs),
-            ("label_smoothing", 0 <= self.label_smoothing < 1),
-            ("subset", self.subset is None or self.subset >= 1),
-            ("proxy_width", self.proxy_width > 0),
-            ("proxy_resolution", self.proxy_resolution >= 1),
-            ("head_init_std", self.head_init_std is None or self.head_init_std >= 0),
-        ]
-        bad = [name for name, ok in checks if not ok]
-        if bad:
-            values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
-            raise UsageError(f"invalid proxy recipe: {values}")
-
-    def replace(self, **changes) -> ProxyRecipe:
-        return dataclasses.replace(self, **changes)
-
-
-PRESETS: dict[str, ProxyRecipe] = {
-    # A few seconds per candidate: for trying the tool, and for tests of the search.
-    "smoke": ProxyRecipe(epochs=1, subset=1000, proxy_width=0.125, proxy_resolution=24, warmup_epochs=0.2),
-    "default": ProxyRecipe(),
-    # Four times the default's steps: the yardstick of benchmarks/proxy_fidelity.py.
-    "long": ProxyRecipe(epochs=32, warmup_epochs=4.0),
-}
-
-
-def get_recipe(name: str, baseline: Baseline | None = None) -> ProxyRecipe:
-    """The preset ``name``, with the fields ``baseline`` trains better with (``Baseline.proxy_recipe``)."""
-    if name not in PRESETS:
-        raise UsageError(f"unknown proxy preset {name!r} (known: {', '.join(PRESETS)})")
-    recipe = PRESETS[name]
-    if baseline is not None and baseline.proxy_recipe:
-        try:
-            recipe = recipe.replace(**baseline.proxy_recipe)
-        except TypeError as exc:
-            raise UsageError(f"baseline {baseline.name!r}: bad proxy_recipe {baseline.proxy_recipe!r}: {exc}") from None
-    return recipe
-
-
-def proxy_settings(multipliers: Multipliers, recipe: ProxyRecipe) -> tuple[float, float, int]:
-    """(width, depth, pixels) at which the proxy trains a candidate with these multipliers."""
-    return (
-        multipliers.width * recipe.proxy_width,
-        multipliers.depth,
-        round_resolution(recipe.proxy_resolution * multipliers.resolution),
-    )
 
 
 @dataclass
@@ -263,6 +174,7 @@ def init_classifier(model: nn.Module, std: float) -> nn.Linear | None:
 
 def train(
     baseline: Baseline | str,
+    *,
     width: float,
     depth: float,
     resolution_px: int,
@@ -276,16 +188,17 @@ def train(
     """Train ``baseline`` at (width, depth) on ``resolution_px`` inputs with ``recipe``; return what it measured.
 
     ``width`` and ``depth`` go to ``baseline.build`` as they are (apply the proxy width first, as
-    :func:`proxy_settings` does). ``seed`` overrides ``recipe.seed``. ``on_epoch(epoch, val_acc)``
-    runs after every epoch (epochs count from 1) and may raise to stop the run; ``progress``
-    receives an :class:`EpochStats` for printing.
+    :func:`scaler.recipe.proxy_settings` does). ``seed`` overrides ``recipe.seed``.
+    ``on_epoch(epoch, val_acc)`` runs after every epoch (epochs count from 1) and may raise to stop
+    the run; ``progress`` receives an :class:`EpochStats` for printing.
 
     Raises:
-        TrainingFailed: NaN or exploding loss, an exception in the model, out of memory.
+        TrainingFailed: the model cannot be built or moved, the data does not fit, NaN or exploding
+            loss, an exception in the model, out of memory.
         UsageError: bad arguments (unknown baseline or data, non-positive sizes).
     """
     baseline = get_baseline(baseline)
-    recipe = recipe or get_recipe("default", baseline)
+    recipe = recipe or resolve_recipe("default", baseline)
     if data is None or isinstance(data, str):
         data = load_dataset(data or DEFAULT_SOURCE)
     seed = recipe.seed if seed is None else int(seed)
@@ -293,126 +206,157 @@ def train(
     px = int(resolution_px)
     if px < 1:
         raise UsageError(f"resolution must be a positive number of pixels, got {resolution_px}")
-    Multipliers(depth, width, 1.0)  # positive and finite
+    Multipliers(width=width, depth=depth)  # positive and finite
     set_threads()
     torch.set_flush_denormal(True)  # tiny weights late in a cosine schedule: denormals slow a CPU many-fold
     start = time.perf_counter()
-
-    torch.manual_seed(seed)  # initialisation, and dropout / stochastic depth inside the model
-    try:
-        model = baseline.build(width, depth, data.num_classes)
-    except UsageError as exc:
-        raise TrainingFailed(str(exc)) from exc
-    params = sum(p.numel() for p in model.parameters())
-    if recipe.zero_init_residual:
-        zero_init_residuals(model)
-    if recipe.head_init_std is not None:
-        init_classifier(model, recipe.head_init_std)
-    model = model.to(device=device, memory_format=torch.channels_last)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _nullcontext()
-
-    # In-memory data: on a GPU the whole (resized) set moves there once; no loader workers.
-    train_x = data.train.images_at(px).to(device)
-    val_x = data.val.images_at(px).to(device)
-    idx = data.subset_indices(recipe.subset)
-    train_y = data.train.labels.to(device)
-    n = len(idx)
-    batch = min(recipe.batch_size, n)
-    steps_per_epoch = max(1, n // batch)  # the last partial batch is dropped: fixed shapes, no BN on 1 image
-    total_steps = steps_per_epoch * recipe.epochs
-    warmup_steps = int(round(recipe.warmup_epochs * steps_per_epoch))
-    lr_scale = batch / recipe.batch_size  # linear scaling when the subset is smaller than a batch
-    optimizer = torch.optim.SGD(
-        _param_groups(model, recipe.weight_decay), lr=recipe.lr * lr_scale, momentum=recipe.momentum,
-        nesterov=recipe.nesterov and recipe.momentum > 0,
-    )
-    gen = torch.Generator().manual_seed(seed)
-    pad = resize_pad(px)
-    channels = data.channels
-    expand = channels == 1  # grey data feeds the 3-channel stems of torchvision's networks
-
-    def prepare(x: torch.Tensor) -> torch.Tensor:
-        if expand:
-            x = x.expand(-1, 3, -1, -1)
-        return x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-
-    val_accs, losses, epoch_seconds = [], [], []
-    train_seconds, images_seen, step, first_loss = 0.0, 0, 0, None
-    limit = None
+    run = _guarded(lambda: _Run(baseline, width, depth, px, data, recipe, device, seed), px, width, depth, device, recipe)
     for epoch in range(1, recipe.epochs + 1):
         epoch_start = time.perf_counter()
-        model.train()
-        order = idx[torch.randperm(n, generator=gen)]
-        loss_sum = torch.zeros((), device=device)
-        try:
-            for i in range(steps_per_epoch):
-                b = order[i * batch : (i + 1) * batch].to(device, non_blocking=True)
-                x = train_x[b]
-                if recipe.augment:
-                    x = augment(x, gen, pad, data.flip)
-                x, y = prepare(x), train_y[b].to(device, non_blocking=True)
-                lr = lr_at(step, total_steps, warmup_steps, recipe.lr * lr_scale)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                with autocast:
-                    loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
-                value = loss.item() if device.type == "cpu" or step % 25 == 0 else None
-                if value is not None:
-                    if first_loss is None:
-                        first_loss = value
-                        limit = EXPLODE_FACTOR * max(first_loss, math.log(max(2, data.num_classes)))
-                    if not math.isfinite(value):
-                        raise TrainingFailed(f"loss became {value} at epoch {epoch}, step {step + 1}; try a lower lr")
-                    if value > limit:
-                        raise TrainingFailed(
-                            f"loss exploded to {value:.3g} (> {limit:.3g}) at epoch {epoch}, step {step + 1}; try a lower lr"
-                        )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach().float()
-                step += 1
-                images_seen += len(b)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            train_seconds += time.perf_counter() - epoch_start
-            mean_loss = (loss_sum / steps_per_epoch).item()
-            if not math.isfinite(mean_loss):
-                raise TrainingFailed(f"loss became {mean_loss} in epoch {epoch}; try a lower lr")
-            recalibrate_bn(model, train_x, idx, prepare, autocast)
-            accuracy = evaluate(model, val_x, data.val.labels, prepare, autocast)
-        except TrainingFailed:
-            raise
-        except Exception as exc:
-            if _is_oom(exc):
-                raise TrainingFailed(
-                    f"out of memory at batch {batch}, {px} px, width {width:.3g}, depth {depth:.3g} on {device}"
-                ) from exc
-            raise TrainingFailed(f"the model failed in training: {_first_line(exc)}") from exc
-        losses.append(mean_loss)
-        val_accs.append(accuracy)
-        epoch_seconds.append(time.perf_counter() - epoch_start)
+        mean_loss, accuracy = _guarded(lambda: run.epoch(epoch), px, width, depth, device, recipe)
+        run.losses.append(mean_loss)
+        run.val_accs.append(accuracy)
+        run.epoch_seconds.append(time.perf_counter() - epoch_start)
         if progress is not None:
-            progress(EpochStats(epoch, recipe.epochs, mean_loss, accuracy, steps_per_epoch * batch / max(1e-9, train_seconds / epoch), epoch_seconds[-1]))
+            rate = run.steps_per_epoch * run.batch / max(1e-9, run.train_seconds / epoch)
+            progress(EpochStats(epoch, recipe.epochs, mean_loss, accuracy, rate, run.epoch_seconds[-1]))
         if on_epoch is not None:
             on_epoch(epoch, accuracy)  # may raise (pruning): propagates as it is
-
     return TrainResult(
-        accuracy=val_accs[-1],
-        val_accuracies=val_accs,
-        train_losses=losses,
-        seconds=time.perf_counter() - start,
-        images_per_s=images_seen / max(1e-9, train_seconds),
-        images_seen=images_seen,
-        epochs_run=len(val_accs),
-        params=params,
-        seed=seed,
-        resolution=px,
-        width=float(width),
-        depth=float(depth),
-        device=str(device),
-        epoch_seconds=epoch_seconds,
+        accuracy=run.val_accs[-1], val_accuracies=run.val_accs, train_losses=run.losses,
+        seconds=time.perf_counter() - start, images_per_s=run.images_seen / max(1e-9, run.train_seconds),
+        images_seen=run.images_seen, epochs_run=len(run.val_accs), params=run.params, seed=seed,
+        resolution=px, width=float(width), depth=float(depth), device=str(device), epoch_seconds=run.epoch_seconds,
     )
+
+
+def _guarded(step: Callable, px: int, width: float, depth: float, device: torch.device, recipe: ProxyRecipe):
+    """Run one part of a training run; any failure of it becomes a one-line TrainingFailed."""
+    try:
+        return step()
+    except (TrainingFailed, UsageError):
+        raise
+    except Exception as exc:
+        if _is_oom(exc):
+            raise TrainingFailed(
+                f"out of memory at batch {recipe.batch_size}, {px} px, width {width:.3g}, depth {depth:.3g} on {device}"
+            ) from exc
+        raise TrainingFailed(f"the model failed in training: {_first_line(exc)}") from exc
+
+
+class _Run:
+    """The state of one training run: model, optimizer, data on the device, and what it measured."""
+
+    def __init__(self, baseline: Baseline, width: float, depth: float, px: int, data: Dataset,
+                 recipe: ProxyRecipe, device: torch.device, seed: int) -> None:
+        self.recipe, self.device, self.data = recipe, device, data
+        check_memory(data, px)
+        torch.manual_seed(seed)  # initialisation, and dropout / stochastic depth inside the model
+        try:
+            model = baseline.build(width=width, depth=depth, num_classes=data.num_classes)
+        except UsageError as exc:
+            raise TrainingFailed(str(exc)) from exc
+        self.params = sum(p.numel() for p in model.parameters())
+        if recipe.zero_init_residual:
+            zero_init_residuals(model)
+        if recipe.head_init_std is not None:
+            init_classifier(model, recipe.head_init_std)
+        self.model = model.to(device=device, memory_format=torch.channels_last)
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        # In-memory data: on a GPU the whole (resized) set moves there once; no loader workers.
+        self.train_x = data.train.images_at(px).to(device)
+        self.val_x = data.val.images_at(px).to(device)
+        self.train_y = data.train.labels.to(device)
+        self.idx = data.subset_indices(recipe.subset)
+        n = len(self.idx)
+        self.batch = min(recipe.batch_size, n)
+        self.steps_per_epoch = max(1, n // self.batch)  # the last partial batch is dropped: fixed shapes, no BN on 1 image
+        self.total_steps = self.steps_per_epoch * recipe.epochs
+        self.warmup_steps = int(round(recipe.warmup_epochs * self.steps_per_epoch))
+        self.base_lr = recipe.lr * self.batch / recipe.batch_size  # linear scaling when the subset is smaller than a batch
+        self.optimizer = torch.optim.SGD(
+            _param_groups(self.model, recipe.weight_decay), lr=self.base_lr, momentum=recipe.momentum,
+            nesterov=recipe.nesterov and recipe.momentum > 0,
+        )
+        self.gen = torch.Generator().manual_seed(seed)
+        self.pad = resize_pad(px)
+        self.expand = data.channels == 1  # grey data feeds the 3-channel stems of torchvision's networks
+        self.step, self.images_seen, self.train_seconds = 0, 0, 0.0
+        self.limit: float | None = None
+        self.val_accs: list[float] = []
+        self.losses: list[float] = []
+        self.epoch_seconds: list[float] = []
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if self.expand:
+            x = x.expand(-1, 3, -1, -1)
+        return x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+    def epoch(self, epoch: int) -> tuple[float, float]:
+        """Train one epoch, then evaluate: (mean training loss, validation accuracy)."""
+        start = time.perf_counter()
+        self.model.train()
+        order = self.idx[torch.randperm(len(self.idx), generator=self.gen)]
+        loss_sum = torch.zeros((), device=self.device)
+        for i in range(self.steps_per_epoch):
+            loss_sum += self._step(order[i * self.batch : (i + 1) * self.batch], epoch)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.train_seconds += time.perf_counter() - start
+        mean_loss = (loss_sum / self.steps_per_epoch).item()
+        if not math.isfinite(mean_loss):
+            raise TrainingFailed(f"loss became {mean_loss} in epoch {epoch}; try a lower lr")
+        recalibrate_bn(self.model, self.train_x, self.idx, self.prepare, self.autocast)
+        return mean_loss, evaluate(self.model, self.val_x, self.data.val.labels, self.prepare, self.autocast)
+
+    def _step(self, b: torch.Tensor, epoch: int) -> torch.Tensor:
+        recipe = self.recipe
+        b = b.to(self.device, non_blocking=True)
+        x = self.train_x[b]
+        if recipe.augment:
+            x = augment(x, self.gen, self.pad, self.data.flip)
+        x, y = self.prepare(x), self.train_y[b].to(self.device, non_blocking=True)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.total_steps, self.warmup_steps, self.base_lr)
+        with self.autocast:
+            loss = F.cross_entropy(self.model(x), y, label_smoothing=recipe.label_smoothing)
+        # On a GPU reading the loss stalls the queue: check it every 25 steps only.
+        if self.device.type == "cpu" or self.step % 25 == 0:
+            self._check_loss(loss.item(), epoch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.images_seen += len(b)
+        return loss.detach().float()
+
+    def _check_loss(self, value: float, epoch: int) -> None:
+        if self.limit is None:
+            self.limit = EXPLODE_FACTOR * max(value, math.log(max(2, self.data.num_classes)))
+        if not math.isfinite(value):
+            raise TrainingFailed(f"loss became {value} at epoch {epoch}, step {self.step + 1}; try a lower lr")
+        if value > self.limit:
+            raise TrainingFailed(
+                f"loss exploded to {value:.3g} (> {self.limit:.3g}) at epoch {epoch}, step {self.step + 1}; try a lower lr"
+            )
+
+
+def check_memory(data: Dataset, px: int) -> None:
+    """Refuse, before allocating, resized data that would not fit in this machine's memory."""
+    need = 4 * (len(data.train) + len(data.val)) * data.channels * px * px  # float32 copies at px
+    have = _machine_memory()
+    if have and need > MEMORY_SHARE * have:
+        raise TrainingFailed(
+            f"the data at {px} px needs {need / 2**30:.1f} GiB as float32, more than this machine's "
+            f"{have / 2**30:.1f} GiB allows; lower the proxy resolution or the data's size"
+        )
+
+
+def _machine_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on a POSIX system
+        return None
 
 
 def recalibrate_bn(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, prepare: Callable, autocast) -> None:
@@ -447,11 +391,3 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prepare: Callab
             logits = model(prepare(x[start : start + EVAL_BATCH]))
             correct += (logits.argmax(1).cpu() == y[start : start + EVAL_BATCH]).sum().item()  # y on the CPU
     return correct / max(1, len(y))
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

@@ -7,7 +7,7 @@ from torch import nn
 
 from scaler.baselines import Baseline, builtin_dir, get_baseline, list_baselines, register
 from scaler.errors import UsageError
-from scaler.train import get_recipe
+from scaler.recipe import resolve_recipe as get_recipe
 
 BUILTINS = list_baselines()
 
@@ -25,7 +25,7 @@ def test_registry_rejects_duplicates():
 
 @pytest.mark.parametrize("name", BUILTINS)
 def test_builtin_equals_torchvision_at_unit_multipliers(name):
-    ours = get_baseline(name).build(1.0, 1.0, 1000)
+    ours = get_baseline(name).build(width=1.0, depth=1.0, num_classes=1000)
     theirs = getattr(torchvision.models, name)(weights=None)
     assert [tuple(p.shape) for p in ours.parameters()] == [tuple(p.shape) for p in theirs.parameters()]
 
@@ -34,17 +34,17 @@ def test_builtin_equals_torchvision_at_unit_multipliers(name):
 @pytest.mark.parametrize("width, depth", [(0.25, 0.5), (1.3, 1.7)])
 def test_builtin_scales_and_runs(name, width, depth):
     baseline = get_baseline(name)
-    model = baseline.build(width, depth, 10).eval()
+    model = baseline.build(width=width, depth=depth, num_classes=10).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 10) and torch.isfinite(out).all()
-    stages = baseline.stages(width, depth)
+    stages = baseline.stages(width=width, depth=depth)
     assert stages and all(s.channels % 8 == 0 and s.repeats >= 1 for s in stages)
 
 
 def test_depth_multiplier_adds_blocks_to_every_stage():
-    base = get_baseline("mobilenet_v3_large").stages(1.0, 1.0)
-    deep = get_baseline("mobilenet_v3_large").stages(1.0, 1.5)
+    base = get_baseline("mobilenet_v3_large").stages(width=1.0, depth=1.0)
+    deep = get_baseline("mobilenet_v3_large").stages(width=1.0, depth=1.5)
     assert [s.repeats for s in deep] == [max(1, -(-s.repeats * 3 // 2)) if s.name.startswith("stage") else 1 for s in base]
 
 
@@ -90,7 +90,7 @@ def user_module(tmp_path, monkeypatch):
 def test_user_function(user_module):
     b = get_baseline(f"{user_module}:build")
     assert b.resolution == 32 and b.source == "user"
-    assert isinstance(b.build(1.0, 1.0, 5), nn.Module)
+    assert isinstance(b.build(width=1.0, depth=1.0, num_classes=5), nn.Module)
     assert get_recipe("default", b).lr == 0.05  # its own recipe field
     with pytest.raises(UsageError, match="bad proxy_recipe"):
         get_recipe("default", get_baseline(f"{user_module}:bad_recipe"))
@@ -115,7 +115,7 @@ def test_stage_list_json(tmp_path):
     path.write_text(json.dumps(spec))
     b = get_baseline(str(path))
     assert b.name == "tiny_mbconv" and b.proxy_recipe == {"head_init_std": 0.01}
-    out = b.build(1.0, 1.0, 7)(torch.randn(1, 3, 32, 32))
+    out = b.build(width=1.0, depth=1.0, num_classes=7)(torch.randn(1, 3, 32, 32))
     assert out.shape == (1, 7)
 
 

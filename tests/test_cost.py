@@ -19,7 +19,7 @@ from scaler.baselines import Baseline, get_baseline, list_baselines
 from scaler.cost import count_cost, count_model
 from scaler.errors import UsageError
 
-COUNTS = ("macs", "fvcore_macs", "params", "activations")
+COUNTS = ("macs", "fvcore_total", "params", "activations")
 
 # reference.md: torchvision's models, weights=None, 1000 classes, batch 1.
 # (baseline, width, depth, resolution): (params, MACs incl. bias adds, fvcore total)
@@ -54,7 +54,7 @@ def unit_model():
 
     def get(name: str) -> nn.Module:
         if name not in cache:
-            cache[name] = get_baseline(name).build(1.0, 1.0, 1000).eval()
+            cache[name] = get_baseline(name).build(width=1.0, depth=1.0, num_classes=1000).eval()
         return cache[name]
 
     return get
@@ -67,9 +67,9 @@ def _counts(cost) -> dict[str, int]:
 @pytest.mark.parametrize(("key", "expected"), REFERENCE.items(), ids=["-".join(map(str, k)) for k in REFERENCE])
 def test_reference_counts(key, expected):
     name, width, depth, resolution = key
-    cost = count_cost(name, width, depth, resolution)
+    cost = count_cost(name, width=width, depth=depth, resolution=resolution)
     assert cost.method == "analytic"
-    assert (cost.params, cost.macs, cost.fvcore_macs) == expected
+    assert (cost.params, cost.macs, cost.fvcore_total) == expected
     assert cost.resolution == resolution and cost.unsupported == {}
 
 
@@ -85,8 +85,8 @@ def test_analytic_equals_trace_at_unit_multipliers(unit_model, name):
 @pytest.mark.parametrize(("width", "depth", "resolution"), SCALED)
 @pytest.mark.parametrize("name", list_baselines())
 def test_analytic_equals_trace_when_scaled(name, width, depth, resolution):
-    analytic = count_cost(name, width, depth, resolution)
-    traced = count_model(get_baseline(name).build(width, depth, 1000), resolution)
+    analytic = count_cost(name, width=width, depth=depth, resolution=resolution)
+    traced = count_model(get_baseline(name).build(width=width, depth=depth, num_classes=1000), resolution)
     assert analytic.method == "analytic"
     assert _counts(analytic) == _counts(traced)
 
@@ -108,8 +108,8 @@ def test_analytic_equals_trace_for_a_stage_list_file(tmp_path):
     path.write_text(json.dumps(spec))
     baseline = get_baseline(str(path))
     for width, depth, resolution, classes in ((1.0, 1.0, 64, 10), (1.4, 1.6, 45, 7)):
-        analytic = count_cost(baseline, width, depth, resolution, num_classes=classes)
-        traced = count_model(baseline.build(width, depth, classes), resolution)
+        analytic = count_cost(baseline, width=width, depth=depth, resolution=resolution, num_classes=classes)
+        traced = count_model(baseline.build(width=width, depth=depth, num_classes=classes), resolution)
         assert analytic.method == "analytic"
         assert _counts(analytic) == _counts(traced)
 
@@ -190,5 +190,5 @@ def test_costing_any_candidate_takes_under_a_tenth_of_a_second():
     candidates = [(name, 1.0, 1.0, None) for name in list_baselines()] + [("efficientnet_b0", 2.0, 3.1, 600)]
     for name, width, depth, resolution in candidates:
         start = time.perf_counter()
-        count_cost(name, width, depth, resolution)
+        count_cost(name, width=width, depth=depth, resolution=resolution)
         assert time.perf_counter() - start < 0.1, name

@@ -11,17 +11,10 @@ import torchvision
 from scaler.baselines import builtin_dir, get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
-from scaler.family import (
-    OFFICIAL_TABLE,
-    ProxyTraining,
-    build_family,
-    build_member,
-    find_member,
-    load_family,
-    save_family,
-    solve_phi,
-    write_family,
-)
+from scaler.family import OFFICIAL_TABLE, build_family
+from scaler.family_files import build_member, find_member, load_family, save_family, write_family
+from scaler.phi_solver import solve_phi
+from scaler.proxy import ProxyTraining
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
 
@@ -74,7 +67,7 @@ def test_rebuild_from_json_alone_equals_the_original(tmp_path, spec):
     save_family(family, tmp_path)
     entry = load_family(tmp_path)["members"][0]
     rebuilt = build_member(entry)
-    original = get_baseline(spec).build(EFFNET.beta**0.5, EFFNET.alpha**0.5, 10)
+    original = get_baseline(spec).build(width=EFFNET.beta**0.5, depth=EFFNET.alpha**0.5, num_classes=10)
     assert shapes(rebuilt) == shapes(original)
     assert sum(p.numel() for p in rebuilt.parameters()) == entry["params"]
 
@@ -106,14 +99,14 @@ def test_target_macs_adds_the_largest_member_that_fits():
     assert [m.phi for m in family.members] == [0.0, phi]
     assert family.members[-1].macs <= 1.2e9
     above = EFFNET.multipliers(phi + 0.01)
-    assert count_cost("efficientnet_b0", above.width, above.depth, above.input_size(224)).macs > 1.2e9
+    assert count_cost("efficientnet_b0", width=above.width, depth=above.depth, resolution=above.input_size(224)).macs > 1.2e9
 
 
 def test_target_latency_solves_with_the_measured_time(monkeypatch):
-    import scaler.family
+    import scaler.cost
 
     # a stand-in timer: 1 ms per 10 px of input side, so 25 ms fits up to 250 px
-    monkeypatch.setattr(scaler.family, "measure_latency", lambda model, px, device, batch_size=1, repeats=1: px / 10)
+    monkeypatch.setattr(scaler.cost, "measure_latency", lambda model, px, device, batch_size=1, repeats=1: px / 10)
     family = build_family("resnet18", coefficients=EFFNET, phis=[0], target_latency_ms=25, latency_runs=1, num_classes=10)
     assert family.solved["phi_for_latency"] == pytest.approx(0.8)  # 224 * 1.15**0.8 = 250 px; 0.85 gives 252
     assert family.members[-1].input_px <= 250 and family.members[-1].latency_ms <= 25

@@ -9,7 +9,7 @@ import json
 import optuna
 import pandas as pd
 
-from scaler.search import pairs_to_run
+from scaler.study import pairs_to_run
 
 from conftest import run_cli
 

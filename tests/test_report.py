@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from scaler.errors import UsageError
-from scaler.family import build_family, save_family
+from scaler.family import build_family
+from scaler.family_files import save_family
 from scaler.report import load_run, write_report
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import Coefficients

@@ -68,7 +68,7 @@ def test_round_repeats_ceil():
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
 def test_official_family_matches_torchvision_params(name):
     width, depth, _ = OFFICIAL[name]
-    ours = get_baseline("efficientnet_b0").build(width, depth)
+    ours = get_baseline("efficientnet_b0").build(width=width, depth=depth)
     theirs = getattr(torchvision.models, name)(weights=None)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
 
@@ -79,7 +79,7 @@ def test_coefficients_to_multipliers():
     m = c.multipliers(2)
     assert (m.depth, m.width, m.resolution) == pytest.approx((1.44, 1.21, 1.3225))
     assert m.input_size(224) == round(224 * 1.3225)
-    assert c.multipliers(0) == Multipliers(1.0, 1.0, 1.0)
+    assert c.multipliers(0) == Multipliers(width=1.0, depth=1.0, resolution=1.0)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf])

@@ -14,16 +14,14 @@ import torch
 from scaler.baselines import Baseline, get_baseline
 from scaler.data import load_dataset
 from scaler.errors import UsageError
+from scaler.recipe import PRESETS, ProxyRecipe, proxy_settings
+from scaler.recipe import resolve_recipe as get_recipe
 from scaler.scaling import Multipliers
 from scaler.train import (
-    PRESETS,
-    ProxyRecipe,
     TrainingFailed,
     TrainResult,
-    get_recipe,
     init_classifier,
     lr_at,
-    proxy_settings,
     train,
     zero_init_residuals,
 )
@@ -38,7 +36,7 @@ def data():
 
 
 def tiny_run(data, **kwargs) -> TrainResult:
-    return train("resnet18", 0.125, 1.0, 16, data=data, recipe=kwargs.pop("recipe", TINY), **kwargs)
+    return train("resnet18", width=0.125, depth=1.0, resolution_px=16, data=data, recipe=kwargs.pop("recipe", TINY), **kwargs)
 
 
 def test_result_fields(data):
@@ -46,7 +44,7 @@ def test_result_fields(data):
     assert 0 <= r.accuracy <= 1 and r.accuracy == r.val_accuracies[-1]
     assert r.epochs_run == 2 and len(r.train_losses) == 2 and len(r.val_accuracies) == 2
     assert r.images_seen == 2 * 96 and r.images_per_s > 0 and r.seconds > 0
-    assert r.params == sum(p.numel() for p in __import__("scaler.baselines", fromlist=["x"]).get_baseline("resnet18").build(0.125, 1.0, 4).parameters())
+    assert r.params == sum(p.numel() for p in __import__("scaler.baselines", fromlist=["x"]).get_baseline("resnet18").build(width=0.125, depth=1.0, num_classes=4).parameters())
     assert r.seed == TINY.seed and r.resolution == 16
     json.dumps(r.as_dict())
 
@@ -106,12 +104,12 @@ def _user(module_cls) -> Baseline:
 
 def test_nan_loss_is_training_failed(data):
     with pytest.raises(TrainingFailed, match="nan"):
-        train(_user(_NaNNet), 1.0, 1.0, 16, data=data, recipe=TINY)
+        train(_user(_NaNNet), width=1.0, depth=1.0, resolution_px=16, data=data, recipe=TINY)
 
 
 def test_user_model_exception_keeps_its_message(data):
     with pytest.raises(TrainingFailed, match="ValueError: my layer cannot take 16 px") as info:
-        train(_user(_BrokenNet), 1.0, 1.0, 16, data=data, recipe=TINY)
+        train(_user(_BrokenNet), width=1.0, depth=1.0, resolution_px=16, data=data, recipe=TINY)
     assert "\n" not in str(info.value)
 
 
@@ -120,7 +118,7 @@ def test_user_model_that_fails_to_build(data):
         raise RuntimeError("no such block")
 
     with pytest.raises(TrainingFailed, match="no such block"):
-        train(Baseline("user:bad", build, 16), 1.0, 1.0, 16, data=data, recipe=TINY)
+        train(Baseline("user:bad", build, 16), width=1.0, depth=1.0, resolution_px=16, data=data, recipe=TINY)
 
 
 def test_out_of_memory_is_training_failed(data):
@@ -129,13 +127,13 @@ def test_out_of_memory_is_training_failed(data):
             raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried")
 
     with pytest.raises(TrainingFailed, match="out of memory"):
-        train(_user(_OOMNet), 1.0, 1.0, 16, data=data, recipe=TINY)
+        train(_user(_OOMNet), width=1.0, depth=1.0, resolution_px=16, data=data, recipe=TINY)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"])
 def test_zero_init_makes_every_residual_block_the_identity(name):
     torch.manual_seed(0)
-    model = get_baseline(name).build(0.25, 1.0, 10).eval()
+    model = get_baseline(name).build(width=0.25, depth=1.0, num_classes=10).eval()
     resnet = name.startswith("resnet")
     blocks = [m for m in model.modules()
               if (resnet and type(m).__name__ in ("BasicBlock", "Bottleneck")) or getattr(m, "use_res_connect", False)]
@@ -154,7 +152,7 @@ def test_zero_init_makes_every_residual_block_the_identity(name):
 
 def test_classifier_starts_small():
     torch.manual_seed(0)
-    model = get_baseline("efficientnet_b0").build(0.25, 1.0, 10)
+    model = get_baseline("efficientnet_b0").build(width=0.25, depth=1.0, num_classes=10)
     head = init_classifier(model, 0.01)
     assert head is model.classifier[-1] and head.out_features == 10
     assert 0.008 < head.weight.std().item() < 0.012 and not head.bias.any()

@@ -17,7 +17,7 @@ from pathlib import Path
 from torch import nn
 from torchvision.models.efficientnet import EfficientNet, MBConvConfig
 
-from scaler.baselines import Baseline, Stage, builtin_dir, register
+from scaler.baselines.base import Baseline, Stage
 from scaler.complexity import Complexity
 from scaler.errors import UsageError
 from scaler.scaling import round_channels, round_repeats
@@ -145,15 +145,21 @@ def load_stage_list(path: str | Path) -> Baseline:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"stage list {str(path)!r} does not exist")
-    return baseline_from_spec(_read(path), source=str(path))
+    return baseline_from_spec(read_stage_list(path), source=str(path))
 
 
-def _read(path: Path) -> dict:
+def read_stage_list(path: Path) -> dict:
+    """A stage list read and validated (decoded); a fault is a one-line UsageError."""
     try:
         return decode(json.loads(path.read_text()), str(path))
     except json.JSONDecodeError as exc:
         raise UsageError(f"stage list {str(path)!r} is not valid JSON: {exc}") from None
 
 
-for _path in sorted(builtin_dir().glob("*.json")):
-    register(baseline_from_spec(_read(_path)))
+def builtin_dir() -> Path:
+    """The folder of built-in stage lists (``baselines/`` at the top of the project)."""
+    return Path(__file__).resolve().parents[2] / "baselines"
+
+
+def builtin() -> list[Baseline]:
+    return [baseline_from_spec(read_stage_list(path)) for path in sorted(builtin_dir().glob("*.json"))]

@@ -16,7 +16,7 @@ from torchvision.models._utils import _make_divisible
 from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
 
-from scaler.baselines import Baseline, Stage, register
+from scaler.baselines.base import Baseline, Stage
 from scaler.complexity import Complexity
 from scaler.scaling import round_channels, round_repeats
 
@@ -113,25 +113,24 @@ def mobilenet_v3_large_stages(width_mult: float = 1.0, depth_mult: float = 1.0) 
     return rows
 
 
-register(
-    Baseline(
-        "mobilenet_v2",
-        build_mobilenet_v2,
-        224,
-        mobilenet_v2_stages,
-        "MobileNetV2 (Sandler et al. 2018)",
-        complexity_fn=mobilenet_v2_complexity,
-        # At lr 0.1 its proxy swings 8 points between seeds and a 32-epoch run collapsed (README).
-        proxy_recipe={"lr": 0.05, "weight_decay": 5e-5},
-    )
-)
-register(
-    Baseline(
-        "mobilenet_v3_large",
-        build_mobilenet_v3_large,
-        224,
-        mobilenet_v3_large_stages,
-        "MobileNetV3-Large (Howard et al. 2019)",
-        complexity_fn=mobilenet_v3_large_complexity,
-    )
-)
+def builtin() -> list[Baseline]:
+    return [
+        Baseline(
+            "mobilenet_v2",
+            build_mobilenet_v2,
+            224,
+            mobilenet_v2_stages,
+            "MobileNetV2 (Sandler et al. 2018)",
+            complexity_fn=mobilenet_v2_complexity,
+            # At lr 0.1 its proxy swings 8 points between seeds and a 32-epoch run collapsed (docs/calibration.md).
+            proxy_recipe={"lr": 0.05, "weight_decay": 5e-5},
+        ),
+        Baseline(
+            "mobilenet_v3_large",
+            build_mobilenet_v3_large,
+            224,
+            mobilenet_v3_large_stages,
+            "MobileNetV3-Large (Howard et al. 2019)",
+            complexity_fn=mobilenet_v3_large_complexity,
+        ),
+    ]

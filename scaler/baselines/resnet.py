@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from scaler.baselines import Baseline, Stage, register
+from scaler.baselines.base import Baseline, Stage
 from scaler.complexity import Complexity
 from scaler.scaling import round_channels, round_repeats
 
@@ -81,7 +81,7 @@ def resnet_complexity(block, depths, widths, stem_width: int, resolution: int, n
     return cx.adaptive_avg_pool(c_in).linear(c_in, num_classes)
 
 
-def _register(arch: str) -> None:
+def _baseline(arch: str) -> Baseline:
     def build(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000) -> nn.Module:
         block, depths, widths, stem = _scaled(arch, width_mult, depth_mult)
         return ScaledResNet(block, depths, widths, stem, num_classes)
@@ -96,12 +96,8 @@ def _register(arch: str) -> None:
         block, depths, widths, stem = _scaled(arch, width_mult, depth_mult)
         return resnet_complexity(block, depths, widths, stem, resolution, num_classes)
 
-    register(
-        Baseline(
-            arch, build, 224, stages, f"{arch} (He et al. 2016), torchvision's layout", complexity_fn=complexity
-        )
-    )
+    return Baseline(arch, build, 224, stages, f"{arch} (He et al. 2016), torchvision's layout", complexity_fn=complexity)
 
 
-for _arch in ARCHS:
-    _register(_arch)
+def builtin() -> list[Baseline]:
+    return [_baseline(arch) for arch in ARCHS]

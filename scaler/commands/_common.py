@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
-import torch
 
 from scaler.baselines import Baseline, get_baseline
 from scaler.errors import UsageError
+from scaler.devices import resolve_device  # noqa: F401  (the commands' one way to a device)
 from scaler.scaling import Multipliers, parse_coefficients, round_resolution
 
 
@@ -57,10 +59,8 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_recipe(args):
     """The --preset's recipe, with the baseline's own recipe fields, then the command line's flags, applied."""
-    from scaler.baselines import get_baseline
-    from scaler.train import get_recipe
+    from scaler.recipe import resolve_recipe as resolve
 
-    recipe = get_recipe(args.preset, get_baseline(args.baseline))
     changes = {}
     for flag, (field, _, _) in RECIPE_FLAGS.items():
         value = getattr(args, flag.lstrip("-").replace("-", "_"))
@@ -77,9 +77,7 @@ def resolve_recipe(args):
         changes[field] = value
     if args.no_augment:
         changes["augment"] = False
-    if "epochs" in changes and "warmup_epochs" not in changes:
-        changes["warmup_epochs"] = min(recipe.warmup_epochs, changes["epochs"])
-    return recipe.replace(**changes)
+    return resolve(args.preset, get_baseline(args.baseline), changes)
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -88,18 +86,6 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {name!r} asked for, but no CUDA GPU is available")
-    return device
 
 
 @dataclass(frozen=True)
@@ -128,8 +114,8 @@ def resolve_scaled_model(args: argparse.Namespace) -> ScaledModel:
         return ScaledModel(baseline, m, m.input_size(baseline.resolution))
     resolution = baseline.resolution if args.resolution is None else args.resolution
     m = Multipliers(
-        depth=1.0 if args.depth is None else args.depth,
         width=1.0 if args.width is None else args.width,
+        depth=1.0 if args.depth is None else args.depth,
         resolution=resolution / baseline.resolution if resolution and resolution > 0 else resolution,
     )
     return ScaledModel(baseline, m, round_resolution(resolution))
@@ -141,3 +127,22 @@ def print_table(frame: pd.DataFrame) -> None:
 
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str))
+
+
+def run_data(config: dict | None) -> str | None:
+    """The data spec of a run's config: a string, or the data set's description with its 'source'."""
+    data = (config or {}).get("data")
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        return data.get("source") or data.get("spec") or data.get("name")
+    return None
+
+
+def default_family_name(baseline: str, coefficients, table: str | None) -> str:
+    """The default run-folder name of `scaler family` / `scaler compare`: baseline and coefficients (or table)."""
+    stem = Path(baseline).stem if baseline.endswith(".json") else baseline
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "baseline"
+    if table:
+        return f"{stem}-{table}"
+    return f"{stem}-{coefficients.alpha:g}-{coefficients.beta:g}-{coefficients.gamma:g}"

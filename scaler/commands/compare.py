@@ -45,9 +45,10 @@ def _strategies():
 
 def run(args) -> int:
     from scaler import compare as cmp
-    from scaler.commands._common import resolve_device
-    from scaler.commands.family import _run_data, default_name
-    from scaler.family import ProxyTraining, run_coefficients
+    from scaler.commands._common import run_data, default_family_name
+    from scaler.devices import resolve_device
+    from scaler.family_files import run_coefficients
+    from scaler.proxy import ProxyTraining
     from scaler.run_folder import RunFolder
     from scaler.scaling import format_macs, parse_coefficients
 
@@ -76,14 +77,14 @@ def run(args) -> int:
     if not args.no_train:
         recipe = config.get("recipe") if not args.preset else None
         training = ProxyTraining(
-            data=args.data or _run_data(config) or "animals",
+            data=args.data or run_data(config) or "animals",
             preset=args.preset or (recipe or {}).get("preset") or "default",
             seeds=args.seeds or int(config.get("seeds") or 2),
             seed=args.seed,
             recipe=recipe,
         )
     out = Path(args.out) if args.out else (
-        run_folder.path if run_folder else RunFolder.for_name(f"{default_name(baseline, None, 'compare')}").path
+        run_folder.path if run_folder else RunFolder.for_name(default_family_name(baseline, None, "compare")).path
     )
 
     def progress(row) -> None:

@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from scaler.family import export_onnx, find_member, load_family
+    from scaler.export import export_onnx
+    from scaler.family_files import find_member, load_family
 
     if bool(args.run) == bool(args.family):
         raise UsageError("give exactly one of --run RUN_FOLDER and --family family.json")

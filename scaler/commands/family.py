@@ -19,7 +19,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from scaler.commands._common import add_device_argument, add_json_argument, print_json, print_table
+from scaler.commands._common import (
+    add_device_argument,
+    add_json_argument,
+    default_family_name,
+    print_json,
+    print_table,
+    resolve_device,
+    run_data,
+)
 from scaler.errors import UsageError
 
 
@@ -59,17 +67,11 @@ def parse_latency(text: str) -> float:
     return value * 1000 if match[2] == "s" else value
 
 
-def default_name(baseline: str, coefficients, table: str | None) -> str:
-    stem = Path(baseline).stem if baseline.endswith(".json") else baseline
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-") or "baseline"
-    if table:
-        return f"{stem}-{table}"
-    return f"{stem}-{coefficients.alpha:g}-{coefficients.beta:g}-{coefficients.gamma:g}"
-
-
 def run(args) -> int:
     from scaler import family as fam
     from scaler.baselines import get_baseline
+    from scaler.family_files import family_frame, run_coefficients, save_family
+    from scaler.proxy import ProxyTraining
     from scaler.cost import count_cost
     from scaler.run_folder import RunFolder
     from scaler.scaling import format_macs, parse_budget, parse_coefficients, parse_phi_range
@@ -79,7 +81,7 @@ def run(args) -> int:
         if args.baseline or args.coefficients or args.table:
             raise UsageError("give either --run, or --baseline with --coefficients or --table, not both")
         run_folder = RunFolder(Path(args.run))
-        baseline, coefficients = fam.run_coefficients(run_folder)
+        baseline, coefficients = run_coefficients(run_folder)
         config = run_folder.read_json(run_folder.config)
     else:
         if not args.baseline:
@@ -107,8 +109,8 @@ def run(args) -> int:
     training = None
     if args.train:
         recipe = (config or {}).get("recipe") if not args.preset else None
-        training = fam.ProxyTraining(
-            data=args.data or _run_data(config) or "animals",
+        training = ProxyTraining(
+            data=args.data or run_data(config) or "animals",
             preset=args.preset or (recipe or {}).get("preset") or "default",
             seeds=args.seeds or int((config or {}).get("seeds") or 2),
             seed=args.seed,
@@ -117,11 +119,9 @@ def run(args) -> int:
     elif args.data or args.preset or args.seeds:
         raise UsageError("--data, --preset and --seeds only apply with --train")
 
-    from scaler.commands._common import resolve_device
-
     device = resolve_device(args.device)
     out = Path(args.out) if args.out else (
-        run_folder.path if run_folder else RunFolder.for_name(args.name or default_name(baseline, coefficients, args.table)).path
+        run_folder.path if run_folder else RunFolder.for_name(args.name or default_family_name(baseline, coefficients, args.table)).path
     )
 
     def progress(member) -> None:
@@ -134,13 +134,13 @@ def run(args) -> int:
         device=device, latency_runs=args.latency_runs, latency_batch=args.latency_batch,
         training=training, on_member=progress, **targets,
     )
-    json_path, csv_path = fam.save_family(family, out)
+    json_path, csv_path = save_family(family, out)
     data = family.as_dict()
     if args.json:
         print_json({**data, "files": [str(json_path), str(csv_path)]})
         return 0
     print()
-    print_table(format_frame(family.to_frame()))
+    print_table(format_frame(family_frame(data)))
     if family.solved:
         s = family.solved
         parts = []
@@ -151,16 +151,6 @@ def run(args) -> int:
         print(f"\nlargest member that fits: phi = {s['phi']:g} ({'; '.join(parts)})")
     print(f"\nwrote {json_path} and {csv_path}")
     return 0
-
-
-def _run_data(config: dict | None) -> str | None:
-    """The data spec of a run's config: a string, or the data set's description with its 'source'."""
-    data = (config or {}).get("data")
-    if isinstance(data, str):
-        return data
-    if isinstance(data, dict):
-        return data.get("source") or data.get("spec") or data.get("name")
-    return None
 
 
 def format_frame(frame):

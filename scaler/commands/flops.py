@@ -48,12 +48,13 @@ def run(args) -> int:
         raise UsageError(f"--num-classes must be positive, got {args.num_classes}")
     scaled = resolve_scaled_model(args)
     b = scaled.baseline
-    cost = count_cost(b, scaled.width, scaled.depth, scaled.resolution, args.num_classes, per_module_depth=args.per_layer)
+    cost = count_cost(b, width=scaled.width, depth=scaled.depth, resolution=scaled.resolution, num_classes=args.num_classes,
+                      per_module_depth=args.per_layer)
     reference = count_cost(b, num_classes=args.num_classes)
     latency = None
     if args.latency_runs > 0:
         device = resolve_device(args.device)
-        model = b.build(scaled.width, scaled.depth, args.num_classes)
+        model = b.build(width=scaled.width, depth=scaled.depth, num_classes=args.num_classes)
         latency = measure_latency(model, scaled.resolution, device, repeats=args.latency_runs)
     result = {
         "baseline": b.name,
@@ -62,13 +63,13 @@ def run(args) -> int:
         "resolution": scaled.resolution,
         "params": cost.params,
         "macs": cost.macs,
-        "fvcore_macs": cost.fvcore_macs,
+        "fvcore_total": cost.fvcore_total,
         "activations": cost.activations,
         "macs_ratio": cost.macs / reference.macs,
         "nominal_ratio": scaled.multipliers.nominal_ratio,
         "latency_ms": latency,
         "device": str(resolve_device(args.device)) if latency is not None else None,
-        "stages": [vars(s) for s in b.stages(scaled.width, scaled.depth)],
+        "stages": [vars(s) for s in b.stages(width=scaled.width, depth=scaled.depth)],
         "unsupported_ops": cost.unsupported,
         "count_method": cost.method,
     }
@@ -81,7 +82,7 @@ def run(args) -> int:
     lines = [
         ("params", f"{cost.params:,}"),
         ("MACs (multiply-adds)", f"{cost.macs:,}  ({format_macs(cost.macs)})"),
-        ("fvcore total (+norm, pool)", f"{cost.fvcore_macs:,}  ({format_macs(cost.fvcore_macs)})"),
+        ("fvcore total (+norm, pool)", f"{cost.fvcore_total:,}  ({format_macs(cost.fvcore_total)})"),
         ("activations", f"{cost.activations:,}"),
         ("MACs ratio to baseline", f"{result['macs_ratio']:.3f} measured, {result['nominal_ratio']:.3f} nominal (d*w^2*r^2)"),
     ]

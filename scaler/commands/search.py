@@ -80,7 +80,7 @@ def run(args) -> int:
         print("no grid point finished; nothing to scale", file=sys.stderr)
         return 1
     if not args.no_family:
-        from scaler.family import write_family
+        from scaler.family_files import write_family
         from scaler.scaling import parse_phi_range
 
         write_family(run_folder, phis=parse_phi_range(args.phi), device=config.device, latency_runs=args.latency_runs)

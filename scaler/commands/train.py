@@ -48,7 +48,7 @@ def add_arguments(parser) -> None:
 
 def resolve_network(args, recipe) -> tuple[float, float, int]:
     from scaler.scaling import Multipliers, parse_coefficients
-    from scaler.train import proxy_settings
+    from scaler.recipe import proxy_settings
 
     if args.coefficients is not None:
         if any(v is not None for v in (args.width, args.depth, args.resolution)):
@@ -57,7 +57,7 @@ def resolve_network(args, recipe) -> tuple[float, float, int]:
     width = recipe.proxy_width if args.width is None else args.width
     depth = 1.0 if args.depth is None else args.depth
     resolution = recipe.proxy_resolution if args.resolution is None else args.resolution
-    Multipliers(depth, width, resolution)  # positive and finite, or a UsageError
+    Multipliers(width=width, depth=depth, resolution=resolution)  # positive and finite, or a UsageError
     return width, depth, int(resolution)
 
 
@@ -80,7 +80,8 @@ def run(args) -> int:
               f"{s.images_per_s:,.0f} img/s  {s.seconds:.1f} s", file=out, flush=True)
 
     try:
-        result = train(baseline, width, depth, px, data=data, recipe=recipe, device=device, progress=progress)
+        result = train(baseline, width=width, depth=depth, resolution_px=px, data=data, recipe=recipe, device=device,
+                       progress=progress)
     except TrainingFailed as exc:
         print(f"scaler train: failed: {exc}", file=sys.stderr)
         return 1
@@ -101,6 +102,6 @@ def _macs(baseline, width, depth, px, num_classes) -> int | None:
     from scaler.cost import count_cost
 
     try:
-        return count_cost(baseline, width, depth, px, num_classes=num_classes).macs
+        return count_cost(baseline, width=width, depth=depth, resolution=px, num_classes=num_classes).macs
     except Exception:  # a user model the counter cannot trace: the run's result stands without it
         return None

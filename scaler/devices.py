@@ -1,0 +1,25 @@
+"""The device a command runs on: ``auto`` (a GPU when one is present), ``cpu``, ``cuda[:N]``."""
+
+from __future__ import annotations
+
+import torch
+
+from scaler.errors import UsageError
+
+
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """A ``torch.device``; an unknown name or a GPU that is not there is a UsageError."""
+    if isinstance(name, torch.device):
+        return name
+    if name is None or str(name) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(str(name))
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device {str(name)!r} asked for, but no CUDA GPU is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"device {str(name)!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    return device

@@ -1,0 +1,135 @@
+"""The proxy recipe: how one short training run judges a candidate, and where its fields come from.
+
+A recipe is resolved in one place, :func:`resolve_recipe`, in this order: the preset (``smoke``,
+``default``, ``long``), then the fields the baseline trains better with (``Baseline.proxy_recipe``,
+as timm keeps a default config per model), then the caller's overrides (command-line flags, or the
+recipe a run recorded). :func:`proxy_settings` says at which width, depth and pixels the proxy
+trains a candidate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from typing import TYPE_CHECKING
+from scaler.errors import UsageError
+from scaler.scaling import Multipliers, round_resolution
+
+if TYPE_CHECKING:  # the baselines pull in torch; the recipe is plain data
+    from scaler.baselines import Baseline
+
+@dataclass(frozen=True)
+class ProxyRecipe:
+    """How one proxy training run goes. Defaults are calibrated on ``animals`` (docs/calibration.md).
+
+    Args:
+        epochs: passes over the training subset.
+        batch_size: images per step; ``lr`` is the rate at this batch size.
+        lr, momentum, nesterov, weight_decay: SGD; weight decay on conv and linear weights only.
+        warmup_epochs: linear warm-up from 0 to ``lr``, then cosine decay to 0, per step.
+        label_smoothing: for the cross-entropy loss.
+        subset: training images used (a stratified prefix of the training split); None for all.
+        proxy_width: every candidate's width multiplier is multiplied by this.
+        proxy_resolution: input pixels at resolution multiplier 1.
+        augment: random crop (padding of 1/8 of the side) and, where the data allows, flips.
+        zero_init_residual: start each residual block of torchvision's ResNets, MobileNets and
+            EfficientNets as the identity (:func:`zero_init_residuals`): deep narrow proxies then
+            train at once instead of idling for epochs.
+        head_init_std: when set, the classifier (the model's last ``nn.Linear``) starts from
+            N(0, std²) with zero bias, as pycls's ``fc_init_std``; None keeps the builder's.
+            EfficientNets set it (``Baseline.proxy_recipe``): torchvision draws their classifier
+            from ±1/sqrt(classes), meant for 1,000 classes; with 10 the proxy starts at loss 3.6
+            and its accuracy swung 13 points between seeds.
+        seed: initialisation, batch order and augmentation.
+    """
+
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    subset: int | None = 2000
+    proxy_width: float = 0.25
+    proxy_resolution: int = 24
+    augment: bool = True
+    zero_init_residual: bool = True
+    head_init_std: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs >= 1 and isinstance(self.epochs, int)),
+            ("batch_size", self.batch_size >= 1 and isinstance(self.batch_size, int)),
+            ("lr", self.lr > 0),
+            ("momentum", 0 <= self.momentum < 1),
+            ("weight_decay", self.weight_decay >= 0),
+            ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs),
+            ("label_smoothing", 0 <= self.label_smoothing < 1),
+            ("subset", self.subset is None or self.subset >= 1),
+            ("proxy_width", self.proxy_width > 0),
+            ("proxy_resolution", self.proxy_resolution >= 1),
+            ("head_init_std", self.head_init_std is None or self.head_init_std >= 0),
+        ]
+        bad = [name for name, ok in checks if not ok]
+        if bad:
+            values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
+            raise UsageError(f"invalid proxy recipe: {values}")
+
+    def replace(self, **changes) -> ProxyRecipe:
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, ProxyRecipe] = {
+    # A few seconds per candidate: for trying the tool, and for tests of the search.
+    "smoke": ProxyRecipe(epochs=1, subset=1000, proxy_width=0.125, proxy_resolution=24, warmup_epochs=0.2),
+    "default": ProxyRecipe(),
+    # Four times the default's steps: the yardstick of benchmarks/proxy_fidelity.py.
+    "long": ProxyRecipe(epochs=32, warmup_epochs=4.0),
+}
+
+
+FIELDS = frozenset(f.name for f in dataclasses.fields(ProxyRecipe))
+
+
+def resolve_recipe(preset: str = "default", baseline: Baseline | None = None, overrides: dict | None = None) -> ProxyRecipe:
+    """The recipe a run trains with: ``preset``, then ``baseline``'s own fields, then ``overrides``.
+
+    ``overrides`` holds recipe fields (keys that are not fields, such as labels a run recorded
+    beside them, are ignored). When it sets ``epochs`` but not ``warmup_epochs``, the warm-up is
+    cut to fit the epochs.
+    """
+    if preset not in PRESETS:
+        raise UsageError(f"unknown proxy preset {preset!r} (known: {', '.join(PRESETS)})")
+    recipe = PRESETS[preset]
+    if baseline is not None and baseline.proxy_recipe:
+        try:
+            recipe = recipe.replace(**baseline.proxy_recipe)
+        except TypeError as exc:
+            raise UsageError(f"baseline {baseline.name!r}: bad proxy_recipe {baseline.proxy_recipe!r}: {exc}") from None
+    changes = {k: v for k, v in (overrides or {}).items() if k in FIELDS}
+    if "epochs" in changes and "warmup_epochs" not in changes:
+        changes["warmup_epochs"] = min(recipe.warmup_epochs, changes["epochs"])
+    return recipe.replace(**changes) if changes else recipe
+
+
+def recipe_from_dict(fields: dict) -> ProxyRecipe:
+    """A recorded recipe; a field added since it was recorded takes its default."""
+    return ProxyRecipe(**{k: v for k, v in fields.items() if k in FIELDS})
+
+
+def recipe_defaults() -> dict:
+    """Every field's default: what a field missing from an older run's record means."""
+    return {f.name: f.default for f in dataclasses.fields(ProxyRecipe)}
+
+
+def proxy_settings(multipliers: Multipliers, recipe: ProxyRecipe) -> tuple[float, float, int]:
+    """(width, depth, pixels) at which the proxy trains a candidate with these multipliers."""
+    return (
+        multipliers.width * recipe.proxy_width,
+        multipliers.depth,
+        round_resolution(recipe.proxy_resolution * multipliers.resolution),
+    )
