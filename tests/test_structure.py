@@ -43,7 +43,7 @@ def import_graph() -> tuple[dict[str, set[str]], list[str]]:
                     full = f"{node.module}.{a.name}"
                     names.append(full if full in mods else node.module)
                     owner = _owner(node.module, mods)
-                    if owner and owner != m and a.name.startswith("_") and full not in mods:
+                    if owner and owner != m and a.name.startswith("_") and not a.name.startswith("__") and full not in mods:
                         private.append(f"{m} imports {full}")
             for name in names:
                 target = _owner(name, mods) if name.split(".")[0] == "scaler" else None
