@@ -49,6 +49,7 @@ def run(args) -> int:
     from scaler.devices import resolve_device
     from scaler.family_files import run_coefficients
     from scaler.proxy import ProxyTraining
+    from scaler.tables import compare_table
     from scaler.run_folder import RunFolder
     from scaler.scaling import format_macs, parse_coefficients
 
@@ -107,25 +108,6 @@ def run(args) -> int:
         print_json({"rows": frame.to_dict(orient="records"), "files": {k: str(v) for k, v in written.items()}})
         return 0
     print()
-    print_table(format_frame(frame))
+    print_table(compare_table(frame))
     print(f"\nwrote {', '.join(str(p) for p in written.values())}")
     return 0
-
-
-def format_frame(frame):
-    """Table 3 for a terminal: MACs in M/G, params with separators, accuracy in % with std."""
-    from scaler.scaling import format_macs
-
-    out = frame[["strategy", "budget", "depth_mult", "width_mult", "input_px", "macs", "macs_ratio", "params", "activations"]].copy()
-    out["depth_mult"] = out["depth_mult"].map("{:.3f}".format)
-    out["width_mult"] = out["width_mult"].map("{:.3f}".format)
-    out["macs"] = out["macs"].map(format_macs)
-    out["macs_ratio"] = out["macs_ratio"].map("{:.2f}".format)
-    out["params"] = out["params"].map("{:,}".format)
-    out["activations"] = out["activations"].map(format_macs)
-    out["accuracy %"] = [
-        "-" if m is None or m != m else f"{100 * m:.2f}" + ("" if s is None or s != s else f" ± {100 * s:.2f}")
-        for m, s in zip(frame["accuracy_mean"], frame["accuracy_std"])
-    ]
-    return out.rename(columns={"depth_mult": "depth", "width_mult": "width", "input_px": "px",
-                               "macs": "MACs (mult-adds)", "macs_ratio": "x base"})

@@ -70,7 +70,8 @@ def parse_latency(text: str) -> float:
 def run(args) -> int:
     from scaler import family as fam
     from scaler.baselines import get_baseline
-    from scaler.family_files import family_frame, run_coefficients, save_family
+    from scaler.family_files import run_coefficients, save_family
+    from scaler.tables import family_table
     from scaler.proxy import ProxyTraining
     from scaler.cost import count_cost
     from scaler.run_folder import RunFolder
@@ -140,7 +141,7 @@ def run(args) -> int:
         print_json({**data, "files": [str(json_path), str(csv_path)]})
         return 0
     print()
-    print_table(format_frame(family_frame(data)))
+    print_table(family_table(data))
     if family.solved:
         s = family.solved
         parts = []
@@ -151,27 +152,3 @@ def run(args) -> int:
         print(f"\nlargest member that fits: phi = {s['phi']:g} ({'; '.join(parts)})")
     print(f"\nwrote {json_path} and {csv_path}")
     return 0
-
-
-def format_frame(frame):
-    """The family table for a terminal: MACs in M/G, params with separators, accuracy in %."""
-    from scaler.scaling import format_macs
-
-    out = frame[["label", "depth_mult", "width_mult", "input_px", "stage_depths", "params", "macs", "macs_ratio"]].copy()
-    out["depth_mult"] = out["depth_mult"].map("{:.3f}".format)
-    out["width_mult"] = out["width_mult"].map("{:.3f}".format)
-    out["params"] = out["params"].map("{:,}".format)
-    out["macs"] = out["macs"].map(format_macs)
-    out["macs_ratio"] = out["macs_ratio"].map("{:.2f}".format)
-    if frame["latency_ms"].notna().any():
-        out["latency b1 ms"] = frame["latency_ms"].map("{:.1f}".format)
-        batch = int(frame["latency_batch"].dropna().iloc[0]) if frame["latency_batch"].notna().any() else None
-        if batch:
-            out[f"latency b{batch} ms"] = frame["latency_batch_ms"].map("{:.1f}".format)
-    if frame["accuracy_mean"].notna().any():
-        out["accuracy %"] = [
-            "-" if m is None or m != m else (f"{100 * m:.2f}" + ("" if s is None or s != s else f" ± {100 * s:.2f}"))
-            for m, s in zip(frame["accuracy_mean"], frame["accuracy_std"])
-        ]
-    return out.rename(columns={"depth_mult": "depth", "width_mult": "width", "input_px": "px", "stage_depths": "stage depths",
-                               "macs": "MACs (mult-adds)", "macs_ratio": "x base"})

@@ -21,8 +21,6 @@ import re
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from scaler.commands._common import (
     add_baseline_argument,
     add_device_argument,
@@ -31,7 +29,7 @@ from scaler.commands._common import (
     resolve_recipe,
 )
 from scaler.run_folder import RunFolder
-from scaler.scaling import format_macs, parse_budget
+from scaler.scaling import parse_budget
 from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
 
 # Seeds per grid point when --seeds is not given, by preset (see README: "Seeds and noise").
@@ -93,23 +91,10 @@ def run(args) -> int:
 
 
 def print_results(result) -> None:
-    t = result.table.copy()
-    shown = pd.DataFrame({
-        "kind": t.kind,
-        "alpha": t.alpha.map("{:.3f}".format), "beta": t.beta.map("{:.3f}".format), "gamma": t.gamma.map("{:.3f}".format),
-        "d x w x r": [f"{d:.2f} x {w:.2f} x {r:.2f}" for d, w, r in zip(t.depth_mult, t.width_mult, t.resolution_mult)],
-        "nominal": t.nominal_ratio.map("{:.2f}x".format),
-        "measured": t.macs_ratio.map("{:.2f}x".format),
-        "MACs": t.macs.map(format_macs),
-        "accuracy %": [
-            f"{100 * m:.1f} ± {100 * s:.1f} (n={n})" if n else "—"
-            for m, s, n in zip(t.accuracy_mean, t.accuracy_std, t.accuracy_n)
-        ],
-        "seconds": t.seconds.map("{:.0f}".format),
-        "state": [s if not r else f"{s}: {r}" for s, r in zip(t.state, t.reason)],
-    })
-    print("\ngrid (MACs are multiply-adds of the full-size network; ratios vs the baseline):")
-    print(shown.to_string(index=False))
+    from scaler.tables import grid_table
+
+    print("\ngrid, best first (MACs are multiply-adds of the full-size network; ratios vs the baseline):")
+    print(grid_table(result.table).to_string(index=False))
     w = result.winner
     if w:
         print(f"\nchosen: alpha={w['alpha']:.3f} beta={w['beta']:.3f} gamma={w['gamma']:.3f} ({w['kind']}), "

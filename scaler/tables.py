@@ -1,0 +1,122 @@
+"""Display tables: one model per table, which the CLI prints as text and the report renders as HTML and Markdown.
+
+Each function takes what a run holds (a trials frame, a family dict, a compare frame, a config) and
+returns a frame of display strings: MACs in M/G with 3 significant figures, parameters with
+separators, accuracy in % as mean ± std, '–' where a value is unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from scaler.family_files import family_frame
+from scaler.scaling import format_macs
+
+
+def isnum(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v)) and not isinstance(v, str)
+
+
+def pct(mean, std=None) -> str:
+    """Accuracy 0..1 as '97.00 ± 0.64' (%), '–' when unknown."""
+    if not isnum(mean):
+        return "–"
+    text = f"{100 * float(mean):.2f}"
+    return text + (f" ± {100 * float(std):.2f}" if isnum(std) else "")
+
+
+def macs(v) -> str:
+    return format_macs(float(v)) if isnum(v) else "–"
+
+
+def integer(v) -> str:
+    return f"{int(v):,}" if isnum(v) else "–"
+
+
+def num(v, digits: int = 3) -> str:
+    return f"{float(v):.{digits}g}" if isnum(v) else "–"
+
+
+def config_table(config: dict) -> pd.DataFrame:
+    rows = []
+    for key, value in config.items():
+        if key == "candidates":
+            value = f"{len(value)} grid points" if isinstance(value, list) else value
+        elif key == "data" and isinstance(value, dict):
+            value = ", ".join(f"{k} {value[k]}" for k in ("source", "name", "images", "train_images", "val_images",
+                                                          "fingerprint") if k in value)
+        elif isinstance(value, (dict, list)):
+            value = json.dumps(value, default=str)
+        rows.append({"setting": str(key), "value": str(value)})
+    return pd.DataFrame(rows, columns=["setting", "value"])
+
+
+def grid_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The grid, best first: coefficients, cost ratios, MACs, params, accuracy, state."""
+    t = trials.copy()
+    if "accuracy_mean" in t:
+        t = t.sort_values("accuracy_mean", ascending=False, na_position="last")
+    out = pd.DataFrame()
+    for col, label in (("point", "point"), ("kind", "kind"), ("alpha", "alpha"), ("beta", "beta"), ("gamma", "gamma")):
+        if col in t:
+            out[label] = t[col].map(lambda v: num(v, 4) if isnum(v) else str(v))
+    for col, label in (("nominal_ratio", "nominal x"), ("macs_ratio", "measured x")):
+        if col in t:
+            out[label] = t[col].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–")
+    if "macs" in t:
+        out["MACs (mult-adds)"] = t["macs"].map(macs)
+    if "params" in t:
+        out["params"] = t["params"].map(integer)
+    if "accuracy_mean" in t:
+        out["accuracy %"] = [pct(m, s) for m, s in zip(t["accuracy_mean"], t.get("accuracy_std", [None] * len(t)))]
+    if "accuracy_n" in t:
+        out["seeds"] = t["accuracy_n"].map(integer)
+    if "seconds" in t:
+        out["seconds"] = t["seconds"].map(lambda v: f"{float(v):.0f}" if isnum(v) else "–")
+    for col in ("state", "reason"):
+        if col in t:
+            out[col] = t[col].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return out.reset_index(drop=True)
+
+
+def family_table(family: dict) -> pd.DataFrame:
+    f = family_frame(family)
+    out = pd.DataFrame({
+        "member": f["label"].astype(str),
+        "depth": f["depth_mult"].map(lambda v: num(v, 4)),
+        "width": f["width_mult"].map(lambda v: num(v, 4)),
+        "px": f["input_px"].map(integer),
+        "stage depths": f["stage_depths"],
+        "stage widths": f["stage_widths"],
+        "params": f["params"].map(integer),
+        "MACs (mult-adds)": f["macs"].map(macs),
+        "x base": f["macs_ratio"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–"),
+        "activations": f["activations"].map(macs),
+    })
+    if f["latency_ms"].notna().any():
+        out["latency b1 (ms)"] = f["latency_ms"].map(lambda v: f"{float(v):.1f}" if isnum(v) else "–")
+        batch = f["latency_batch"].dropna()
+        if len(batch):
+            out[f"latency b{int(batch.iloc[0])} (ms)"] = f["latency_batch_ms"].map(lambda v: f"{float(v):.1f}" if isnum(v) else "–")
+    if f["accuracy_mean"].notna().any():
+        out["accuracy %"] = [pct(m, s) for m, s in zip(f["accuracy_mean"], f["accuracy_std"])]
+    return out
+
+
+def compare_table(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "strategy": frame["strategy"].astype(str),
+        "budget": frame["budget"].astype(str),
+        "depth": frame["depth_mult"].map(lambda v: num(v, 4)),
+        "width": frame["width_mult"].map(lambda v: num(v, 4)),
+        "px": frame["input_px"].map(integer),
+        "MACs (mult-adds)": frame["macs"].map(macs),
+        "measured x": frame["macs_ratio"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–"),
+        "params": frame["params"].map(integer),
+        "activations": frame["activations"].map(macs),
+        "accuracy %": [pct(m, s) for m, s in zip(frame["accuracy_mean"], frame["accuracy_std"])],
+        "seeds": frame["accuracy_n"].map(integer),
+    })
