@@ -43,17 +43,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from scaler.errors import UsageError
+from scaler.errors import DataWarning, UsageError
 
 DEFAULT_SOURCE = "animals"
 VAL_FRACTION = 0.2
 MAX_VAL = 5000  # validation images at most: enough to resolve 1-2 points, cheap to evaluate each epoch
 CACHED_RESOLUTIONS = 3  # resized copies kept per split (least recently used dropped first; CIFAR-10 at 32 px is 0.6 GB each)
 IMAGEFOLDER_MAX_SIZE = 128  # user images are held square at min(median short side, this) pixels
-
-
-class DataWarning(UserWarning):
-    """Something about the data worth knowing that does not stop a run; also kept in ``describe()["notes"]``."""
 
 
 # ----------------------------------------------------------------------------- the data set

@@ -190,3 +190,13 @@ def test_peak_memory_grows_slowly_with_photo_count(tmp_path):
     per_photo = max(0, b["peak"] - a["peak"]) / 60
     assert b["ever"] < bench.LIMIT and b["peak"] + per_photo * (2000 - 80) < bench.LIMIT, (a, b)
     assert time.perf_counter() - start < 40
+
+
+def test_the_cli_prints_each_warning_as_one_line(tmp_path, capsys):
+    from scaler.cli import main
+
+    _tree(tmp_path)
+    (tmp_path / "cats" / "notes.jpg").write_text("not an image")
+    assert main(["data", f"imagefolder:{tmp_path}"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scaler data: warning: imagefolder: skipped 1 unreadable"), err
