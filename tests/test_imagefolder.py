@@ -167,7 +167,8 @@ def test_a_symlink_loop_is_one_usage_error(tmp_path, cli):
 
 
 # Peak memory: phone-sized JPEGs, written and loaded by the benchmark's helpers.
-_spec = importlib.util.spec_from_file_location("imagefolder_memory", os.path.join(ROOT, "benchmarks", "imagefolder_memory.py"))
+_path = os.path.join(ROOT, "benchmarks", "imagefolder_memory.py")
+_spec = importlib.util.spec_from_file_location("imagefolder_memory", _path)
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
@@ -186,7 +187,7 @@ def test_peak_memory_grows_slowly_with_photo_count(tmp_path):
         os.link(path, large / path.parent.name / path.name)
     bench.write_photos(large, 60, start=20)
     a, b = bench.load_in_child(small), bench.load_in_child(large)
-    assert (a["images"], b["images"], b["side"]) == (20, 80, 128)
+    assert (a["images"], b["images"], b["side"], b["notes"]) == (20, 80, 128, [])
     per_photo = max(0, b["peak"] - a["peak"]) / 60
     assert b["ever"] < bench.LIMIT and b["peak"] + per_photo * (2000 - 80) < bench.LIMIT, (a, b)
     assert time.perf_counter() - start < 40
