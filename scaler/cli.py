@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from scaler import __version__
-from scaler.errors import UsageError
+from scaler.errors import DataWarning, UsageError
 
 # name -> (module under scaler.commands, one-line help), in the order `scaler --help` lists them.
 # Only the chosen command's module is imported, so `scaler --help` and `--version` stay instant.
@@ -70,6 +70,20 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _one_line_data_warnings(command: str):
+    """``warnings.showwarning`` that prints a DataWarning as one line, like an error (Python's own
+    format adds the source line that warned); other warnings as before."""
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            print(f"scaler {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
     argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
@@ -78,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    previous, warnings.showwarning = warnings.showwarning, _one_line_data_warnings(args.command)
     try:
         return int(args._run(args) or 0)
     except UsageError as exc:
@@ -89,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"scaler {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.showwarning = previous
 
 
 if __name__ == "__main__":

@@ -3,3 +3,11 @@
 
 class UsageError(Exception):
     """Bad input: an unknown name, a malformed value, a missing or broken file."""
+
+
+class DataWarning(UserWarning):
+    """Something about the user's data worth knowing that does not stop a run (files skipped, duplicates).
+
+    The CLI prints it as one line, ``scaler COMMAND: warning: ...``; the data set also keeps it in
+    ``describe()["notes"]``, so a run's configuration records it.
+    """

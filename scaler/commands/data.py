@@ -1,8 +1,10 @@
 """List the data sources, or load one and show what it holds and how it splits.
 
 The default source, `animals`, is real images shipped inside an installed package, so nothing is
-downloaded. Your own images come in as imagefolder:PATH (one folder per class); CIFAR-10 and MNIST
-are read from torchvision's files on disk (pass --download to fetch them).
+downloaded. Your own images come in as imagefolder:PATH (one folder per class; PATH/train and
+PATH/val, or imagefolder:train=PATH,val=PATH, for your own split); CIFAR-10 and MNIST are read
+from torchvision's files on disk (pass --download to fetch them). Unreadable images are skipped
+and duplicates named, each as one warning line.
 
 examples:
   scaler data
@@ -51,7 +53,8 @@ def run(args) -> int:
     h, w = ds.image_size
     print(f"{info['name']}  ({info['source']})  fingerprint {info['fingerprint']}")
     print(f"  {info['images']:,} images, {h}x{w} px, {ds.channels} channel(s), {ds.num_classes} classes; licence: {info['licence']}")
-    print(f"  split (seed {ds.seed}, stratified): {info['train_images']:,} train, {info['val_images']:,} validation; "
+    how = "the user's own" if ds.user_split else f"seed {ds.seed}, stratified"
+    print(f"  split ({how}): {info['train_images']:,} train, {info['val_images']:,} validation; "
           f"horizontal flips {'allowed' if ds.flip else 'off'}")
     width = max(len(c) for c in ds.classes)
     print(f"\n  {'class':<{width}}  {'train':>6}  {'val':>6}")
