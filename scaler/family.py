@@ -117,7 +117,7 @@ class Family:
     device: str | None = None
     solved: dict | None = None
     training: dict | None = None
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
     def as_dict(self) -> dict:
         return {

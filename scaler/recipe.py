@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
+
 from scaler.errors import UsageError
 from scaler.scaling import Multipliers, round_resolution
 

@@ -14,7 +14,7 @@ import fcntl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import optuna
 import pandas as pd
@@ -76,7 +76,7 @@ def _resolved_config(config: SearchConfig, cands: list[Candidate], data_descript
         **dataclasses.asdict(config),
         "data": data_description,
         "candidates": [c.as_dict() for c in cands],
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "scaler_version": __version__,
     }
 

@@ -1,4 +1,4 @@
-"""Search spaces: declarative TOML files in ``search_spaces/``, loaded into candidate points.
+"""Search spaces: declarative TOML files (built-in ones in ``search_spaces/``), loaded into candidate points.
 
 A space lists shares of the budget's logarithm (see ``search_spaces/compound.toml``): a point
 with depth share ``a`` and resolution share ``g`` has width share ``(1 - a - 2g) / 2`` and
@@ -20,7 +20,8 @@ from scaler.baselines import Baseline
 from scaler.errors import UsageError
 from scaler.scaling import Coefficients
 
-SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"
+# The built-in spaces: the checkout's search_spaces/ (linked from scaler/resources/), or a wheel's copy.
+SPACES_DIR = Path(__file__).resolve().parent / "resources" / "search_spaces"
 DEFAULT_SPACE = SPACES_DIR / "compound.toml"
 FILTERS = ("measured", "nominal")
 _KEYS = {"depth", "resolution", "points", "tolerance", "filter"}

@@ -213,7 +213,7 @@ def train(
     run = _guarded(lambda: _Run(baseline, width, depth, px, data, recipe, device, seed), px, width, depth, device, recipe)
     for epoch in range(1, recipe.epochs + 1):
         epoch_start = time.perf_counter()
-        mean_loss, accuracy = _guarded(lambda: run.epoch(epoch), px, width, depth, device, recipe)
+        mean_loss, accuracy = _guarded(lambda e=epoch: run.epoch(e), px, width, depth, device, recipe)
         run.losses.append(mean_loss)
         run.val_accs.append(accuracy)
         run.epoch_seconds.append(time.perf_counter() - epoch_start)

@@ -1,4 +1,4 @@
-"""Shared test helpers."""
+"""Shared test helpers: running the CLI as a user would, and the smoke-size settings every search test uses."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The smallest data and search that still exercise everything: shared by the search, Ray and compare tests.
+SMOKE_DATA = "synthetic:size=16,images=400,classes=4"
+SMOKE_SEARCH = ["--preset", "smoke", "--data", "synthetic", "--no-family", "--no-report", "--device", "cpu"]
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -97,7 +97,7 @@ def test_user_function(user_module):
 
 
 def test_user_function_errors(user_module):
-    with pytest.raises(UsageError, match="not a torch.nn.Module"):
+    with pytest.raises(UsageError, match=r"not a torch\.nn\.Module"):
         get_baseline(f"{user_module}:not_a_module").build()
     with pytest.raises(UsageError, match="my model is broken"):
         get_baseline(f"{user_module}:raises").build()

@@ -7,14 +7,13 @@ import math
 
 import pandas as pd
 import pytest
+from conftest import SMOKE_DATA
 
 from scaler.baselines import get_baseline
 from scaler.compare import STRATEGIES, compare, dollar_strategy, get_strategy, match_macs
 from scaler.cost import count_cost
 from scaler.errors import UsageError
 from scaler.scaling import Coefficients
-
-SMOKE_DATA = "synthetic:size=16,images=400,classes=4"
 
 
 @pytest.mark.parametrize("name", STRATEGIES)

@@ -37,7 +37,7 @@ def test_stratified_split_properties():
     assert torch.bincount(labels[val]).tolist() == [10, 6, 4]  # each class in proportion
     again_train, again_val = stratified_split(labels, 0.2, seed=3, max_val=None)
     assert torch.equal(train, again_train) and torch.equal(val, again_val)  # seeded
-    other_train, other_val = stratified_split(labels, 0.2, seed=4, max_val=None)
+    _, other_val = stratified_split(labels, 0.2, seed=4, max_val=None)
     assert not torch.equal(val, other_val)
     # Any prefix of the (interleaved) training order is itself stratified.
     assert torch.bincount(labels[train[:20]], minlength=3).tolist() == [10, 6, 4]
@@ -47,7 +47,7 @@ def test_stratified_split_properties():
 
 def test_split_keeps_one_training_image_per_class():
     labels = torch.tensor([0, 0, 1, 1, 2])
-    train, val = stratified_split(labels, 0.9, seed=0, max_val=None)
+    train, _ = stratified_split(labels, 0.9, seed=0, max_val=None)
     assert set(labels[train].tolist()) == {0, 1, 2}
 
 

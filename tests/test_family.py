@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 import torchvision
+from conftest import SMOKE_DATA
 
 from scaler.baselines import builtin_dir, get_baseline
 from scaler.cost import count_cost
@@ -120,7 +121,7 @@ def test_latency_is_measured_at_two_batch_sizes():
 
 
 def test_proxy_accuracy_with_train(tmp_path):
-    training = ProxyTraining(data="synthetic:size=16,images=400,classes=4", preset="smoke", seeds=2)
+    training = ProxyTraining(data=SMOKE_DATA, preset="smoke", seeds=2)
     family = build_family("resnet18", coefficients=EFFNET, phis=[0], latency_runs=0, training=training)
     member = family.members[0]
     assert member.accuracy_n == 2 and 0 <= member.accuracy_mean <= 1 and member.accuracy_std is not None

@@ -153,7 +153,7 @@ def test_empty_folders_are_refused(tmp_path):
     (tmp_path / "cats").mkdir()
     (tmp_path / "dogs").mkdir()
     _images(tmp_path / "cats", 3)
-    with pytest.raises(UsageError, match="no image files.*dogs"):
+    with pytest.raises(UsageError, match=r"no image files.*dogs"):
         load_dataset(f"imagefolder:{tmp_path}")
 
 

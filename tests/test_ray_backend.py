@@ -8,12 +8,11 @@ import json
 
 import optuna
 import pandas as pd
+from conftest import SMOKE_SEARCH, run_cli
 
 from scaler.study import pairs_to_run
 
-from conftest import run_cli
-
-SMOKE = ["--preset", "smoke", "--data", "synthetic", "--no-family", "--no-report", "--device", "cpu"]
+SMOKE = SMOKE_SEARCH
 
 
 def test_ray_search_end_to_end_and_resume(tmp_path):

@@ -55,7 +55,7 @@ def make_run(root: Path, name: str = "resnet18-2x", baseline: str = "resnet18", 
 
         def objective(trial: optuna.Trial) -> float:
             point, seed = trial.suggest_categorical("point", list(range(len(GRID)))), trial.suggest_categorical("seed", [0, 1])
-            a, b, g, acc, std, *_ = GRID[point]
+            _, _, _, acc, std, *_ = GRID[point]
             for key in ("alpha", "beta", "gamma", "macs"):  # as the search's objective records them
                 trial.set_user_attr(key, rows[point][key])
             if acc is None:

@@ -11,15 +11,14 @@ import time
 import optuna
 import pandas as pd
 import pytest
+from conftest import ROOT, SMOKE_SEARCH, run_cli
 
 from scaler.baselines import get_baseline
 from scaler.errors import UsageError
 from scaler.search_space import DEFAULT_SPACE, candidates, load_space, share_points
 from scaler.stats import welch_margin
 
-from conftest import ROOT, run_cli
-
-SMOKE = ["--preset", "smoke", "--data", "synthetic", "--no-family", "--no-report", "--device", "cpu"]
+SMOKE = SMOKE_SEARCH
 
 
 # --- grid arithmetic ------------------------------------------------------------------------------

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 
 import pytest
-from torch import nn
-
 import torch
+from torch import nn
 
 from scaler.baselines import Baseline, get_baseline
 from scaler.data import load_dataset
@@ -176,7 +176,7 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     lrs = [lr_at(s, 100, 10, 0.1) for s in range(100)]
     assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
     assert max(lrs) == pytest.approx(0.1) and lrs[-1] < 1e-3
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
 
 
 def test_proxy_settings_and_recipe():

@@ -157,8 +157,8 @@ def read_stage_list(path: Path) -> dict:
 
 
 def builtin_dir() -> Path:
-    """The folder of built-in stage lists (``baselines/`` at the top of the project)."""
-    return Path(__file__).resolve().parents[2] / "baselines"
+    """The built-in stage lists: the checkout's ``baselines/`` (linked from scaler/resources/), or a wheel's copy."""
+    return Path(__file__).resolve().parents[1] / "resources" / "stage_lists"
 
 
 def builtin() -> list[Baseline]:

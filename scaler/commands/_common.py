@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from scaler.baselines import Baseline, get_baseline
-from scaler.errors import UsageError
 from scaler.devices import resolve_device  # noqa: F401  (the commands' one way to a device)
+from scaler.errors import UsageError
 from scaler.scaling import Multipliers, parse_coefficients, round_resolution
 
 

@@ -45,13 +45,13 @@ def _strategies():
 
 def run(args) -> int:
     from scaler import compare as cmp
-    from scaler.commands._common import run_data, default_family_name
+    from scaler.commands._common import default_family_name, run_data
     from scaler.devices import resolve_device
     from scaler.family_files import run_coefficients
     from scaler.proxy import ProxyTraining
-    from scaler.tables import compare_table
     from scaler.run_folder import RunFolder
     from scaler.scaling import format_macs, parse_coefficients
+    from scaler.tables import compare_table
 
     strategies = cmp.parse_strategies(args.strategies)
     budgets = cmp.parse_budgets(args.budget)

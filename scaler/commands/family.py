@@ -70,12 +70,12 @@ def parse_latency(text: str) -> float:
 def run(args) -> int:
     from scaler import family as fam
     from scaler.baselines import get_baseline
-    from scaler.family_files import run_coefficients, save_family
-    from scaler.tables import family_table
-    from scaler.proxy import ProxyTraining
     from scaler.cost import count_cost
+    from scaler.family_files import run_coefficients, save_family
+    from scaler.proxy import ProxyTraining
     from scaler.run_folder import RunFolder
     from scaler.scaling import format_macs, parse_budget, parse_coefficients, parse_phi_range
+    from scaler.tables import family_table
 
     run_folder = config = None
     if args.run:

@@ -29,6 +29,7 @@ from scaler.commands._common import (
 )
 from scaler.errors import UsageError
 
+
 def add_arguments(parser) -> None:
     add_baseline_argument(parser, required=False)
     parser.set_defaults(baseline="resnet18")
@@ -47,8 +48,8 @@ def add_arguments(parser) -> None:
 
 
 def resolve_network(args, recipe) -> tuple[float, float, int]:
-    from scaler.scaling import Multipliers, parse_coefficients
     from scaler.recipe import proxy_settings
+    from scaler.scaling import Multipliers, parse_coefficients
 
     if args.coefficients is not None:
         if any(v is not None for v in (args.width, args.depth, args.resolution)):
