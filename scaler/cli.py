@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from scaler import __version__
-from scaler.errors import DataWarning, UsageError
+from scaler.errors import ScalerWarning, UsageError
 
 # name -> (module under scaler.commands, one-line help), in the order `scaler --help` lists them.
 # Only the chosen command's module is imported, so `scaler --help` and `--version` stay instant.
@@ -71,12 +71,12 @@ def _join_negative_values(argv: list[str]) -> list[str]:
 
 
 def _one_line_data_warnings(command: str):
-    """``warnings.showwarning`` that prints a DataWarning as one line, like an error (Python's own
+    """``warnings.showwarning`` that prints a ScalerWarning as one line, like an error (Python's own
     format adds the source line that warned); other warnings as before."""
     default = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, DataWarning):
+        if issubclass(category, ScalerWarning):
             print(f"scaler {command}: warning: {message}", file=sys.stderr)
         else:
             default(message, category, filename, lineno, file, line)

@@ -36,7 +36,6 @@ from scaler.baselines import Baseline, get_baseline
 from scaler.cost import count_cost
 from scaler.devices import resolve_device
 from scaler.errors import UsageError
-from scaler.files import write_csv
 from scaler.proxy import ProxyTrainer, ProxyTraining
 from scaler.run_folder import RunFolder
 from scaler.scaling import Budget, Coefficients, Multipliers, parse_budget
@@ -208,10 +207,11 @@ def write_compare(frame: pd.DataFrame, out: str | Path, settings: dict) -> dict[
     from scaler import plots
 
     folder = RunFolder(Path(out)).create()
-    write_csv(frame, folder.compare)
+    folder.write_csv(folder.compare, frame)
     settings_path = folder.path / "compare.json"
     folder.write_json(settings_path, settings)
     written = {"csv": folder.compare, "settings": settings_path}
+    folder.record(folder.plots)
     png = plots.accuracy_vs_cost(compare_series(frame), "macs", folder.plots / "compare_accuracy_vs_macs.png",
                                  f"{settings.get('baseline', '')}: scaling strategies at matched MACs")
     if png:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,10 +12,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from scaler.baselines import Baseline, get_baseline
-from scaler.errors import UsageError
+from scaler.baselines import Baseline, get_baseline, list_baselines
+from scaler.errors import ScalerWarning, UsageError
 from scaler.family import DEFAULT_LATENCY_BATCH, DEFAULT_LATENCY_RUNS, Family, build_family
-from scaler.files import write_csv
 from scaler.proxy import ProxyTraining
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
@@ -24,7 +24,7 @@ def save_family(family: Family, out: str | Path) -> tuple[Path, Path]:
     """Write ``family.json`` and ``family.csv`` into folder ``out``; returns both paths."""
     folder = RunFolder(Path(out)).create()
     folder.write_json(folder.family_json, family.as_dict())
-    write_csv(family_frame(family.as_dict()), folder.family_csv)
+    folder.write_csv(folder.family_csv, family_frame(family.as_dict()))
     return folder.family_json, folder.family_csv
 
 
@@ -41,6 +41,7 @@ def load_family(path: str | Path) -> dict:
         raise UsageError(f"{path} is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("members"), list):
         raise UsageError(f"{path} is not a family file (no 'members' list)")
+    warn_user_module(data.get("baseline"), path)
     return data
 
 
@@ -94,7 +95,16 @@ def run_coefficients(run: RunFolder) -> tuple[str, Coefficients]:
         coefficients = Coefficients(float(chosen["alpha"]), float(chosen["beta"]), float(chosen["gamma"]))
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{run.coefficients} lacks numeric alpha, beta, gamma; the run folder is damaged") from None
+    warn_user_module(config["baseline"], run.config)
     return str(config["baseline"]), coefficients
+
+
+def warn_user_module(spec, where: Path) -> None:
+    """Say so before a file's ``module:function`` baseline makes scaler import that module."""
+    spec = str(spec or "")
+    if ":" in spec and not spec.endswith(".json") and spec not in list_baselines():
+        warnings.warn(f"{where} names the baseline {spec!r}: importing its module {spec.partition(':')[0]!r}",
+                      ScalerWarning, stacklevel=2)
 
 
 def member_baseline(entry: dict) -> Baseline:

@@ -28,6 +28,7 @@ STYLE = {
     "ytick.labelsize": 10,
     "figure.dpi": 110,
     "savefig.bbox": "tight",
+    "text.parse_math": False,  # a "$" in a class or run name is text, not mathtext
 }
 FIGSIZE = (7.0, 4.6)
 

@@ -142,7 +142,7 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 @contextlib.contextmanager
 def ray_session(run: RunFolder, address: str | None = None) -> Iterator[None]:
     """Connect to ``address``, or start a private local Ray with its files in the run folder; always shut it down."""
-    folder = (run.path / RAY_FOLDER).resolve()
+    folder = run.record(run.path / RAY_FOLDER).resolve()
     home = folder / "home"
     home.mkdir(parents=True, exist_ok=True)
     (home / "ray_bootstrap_config.yaml").write_text(BOOTSTRAP)

@@ -27,7 +27,6 @@ import pandas as pd
 
 from scaler import __version__, plots
 from scaler.errors import UsageError
-from scaler.files import write_text
 from scaler.render import Block, heading, image, para, render_html, render_markdown, table
 from scaler.run_contents import RunData, load_run
 from scaler.run_folder import RunFolder
@@ -131,14 +130,12 @@ def write_report(runs: list[RunFolder], out: Path | None = None) -> Path:
     if not runs:
         raise UsageError("give at least one run folder to report on")
     data = [load_run(r) for r in runs]
-    out = Path(out) if out is not None else default_out(runs)
-    out.mkdir(parents=True, exist_ok=True)
-    plot_dir = out / "plots"
+    folder = RunFolder(Path(out) if out is not None else default_out(runs)).create()
+    plot_dir = folder.record(folder.plots)  # checked before any plot is drawn into it
     blocks = build_blocks(data, plot_dir)
     title = "scaler report: " + ", ".join(d.name for d in data)
-    html_path = out / "report.html"
-    write_text(html_path, render_html(blocks, title))
-    write_text(out / "report.md", render_markdown(blocks, out))
+    html_path = folder.write_text(folder.path / "report.html", render_html(blocks, title))
+    folder.write_text(folder.path / "report.md", render_markdown(blocks, folder.path))
     return html_path
 
 

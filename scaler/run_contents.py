@@ -83,22 +83,24 @@ def _csv(path: Path, data: RunData) -> pd.DataFrame | None:
 
 
 def _study(run: RunFolder, data: RunData):
-    """The run's Optuna study, if its storage exists; never creates a database."""
-    url = (data.config or {}).get("storage") or None
-    if url is None:
-        if not run.storage_file.is_file():
-            return None
-        url = run.storage_url
-    elif url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
-        data.notes.append("the study's SQLite file named in config.json is missing; Optuna plots left out")
+    """The run's own Optuna study (its study.db), opened read-only: a report never writes to a database.
+
+    A study in another storage (``--storage``) is left out: the report would have to connect to a
+    database that a folder's config.json names, which is not the report's to decide.
+    """
+    if (data.config or {}).get("storage"):
+        data.notes.append("the study lives in an external storage (--storage); Optuna plots left out")
+        return None
+    if not run.storage_file.is_file() or run.storage_file.is_symlink():
         return None
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///file:{run.storage_file.resolve()}?mode=ro&uri=true"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return optuna.load_study(study_name=STUDY_NAME, storage=url)
-    except Exception as exc:  # an unreachable database, another study name: report without it
+    except Exception as exc:  # not an Optuna database, another study name: report without it
         data.notes.append(f"Optuna study could not be opened ({type(exc).__name__}); Optuna plots left out")
         return None

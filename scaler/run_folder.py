@@ -1,27 +1,41 @@
-"""A run's folder: one place that names every file a run owns.
+"""A run's folder: one place that names every file a run owns, and the only writer into it.
 
 ``runs/<name>/`` holds everything needed to resume, inspect and reproduce a run::
 
+    .scaler-run.json   the manifest: every file scaler wrote here (what --fresh may delete)
     config.json        the fully resolved configuration (baseline, budget, space, recipe, seeds, data)
     study.db           the Optuna storage (SQLite) unless --storage named another
     trials.csv         one row per grid point: coefficients, multipliers, cost, accuracy mean/std
-    coefficients.json  the chosen (alpha, beta, gamma) with its evidence (margin over the runner-up)
+    coefficients.json  the chosen (alpha, beta, gamma) with its evidence
     family.json/.csv   the scaled family (phi = 0..N)
-    compare.csv        `scaler compare`: one row per strategy and budget
+    compare.csv/.json  `scaler compare`: one row per strategy and budget, and its settings
     report.html/.md    the report; its images under plots/
+    ray/               the Ray backend's files
+
+A folder is a run folder when it holds the manifest. scaler writes into a folder that is empty,
+new, a run folder, or one from an older scaler (its config.json names a ``scaler_version``; it is
+adopted); it refuses one that holds files of those names it did not write. Writes are atomic and
+never follow a symlink out of the folder.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from scaler import __version__, files
 from scaler.errors import UsageError
 
 STUDY_NAME = "search"
+MANIFEST = ".scaler-run.json"
+# Every name a run may write at the top of its folder.
+KNOWN = ("config.json", "study.db", "trials.csv", "coefficients.json", "family.json", "family.csv",
+         "compare.csv", "compare.json", "report.html", "report.md", "plots", "ray")
 
 
 @dataclass(frozen=True)
@@ -68,26 +82,95 @@ class RunFolder:
     def plots(self) -> Path:
         return self.path / "plots"
 
-    def clear(self) -> None:
-        """Delete the files a run owns (never anything else the folder may hold)."""
-        import shutil
+    @property
+    def manifest(self) -> Path:
+        return self.path / MANIFEST
 
-        for target in (self.config, self.storage_file, self.trials, self.coefficients, self.family_json,
-                       self.family_csv, self.compare, self.path / "compare.json", self.path / "report.html",
-                       self.path / "report.md"):
-            target.unlink(missing_ok=True)
-        for folder in (self.plots, self.path / "ray"):
-            shutil.rmtree(folder, ignore_errors=True)
+    # --- ownership ----------------------------------------------------------------------------
+
+    def is_run_folder(self) -> bool:
+        return self.manifest.is_file() and not self.manifest.is_symlink()
+
+    def owned(self) -> list[str]:
+        """The files (relative paths) scaler wrote here, from the manifest."""
+        if not self.is_run_folder():
+            return []
+        try:
+            listed = json.loads(self.manifest.read_text()).get("files", [])
+        except (json.JSONDecodeError, OSError, AttributeError):
+            raise UsageError(f"{self.manifest} is damaged; the run folder cannot be trusted") from None
+        return [str(p) for p in listed if isinstance(p, str)]
 
     def create(self) -> RunFolder:
+        """Make (or take over) the folder as a run folder; refuse one whose files scaler did not write."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UsageError(f"{str(self.path)!r} is a file, not a folder; choose another --out")
         self.path.mkdir(parents=True, exist_ok=True)
+        if self.is_run_folder():
+            return self
+        present = [name for name in KNOWN if (self.path / name).exists() or (self.path / name).is_symlink()]
+        if present and not self._older_run():
+            raise UsageError(f"{str(self.path)!r} is not a scaler run folder and holds {', '.join(present)}; "
+                             "choose another folder")
+        self._write_manifest(present)  # an older scaler's run is adopted with the files it has
         return self
 
-    def write_json(self, target: Path, obj) -> None:
-        """Write JSON atomically, so that a kill never leaves half a file."""
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-        tmp.replace(target)
+    def _older_run(self) -> bool:
+        try:
+            return "scaler_version" in json.loads(self.config.read_text())
+        except (OSError, json.JSONDecodeError, TypeError):
+            return False
+
+    def _write_manifest(self, names: list[str]) -> None:
+        files.write_json(self.manifest, {"scaler": __version__, "files": sorted(set(names))})
+
+    def record(self, target: Path) -> Path:
+        """Add ``target`` (inside the folder) to the manifest; return it."""
+        rel = self._relative(target)
+        owned = self.owned()
+        if rel not in owned:
+            self._write_manifest([*owned, rel])
+        return target
+
+    def _relative(self, target: Path) -> str:
+        try:
+            rel = Path(os.path.abspath(target)).relative_to(os.path.abspath(self.path))
+        except ValueError:
+            raise UsageError(f"{target} is outside the run folder {self.path}") from None
+        for part in [*reversed(rel.parents[:-1]), rel]:  # no step of the way may be a link out
+            if (self.path / part).is_symlink():
+                raise UsageError(f"{self.path / part} is a symbolic link; scaler writes only real files in its run folder")
+        return rel.as_posix()
+
+    def clear(self) -> None:
+        """Delete the files this run wrote, as the manifest lists them, and nothing else."""
+        if not self.is_run_folder():
+            raise UsageError(f"{str(self.path)!r} is not a scaler run folder (no {MANIFEST}); --fresh deletes nothing there")
+        for rel in self.owned():
+            target = self.path / rel
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target, ignore_errors=True)  # rmtree never follows links inside
+            else:
+                target.unlink(missing_ok=True)
+        self._write_manifest([])
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write_json(self, target: Path, obj) -> Path:
+        """Standard JSON (NaN stored as null), atomically; the file joins the manifest."""
+        self.record(target)
+        return files.write_json(target, obj)
+
+    def write_csv(self, target: Path, frame: pd.DataFrame) -> Path:
+        self.record(target)
+        return files.write_csv(frame, target)
+
+    def write_text(self, target: Path, text: str) -> Path:
+        self.record(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return files.write_text(target, text)
+
+    # --- reading ------------------------------------------------------------------------------
 
     def read_json(self, target: Path) -> dict:
         self.require(target)

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import optuna
 import pandas as pd
@@ -23,7 +26,7 @@ from scaler import __version__
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
-from scaler.files import write_csv
+from scaler.files import dumps
 from scaler.objective import OptunaObjective
 from scaler.progress import Progress
 from scaler.proxy import dataset
@@ -31,13 +34,16 @@ from scaler.recipe import recipe_defaults
 from scaler.results import choose_winner, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import parse_budget
-from scaler.search_space import Candidate, candidates, load_space
-from scaler.study import PRUNERS, open_study, pairs_to_run, queue_pairs, recover_interrupted
+from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, candidates, load_space
+from scaler.study import PRUNERS, open_study, pairs_to_run, queue_pairs, recover_interrupted, redact_url
 from scaler.train import TrainingFailed
 
 BACKENDS = ("optuna", "ray")
-# Keys of config.json that define the study; a re-run must match them to resume.
-IDENTITY = ("baseline", "budget", "space", "data", "recipe", "seeds", "pruner", "candidates")
+# Keys of config.json that define the study; a re-run must match them (in canonical form) to resume.
+IDENTITY = ("baseline", "budget", "space_rules", "data", "recipe", "seeds", "pruner", "candidates", "device")
+# What identifies the data: its pixels, labels and split — not how its path was spelled.
+DATA_IDENTITY = ("classes", "images", "image_size", "channels", "train_images", "val_images", "split_seed",
+                 "fingerprint", "split_fingerprint")
 
 
 @dataclass(frozen=True)
@@ -62,18 +68,26 @@ class SearchResult:
     seconds: float
 
 
-def _lock(run: RunFolder):
-    handle = open(run.path / ".lock", "w")
+def _lock(run: RunFolder) -> int:
+    """Hold the folder's lock (a file descriptor) so that one search at a time works in it."""
+    try:  # O_NOFOLLOW: a planted symlink must not make scaler create or truncate a file elsewhere
+        fd = os.open(run.path / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise UsageError(f"cannot lock {str(run.path)!r}: {exc.strerror}") from None
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        os.close(fd)
         raise UsageError(f"another scaler search is working in {str(run.path)!r}; wait for it or use another --out") from None
-    return handle
+    return fd
 
 
-def _resolved_config(config: SearchConfig, cands: list[Candidate], data_description: dict) -> dict:
+def _resolved_config(config: SearchConfig, space: SearchSpace, cands: list[Candidate], data_description: dict) -> dict:
     return {
         **dataclasses.asdict(config),
+        "space": _space_label(config.space, space),
+        "space_rules": {k: v for k, v in dataclasses.asdict(space).items() if k != "path"},
+        "storage": redact_url(config.storage) if config.storage else None,
         "data": data_description,
         "candidates": [c.as_dict() for c in cands],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -81,11 +95,27 @@ def _resolved_config(config: SearchConfig, cands: list[Candidate], data_descript
     }
 
 
+def _space_label(spec: str | None, space: SearchSpace) -> str:
+    """A built-in space by its name, a user's file as given: never an absolute path that a move breaks."""
+    path = Path(space.path)
+    return path.stem if path.parent.resolve() == SPACES_DIR.resolve() else str(spec)
+
+
+def canonical(config: dict) -> dict:
+    """The identity of a search in a form that compares equal across runs, moves and versions."""
+    out = json.loads(dumps(config))  # standard JSON: NaN -> null, tuples -> lists
+    out["recipe"] = {**recipe_defaults(), **(out.get("recipe") or {})}  # a field added since means its default
+    data = out.get("data")
+    if isinstance(data, dict):
+        out["data"] = {k: data.get(k) for k in DATA_IDENTITY}
+    out["device"] = str(out.get("device") or "cpu").split(":")[0]  # cpu or cuda: numerics differ, GPU index does not
+    return out
+
+
 def _check_same(previous: dict, current: dict, run: RunFolder) -> None:
-    # A recipe field added since the run began means what its default means: such a run still resumes.
-    defaults = recipe_defaults()
-    previous = {**previous, "recipe": {**defaults, **previous["recipe"]}} if isinstance(previous.get("recipe"), dict) else previous
-    differs = [k for k in IDENTITY if previous.get(k) != current.get(k)]
+    previous, current = canonical(previous), canonical(current)
+    # A run begun before a key existed (space_rules) is matched on the keys it has.
+    differs = [k for k in IDENTITY if k in previous and previous.get(k) != current.get(k)]
     if differs:
         raise UsageError(
             f"{run.path} holds a search with a different {', '.join(differs)}; "
@@ -116,7 +146,6 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     if ratio <= 1.0:
         raise UsageError(f"budget {config.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
     cands = candidates(space, baseline, ratio, reference=reference_cost)
-    config = dataclasses.replace(config, space=space.path)
 
     run.create()
     lock = _lock(run)  # before --fresh clears anything: another search may own the folder
@@ -128,7 +157,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
                 except KeyError:
                     pass
             run.clear()
-        resolved = _resolved_config(config, cands, data.describe())
+        resolved = _resolved_config(config, space, cands, data.describe())
         if run.config.exists():
             _check_same(run.read_json(run.config), resolved, run)
         else:
@@ -153,15 +182,15 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
             study.optimize(objective, n_trials=remaining, catch=(TrainingFailed,),
                            callbacks=[lambda s, t: write_trials_csv(run, s, cands)])
         table = trials_table(study, cands)
-        write_csv(table, run.trials)
+        run.write_csv(run.trials, table)
         winner = choose_winner(table, study, config)
         if winner:
             run.write_json(run.coefficients, winner)
         return SearchResult(run, table, winner, remaining, time.perf_counter() - start)
     finally:
-        lock.close()
+        os.close(lock)
 
 
 def write_trials_csv(run: RunFolder, study: optuna.Study, cands: list[Candidate]) -> None:
     """Rewrite trials.csv after every run, so the table on disk is never behind the study."""
-    write_csv(trials_table(study, cands), run.trials)
+    run.write_csv(run.trials, trials_table(study, cands))

@@ -30,11 +30,15 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 def open_study(config, run: RunFolder) -> optuna.Study:
     """The search's study in ``config.storage`` or the run folder's SQLite file; created if absent."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not config.storage:
+        run.record(run.storage_file)
     url = config.storage or run.storage_url
     try:
         storage = optuna.storages.RDBStorage(url)
-    except Exception as exc:  # a bad URL or an unreachable database
-        raise UsageError(f"cannot open study storage {url!r}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a bad URL or an unreachable database; the message may hold the password too
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise UsageError(f"cannot open study storage {redact_url(url)}: {type(exc).__name__}: "
+                         f"{reason.replace(url, redact_url(url))}") from None
     # Every trial is queued with its params fixed, so the sampler never samples; it is only named.
     sampler = optuna.samplers.RandomSampler(seed=0)
     return optuna.create_study(
@@ -99,3 +103,13 @@ def queue_pairs(study: optuna.Study, pairs: list[tuple[int, int]]) -> None:
     for point, seed in pairs:
         if (point, seed) not in waiting:
             study.enqueue_trial({"point": point, "seed": seed})
+
+
+def redact_url(url: str) -> str:
+    """A storage URL with its password hidden (``postgresql://user:***@host/db``)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show nothing of it that could be a secret
+        return "<unreadable storage URL>"

@@ -389,5 +389,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prepare: Callab
     with torch.inference_mode(), autocast:
         for start in range(0, len(y), EVAL_BATCH):
             logits = model(prepare(x[start : start + EVAL_BATCH]))
+            if not torch.isfinite(logits).all():  # argmax of NaNs is 0: it would pass for a (poor) accuracy
+                raise TrainingFailed("the model's outputs became NaN or infinite in evaluation; try a lower lr")
             correct += (logits.argmax(1).cpu() == y[start : start + EVAL_BATCH]).sum().item()  # y on the CPU
     return correct / max(1, len(y))
