@@ -27,7 +27,8 @@ from scaler.files import write_csv
 from scaler.objective import OptunaObjective
 from scaler.progress import Progress
 from scaler.proxy import dataset
-from scaler.recipe import recipe_defaults
+from scaler.proxy_checks import ProxyWarning, run_checks
+from scaler.recipe import recipe_defaults, recipe_from_dict
 from scaler.results import choose_winner, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import parse_budget
@@ -60,6 +61,7 @@ class SearchResult:
     winner: dict | None
     trained_now: int
     seconds: float
+    warnings: list[ProxyWarning] = dataclasses.field(default_factory=list)
 
 
 def _lock(run: RunFolder):
@@ -117,6 +119,8 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         raise UsageError(f"budget {config.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
     cands = candidates(space, baseline, ratio, reference=reference_cost)
     config = dataclasses.replace(config, space=space.path)
+    # What the proxy cannot see is known before any training: said first, and kept with the result.
+    proxy_warnings = run_checks(baseline, cands, recipe_from_dict(config.recipe), data)
 
     run.create()
     lock = _lock(run)  # before --fresh clears anything: another search may own the folder
@@ -141,6 +145,8 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         log(f"search {baseline.name} at {config.budget} (x{ratio:.3g} MACs): {len(cands)} grid points x {config.seeds} "
             f"seed(s) = {total} proxy runs; {total - remaining} done before, {remaining} to run"
             + (f" ({recovered} interrupted run(s) retried)" if recovered else ""))
+        for w in proxy_warnings:
+            log(f"warning: {w.line()}")
         start = time.perf_counter()
         if remaining and backend == "ray":
             from scaler.ray_backend import run_grid
@@ -156,8 +162,9 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         write_csv(table, run.trials)
         winner = choose_winner(table, study, config)
         if winner:
+            winner["warnings"] = [w.as_dict() for w in proxy_warnings]  # the report shows them with the run
             run.write_json(run.coefficients, winner)
-        return SearchResult(run, table, winner, remaining, time.perf_counter() - start)
+        return SearchResult(run, table, winner, remaining, time.perf_counter() - start, proxy_warnings)
     finally:
         lock.close()
 
