@@ -41,6 +41,10 @@ class Complexity:
     norm_pool: int = 0
     params: int = 0
     activations: int = 0
+    # The size of the feature map the latest global pool averaged. A classifier's head pools last,
+    # so after a whole walk this is the last feature map: what the proxy's classifier sees.
+    pooled_h: int | None = None
+    pooled_w: int | None = None
 
     @classmethod
     def image(cls, resolution: int) -> Complexity:
@@ -91,6 +95,7 @@ class Complexity:
     def adaptive_avg_pool(self, channels: int, size: int = 1) -> Complexity:
         """Adaptive average pooling to ``size`` x ``size``: fvcore counts 1 per input element."""
         self.norm_pool += channels * self.h * self.w
+        self.pooled_h, self.pooled_w = self.h, self.w
         self.h = self.w = size
         return self
 

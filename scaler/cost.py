@@ -221,6 +221,38 @@ def count_cost(
     return count_model(model, resolution, per_module_depth)
 
 
+def final_feature_size(baseline: str | Baseline, width: float = 1.0, depth: float = 1.0,
+                       resolution: int | None = None) -> tuple[int, int] | None:
+    """(height, width) of the last feature map at ``resolution`` px: what the global pool averages.
+
+    Analytic where the baseline has a ``complexity_fn`` (no module is made); otherwise the network
+    is built and run once on zeros, the last Conv2d to run giving the size. None when the walk has
+    no global pool or the network has no Conv2d. A network that fails at this size is a UsageError.
+    """
+    baseline = get_baseline(baseline)
+    resolution = baseline.resolution if resolution is None else int(resolution)
+    if baseline.complexity_fn is not None:
+        cx = baseline.complexity_fn(width, depth, resolution, 1)
+        return None if cx.pooled_h is None else (cx.pooled_h, cx.pooled_w)
+    return last_conv_size(baseline.build(width=width, depth=depth, num_classes=2), resolution)
+
+
+def last_conv_size(model: nn.Module, resolution: int) -> tuple[int, int] | None:
+    """(height, width) of the output of the last Conv2d that runs on a 1x3xRxR input of zeros."""
+    seen: list[tuple[int, int]] = []
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles = [m.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape[-2:]))) for m in convs]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, resolution, resolution))
+    except Exception as exc:  # the user's model at this size: its own message, one line
+        raise UsageError(f"cannot run the model at {resolution} px: {type(exc).__name__}: {exc}") from exc
+    finally:
+        for h in handles:
+            h.remove()
+    return seen[-1] if seen else None
+
+
 def cost_from_complexity(cx: Complexity, resolution: int) -> Cost:
     """The :class:`Cost` of an analytic walk, in the units a trace reports."""
     return Cost(

@@ -203,12 +203,23 @@ def summary_table(data: list[RunData]) -> pd.DataFrame:
     return frame.rename(columns={"index": ""})
 
 
+def proxy_warnings(coefficients: dict | None) -> list[str]:
+    """The search's warnings about what its proxy could not see (coefficients.json's ``warnings``), one line each."""
+    out = []
+    for w in (coefficients or {}).get("warnings") or []:
+        if isinstance(w, dict) and w.get("message"):
+            out.append(str(w["message"]) + (f"; to change: {w['fix']}" if w.get("fix") else ""))
+    return out
+
+
 def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> list[Block]:
     prefix = f"{slug}_" if slug else ""
     blocks = [heading(2, f"Run {d.name}" if several else f"Run {d.name}: {d.baseline}")]
     blocks.append(para(f"Folder: {d.folder.path}. Baseline: {d.baseline}."))
     for note in d.notes:
         blocks.append(Block("note", note))
+    for w in proxy_warnings(d.coefficients):
+        blocks.append(Block("note", f"Warning: {w}"))
     if d.config:
         blocks += [heading(3, "Configuration"), table(config_table(d.config))]
     if d.coefficients:

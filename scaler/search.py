@@ -30,7 +30,8 @@ from scaler.files import dumps
 from scaler.objective import OptunaObjective
 from scaler.progress import Progress
 from scaler.proxy import dataset
-from scaler.recipe import recipe_defaults
+from scaler.proxy_checks import ProxyWarning, run_checks
+from scaler.recipe import recipe_defaults, recipe_from_dict
 from scaler.results import choose_winner, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import parse_budget
@@ -66,6 +67,7 @@ class SearchResult:
     winner: dict | None
     trained_now: int
     seconds: float
+    warnings: list[ProxyWarning] = dataclasses.field(default_factory=list)
 
 
 def _lock(run: RunFolder) -> int:
@@ -146,6 +148,8 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     if ratio <= 1.0:
         raise UsageError(f"budget {config.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
     cands = candidates(space, baseline, ratio, reference=reference_cost)
+    # What the proxy cannot see is known before any training: said first, and kept with the result.
+    proxy_warnings = run_checks(baseline, cands, recipe_from_dict(config.recipe), data)
 
     run.create()
     lock = _lock(run)  # before --fresh clears anything: another search may own the folder
@@ -170,6 +174,8 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         log(f"search {baseline.name} at {config.budget} (x{ratio:.3g} MACs): {len(cands)} grid points x {config.seeds} "
             f"seed(s) = {total} proxy runs; {total - remaining} done before, {remaining} to run"
             + (f" ({recovered} interrupted run(s) retried)" if recovered else ""))
+        for w in proxy_warnings:
+            log(f"warning: {w.line()}")
         start = time.perf_counter()
         if remaining and backend == "ray":
             from scaler.ray_backend import run_grid
@@ -185,8 +191,9 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         run.write_csv(run.trials, table)
         winner = choose_winner(table, study, config)
         if winner:
+            winner["warnings"] = [w.as_dict() for w in proxy_warnings]  # the report shows them with the run
             run.write_json(run.coefficients, winner)
-        return SearchResult(run, table, winner, remaining, time.perf_counter() - start)
+        return SearchResult(run, table, winner, remaining, time.perf_counter() - start, proxy_warnings)
     finally:
         os.close(lock)
 

@@ -114,3 +114,7 @@ def print_results(result) -> None:
         elif w["kind"] != "compound":
             print(f"a single dimension ({w['kind']}) won: no compound point beat it on this proxy.")
     print(f"\nrun folder: {result.run.path}  (trained {result.trained_now} run(s) in {result.seconds:.0f} s)")
+    if result.warnings:  # repeated last: the training log may have scrolled them away
+        print("\nwhat the proxy could not see:")
+        for w in result.warnings:
+            print(f"warning: {w.line()}")
