@@ -182,3 +182,15 @@ def judge(points: list[PointResult], resamples: int = RESAMPLES, seed: int = BOO
     pbest = p_best({p.point: p.accs for p in points}, resamples, seed)
     margin = margin_between(ranked[0].accs, ranked[1].accs) if len(ranked) > 1 else None
     return Verdict(ranked, pbest, margin, compound_vs_single(ranked, pbest), verdict_text(ranked, margin, pbest))
+
+
+def winner_lines(c: dict) -> list[str]:
+    """The verdict and compound-vs-single lines of a winner's record (coefficients.json); [] for one written before them."""
+    lines = []
+    if c.get("verdict"):
+        hint = " (train with --seeds 2 or more to judge)" if isinstance(c.get("seeds"), int) and c["seeds"] < 2 else ""
+        lines.append(f"verdict: {c['verdict']}{hint}")
+    compound = compound_text(c.get("compound_vs_single"))
+    if compound:
+        lines.append(compound[0].upper() + compound[1:])
+    return lines
