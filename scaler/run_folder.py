@@ -4,8 +4,8 @@
 
     config.json        the fully resolved configuration (baseline, budget, space, recipe, seeds, data)
     study.db           the Optuna storage (SQLite) unless --storage named another
-    trials.csv         one row per grid point: coefficients, multipliers, cost, accuracy mean/std
-    coefficients.json  the chosen (alpha, beta, gamma) with its evidence (margin over the runner-up)
+    trials.csv         one row per grid point: coefficients, multipliers, cost, accuracy mean/std, P(best)
+    coefficients.json  the chosen (alpha, beta, gamma) with its evidence (margin, P(best), verdict)
     family.json/.csv   the scaled family (phi = 0..N)
     compare.csv        `scaler compare`: one row per strategy and budget
     report.html/.md    the report; its images under plots/
