@@ -31,6 +31,7 @@ from scaler.render import Block, heading, image, para, render_html, render_markd
 from scaler.run_contents import RunData, load_run
 from scaler.run_folder import RunFolder
 from scaler.tables import compare_table, config_table, family_table, grid_table, isnum, macs, num, pct
+from scaler.verdict import winner_lines
 
 
 def winner_text(c: dict) -> str:
@@ -47,7 +48,9 @@ def winner_text(c: dict) -> str:
     runner = c.get("runner_up")
     if isinstance(runner, dict):
         text += f" Runner-up: {coeffs(runner)}, {pct(runner.get('accuracy_mean'), runner.get('accuracy_std'))} %."
-        if isnum(c.get("margin")):
+        if c.get("verdict"):
+            text += " " + " ".join(line[0].upper() + line[1:] for line in winner_lines(c))
+        elif isnum(c.get("margin")):  # a run folder written before the verdict
             text += f" Margin {100 * float(c['margin']):+.2f} points"
             interval = c.get("margin_interval")
             if isinstance(interval, list) and len(interval) == 2 and all(isnum(v) for v in interval):

@@ -9,68 +9,93 @@ import optuna
 import pandas as pd
 
 from scaler.search_space import Candidate
-from scaler.stats import welch_margin
 from scaler.study import latest_by_pair
+from scaler.verdict import PointResult, interval_list, judge, p_best
 
 
 def trials_table(study: optuna.Study, cands: list[Candidate]) -> pd.DataFrame:
-    """One row per grid point: coefficients, multipliers, cost, accuracy mean/std over seeds, state."""
+    """One row per grid point: coefficients, multipliers, cost, accuracy mean/std over seeds, P(best), state.
+
+    ``p_best`` is the bootstrap probability (:func:`scaler.verdict.p_best`) that the point is the
+    best among the points whose every run is complete; NaN for the others.
+    """
     latest = latest_by_pair(t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING)
-    rows = []
+    rows, by_seed = [], {}
     for i, c in enumerate(cands):
-        runs = [t for (p, _), t in sorted(latest.items()) if p == i]
-        complete = [t for t in runs if t.state == optuna.trial.TrialState.COMPLETE]
-        accs = [t.value for t in complete]
-        states = {t.state.name for t in runs}
-        if "FAIL" in states:
-            state = "FAIL"
-        elif "PRUNED" in states:
-            state = "PRUNED"
-        elif "RUNNING" in states:
-            state = "RUNNING"
-        elif runs and len(complete) == len(runs) and complete:
-            state = "COMPLETE"
-        else:
-            state = "WAITING"
-        reasons = [t.user_attrs.get("reason", "") for t in runs if t.state.name in ("FAIL", "PRUNED")]
+        runs = {s: t for (p, s), t in sorted(latest.items()) if p == i}
+        accs = {s: t.value for s, t in runs.items() if t.state == optuna.trial.TrialState.COMPLETE}
+        state = point_state(list(runs.values()))
+        if state == "COMPLETE":
+            by_seed[i] = accs
+        reasons = [t.user_attrs.get("reason", "") for t in runs.values() if t.state.name in ("FAIL", "PRUNED")]
         m = c.coefficients.multipliers(1.0)
+        values = list(accs.values())
         rows.append({
             "point": i, "kind": c.kind, "alpha": c.coefficients.alpha, "beta": c.coefficients.beta,
             "gamma": c.coefficients.gamma, "depth_mult": m.depth, "width_mult": m.width, "resolution_mult": m.resolution,
             "input_px": c.input_px, "nominal_ratio": c.nominal_ratio, "macs_ratio": c.macs_ratio, "macs": c.macs,
             "params": c.params, "activations": c.activations,
-            "accuracy_mean": statistics.fmean(accs) if accs else math.nan,
-            "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else (0.0 if accs else math.nan),
-            "accuracy_n": len(accs),
-            "seconds": sum(t.user_attrs.get("seconds", 0.0) for t in runs),
+            "accuracy_mean": statistics.fmean(values) if values else math.nan,
+            "accuracy_std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else math.nan),
+            "accuracy_n": len(values),
+            "seconds": sum(t.user_attrs.get("seconds", 0.0) for t in runs.values()),
             "state": state, "reason": "; ".join(r for r in reasons if r),
         })
-    return pd.DataFrame(rows)
+    pbest = p_best(by_seed)
+    return pd.DataFrame(rows).assign(p_best=[pbest.get(r["point"], math.nan) for r in rows])
+
+
+def point_state(runs: list[optuna.trial.FrozenTrial]) -> str:
+    """A point's state from its latest run per seed: any failure or prune marks it, COMPLETE only when all are."""
+    states = {t.state.name for t in runs}
+    for state in ("FAIL", "PRUNED", "RUNNING"):
+        if state in states:
+            return state
+    return "COMPLETE" if runs and states == {"COMPLETE"} else "WAITING"
+
+
+def point_label(row) -> str:
+    """How the verdict names a point: kind, grid number and coefficients."""
+    return f"{row.kind} point {int(row.point)} ({row.alpha:.3g}, {row.beta:.3g}, {row.gamma:.3g})"
 
 
 def choose_winner(table: pd.DataFrame, study: optuna.Study, config) -> dict | None:
-    """The complete point with the best mean accuracy, with its margin over the runner-up."""
-    done = table[table.state == "COMPLETE"].sort_values("accuracy_mean", ascending=False)
-    if done.empty:
+    """The complete point chosen by :data:`scaler.verdict.CHOICE_RULE`, with the verdict's evidence."""
+    done = table[table.state == "COMPLETE"]
+    accs = accuracies_by_seed(study)
+    points = [PointResult(int(r.point), r.kind, accs.get(int(r.point), {}), float(r.macs), point_label(r))
+              for r in done.itertuples()]
+    verdict = judge(points)
+    if verdict is None:
         return None
-    accs = accuracies_by_point(study)
-    best = done.iloc[0]
+    rows = done.set_index("point")
+    best = rows.loc[verdict.ranked[0].point]
     out = {
-        "baseline": config.baseline, "budget": config.budget, "kind": best.kind,
+        "baseline": config.baseline, "budget": config.budget, "point": verdict.ranked[0].point, "kind": best.kind,
         "alpha": best.alpha, "beta": best.beta, "gamma": best.gamma,
         "nominal_ratio": best.nominal_ratio, "macs_ratio": best.macs_ratio,
         "accuracy_mean": best.accuracy_mean, "accuracy_std": best.accuracy_std, "seeds": int(best.accuracy_n),
         "runner_up": None, "margin": None, "margin_interval": None, "significant": False, "test": None,
+        "p_best": {str(p): v for p, v in sorted(verdict.p_best.items())},
+        "compound_vs_single": verdict.compound_vs_single, "verdict": verdict.text, "rule": verdict.rule,
     }
-    if len(done) > 1:
-        second = done.iloc[1]
-        margin = welch_margin(accs[int(best.point)], accs[int(second.point)])
+    if verdict.margin is not None:
+        second, margin = rows.loc[verdict.ranked[1].point], verdict.margin
         out.update(
-            runner_up={k: second[k] for k in ("kind", "alpha", "beta", "gamma", "accuracy_mean", "accuracy_std")},
-            margin=margin.margin, margin_interval=list(margin.interval) if margin.interval else None,
-            significant=margin.significant, test=margin.test,
+            runner_up={"point": verdict.ranked[1].point,
+                       **{k: second[k] for k in ("kind", "alpha", "beta", "gamma", "accuracy_mean", "accuracy_std")}},
+            margin=margin.margin, margin_interval=interval_list(margin), significant=margin.significant, test=margin.test,
         )
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in out.items()}
+    return plain(out)
+
+
+def plain(value):
+    """numpy and pandas scalars as Python ones, recursively, so the result is JSON as written."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value.item() if hasattr(value, "item") else value
 
 
 def coefficient_view(study: optuna.Study) -> optuna.Study:
@@ -97,4 +122,13 @@ def accuracies_by_point(study: optuna.Study) -> dict[int, list[float]]:
     out: dict[int, list[float]] = {}
     for (p, _), t in sorted(latest.items()):
         out.setdefault(p, []).append(t.value)
+    return out
+
+
+def accuracies_by_seed(study: optuna.Study) -> dict[int, dict[int, float]]:
+    """point -> {seed: accuracy} over the latest complete run of each (point, seed): seeds pair across points."""
+    latest = latest_by_pair(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    out: dict[int, dict[int, float]] = {}
+    for (p, s), t in sorted(latest.items()):
+        out.setdefault(p, {})[s] = t.value
     return out

@@ -5,8 +5,8 @@
     .scaler-run.json   the manifest: every file scaler wrote here (what --fresh may delete)
     config.json        the fully resolved configuration (baseline, budget, space, recipe, seeds, data)
     study.db           the Optuna storage (SQLite) unless --storage named another
-    trials.csv         one row per grid point: coefficients, multipliers, cost, accuracy mean/std
-    coefficients.json  the chosen (alpha, beta, gamma) with its evidence
+    trials.csv         one row per grid point: coefficients, multipliers, cost, accuracy mean/std, P(best)
+    coefficients.json  the chosen (alpha, beta, gamma) with its evidence (margin, P(best), verdict)
     family.json/.csv   the scaled family (phi = 0..N)
     compare.csv/.json  `scaler compare`: one row per strategy and budget, and its settings
     report.html/.md    the report; its images under plots/

@@ -74,6 +74,8 @@ def grid_table(trials: pd.DataFrame) -> pd.DataFrame:
         out["accuracy %"] = [pct(m, s) for m, s in zip(t["accuracy_mean"], t.get("accuracy_std", [None] * len(t)))]
     if "accuracy_n" in t:
         out["seeds"] = t["accuracy_n"].map(integer)
+    if "p_best" in t:  # trials.csv written before the verdict has no such column
+        out["P(best)"] = t["p_best"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–")
     if "seconds" in t:
         out["seconds"] = t["seconds"].map(lambda v: f"{float(v):.0f}" if isnum(v) else "–")
     for col in ("state", "reason"):

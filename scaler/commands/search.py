@@ -92,6 +92,7 @@ def run(args) -> int:
 
 def print_results(result) -> None:
     from scaler.tables import grid_table
+    from scaler.verdict import winner_lines
 
     print("\ngrid, best first (MACs are multiply-adds of the full-size network; ratios vs the baseline):")
     print(grid_table(result.table).to_string(index=False))
@@ -99,20 +100,8 @@ def print_results(result) -> None:
     if w:
         print(f"\nchosen: alpha={w['alpha']:.3f} beta={w['beta']:.3f} gamma={w['gamma']:.3f} ({w['kind']}), "
               f"accuracy {100 * w['accuracy_mean']:.1f}% ± {100 * w['accuracy_std']:.1f} over {w['seeds']} seed(s)")
-        if w["runner_up"]:
-            if w["margin_interval"]:
-                lo, hi = w["margin_interval"]
-                verdict = "exceeds" if w["significant"] else "does NOT exceed"
-                print(f"margin over runner-up ({w['runner_up']['kind']}): {100 * w['margin']:+.2f} points, "
-                      f"95% Welch interval [{100 * lo:+.2f}, {100 * hi:+.2f}]: {verdict} seed noise")
-            else:
-                print(f"margin over runner-up ({w['runner_up']['kind']}): {100 * w['margin']:+.2f} points; "
-                      "with one seed per point seed noise cannot be judged (use --seeds 2 or more)")
-        singles = result.table[(result.table.kind != "compound") & (result.table.state == "COMPLETE")]
-        if w["kind"] == "compound" and not singles.empty:
-            print(f"compound scaling beat the best single dimension ({singles.sort_values('accuracy_mean').iloc[-1].kind}).")
-        elif w["kind"] != "compound":
-            print(f"a single dimension ({w['kind']}) won: no compound point beat it on this proxy.")
+        for line in winner_lines(w):
+            print(line)
     print(f"\nrun folder: {result.run.path}  (trained {result.trained_now} run(s) in {result.seconds:.0f} s)")
     if result.warnings:  # repeated last: the training log may have scrolled them away
         print("\nwhat the proxy could not see:")
