@@ -27,11 +27,11 @@ from scaler.files import write_csv
 from scaler.objective import OptunaObjective
 from scaler.progress import Progress
 from scaler.proxy import dataset
-from scaler.recipe import recipe_defaults
+from scaler.recipe import recipe_defaults, recipe_from_dict
 from scaler.results import choose_winner, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import parse_budget
-from scaler.search_space import Candidate, candidates, load_space
+from scaler.search_space import Candidate, grid, load_space
 from scaler.study import PRUNERS, open_study, pairs_to_run, queue_pairs, recover_interrupted
 from scaler.train import TrainingFailed
 
@@ -71,11 +71,13 @@ def _lock(run: RunFolder):
     return handle
 
 
-def _resolved_config(config: SearchConfig, cands: list[Candidate], data_description: dict) -> dict:
+def _resolved_config(config: SearchConfig, cands: list[Candidate], data_description: dict,
+                     dropped: list[Candidate] = ()) -> dict:
     return {
         **dataclasses.asdict(config),
         "data": data_description,
         "candidates": [c.as_dict() for c in cands],
+        "dropped": [c.as_dict() for c in dropped],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "scaler_version": __version__,
     }
@@ -115,7 +117,8 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     ratio = budget.target_ratio(reference_cost.macs)
     if ratio <= 1.0:
         raise UsageError(f"budget {config.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
-    cands = candidates(space, baseline, ratio, reference=reference_cost)
+    points = _cost_matched_grid(space, baseline, ratio, reference_cost, config.recipe, data.num_classes, log)
+    cands = points.kept
     config = dataclasses.replace(config, space=space.path)
 
     run.create()
@@ -128,7 +131,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
                 except KeyError:
                     pass
             run.clear()
-        resolved = _resolved_config(config, cands, data.describe())
+        resolved = _resolved_config(config, cands, data.describe(), points.dropped)
         if run.config.exists():
             _check_same(run.read_json(run.config), resolved, run)
         else:
@@ -160,6 +163,17 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         return SearchResult(run, table, winner, remaining, time.perf_counter() - start)
     finally:
         lock.close()
+
+
+def _cost_matched_grid(space, baseline, ratio: float, reference, recipe: dict, classes: int, log):
+    """The grid matched to the budget at full size and in the proxy the runs train (its recipe and classes)."""
+    points = grid(space, baseline, ratio, reference=reference, recipe=recipe_from_dict(recipe), proxy_classes=classes)
+    for c in points.dropped:
+        log(f"dropped {c.kind} ({', '.join(f'{v:.3f}' for v in c.planned.as_tuple())}): {c.reason}")
+    if not points.kept:
+        raise UsageError(f"no grid point of {space.path} costs x{ratio:.3g} within the space's tolerances at full "
+                         f"size and in the proxy ({len(points.dropped)} dropped; see `scaler grid`)")
+    return points
 
 
 def write_trials_csv(run: RunFolder, study: optuna.Study, cands: list[Candidate]) -> None:
