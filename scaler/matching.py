@@ -124,7 +124,12 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
     if coster.cheap:
         span = math.log1p(SCAN_SPAN) / exponent
         values += [start * math.exp(span * k / SCAN_STEPS) for k in range(-SCAN_STEPS, SCAN_STEPS + 1) if k]
-    return choose([at(v) for v in values], budget, full_tolerance, proxy_tolerance)
+    if kind != "compound":  # a single-dimension point grows its dimension, or it is not that point any more
+        values = [v for v in values if v > 1.0] or [getattr(planned, name)]
+    grown = [c for c in map(at, values) if c.full_ratio > 1.0]  # the baseline itself is no scaled point
+    if not grown:
+        return Match(at(values[0]), f"no value of {name} near x{budget:.3g} grows the network")
+    return choose(grown, budget, full_tolerance, proxy_tolerance)
 
 
 def off(ratio: float, budget: float) -> float:

@@ -182,19 +182,32 @@ def grid(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classe
     out = Grid()
     for kind, planned in share_points(space, budget_ratio):
         try:
-            match = match_point(kind, planned, budget_ratio, coster, space.full_tolerance, space.proxy_tolerance)
-        except UsageError as exc:  # a user model that fails at this size: kept, and recorded as failed
-            px = planned.multipliers(1.0).input_size(baseline.resolution)
-            out.kept.append(Candidate(kind, planned, planned.product, math.nan, 0, 0, 0, px, str(exc), planned=planned))
+            cand = _candidate(kind, planned, match_point(kind, planned, budget_ratio, coster, space.full_tolerance,
+                                                         space.proxy_tolerance))
+        except UsageError as exc:  # a user model that fails at some size
+            cand = _failed(kind, planned, coster, baseline, exc)
+            (out.kept if math.isnan(cand.macs_ratio) else out.dropped).append(cand)
             continue
-        cand = _candidate(kind, planned, match)
-        if not match.reason and kind == "compound":
+        if not cand.reason and kind == "compound":
             ratio = cand.macs_ratio if space.filter == "measured" else cand.nominal_ratio
             if abs(ratio / budget_ratio - 1.0) > space.tolerance:
                 cand = dataclasses.replace(cand, reason=f"{space.filter} cost x{ratio:.3g}: outside the space's "
                                                         f"tolerance {space.tolerance:g} of x{budget_ratio:.3g}")
         (out.dropped if cand.reason else out.kept).append(cand)
     return out
+
+
+def _failed(kind: str, planned: Coefficients, coster: Coster, baseline: Baseline, exc: UsageError) -> Candidate:
+    """Failing at the planned point itself: kept (NaN cost), its runs fail with the user's message, as before
+    matching. Failing only at a size the matching tried: dropped, with the message."""
+    try:
+        cost = coster(planned)
+    except UsageError:
+        px = planned.multipliers(1.0).input_size(baseline.resolution)
+        return Candidate(kind, planned, planned.product, math.nan, 0, 0, 0, px, str(exc), planned=planned)
+    return Candidate(kind, planned, planned.product, cost.full_ratio, cost.full.macs, cost.full.params,
+                     cost.full.activations, cost.input_px, f"matching met a size the model fails at: {exc}",
+                     cost.proxy_ratio, planned)
 
 
 def _candidate(kind: str, planned: Coefficients, match) -> Candidate:
