@@ -36,6 +36,7 @@ from scaler.baselines import Baseline, get_baseline
 from scaler.cost import count_cost
 from scaler.devices import resolve_device
 from scaler.errors import UsageError
+from scaler.matching import correct
 from scaler.proxy import ProxyTrainer, ProxyTraining
 from scaler.run_folder import RunFolder
 from scaler.scaling import Budget, Coefficients, Multipliers, parse_budget
@@ -128,22 +129,19 @@ class Matched:
 def match_macs(baseline: Baseline, strategy: Strategy, target_ratio: float, base_macs: int, num_classes: int = 1000) -> Matched:
     """Correct the strategy's factor until the measured MACs ratio is within 1% of ``target_ratio``.
 
-    Rounding makes cost a staircase (depth rounds repeats up), so the loop keeps the closest
-    variant it met rather than insisting on convergence.
+    The correction is :func:`scaler.matching.correct`, the grid's too: it keeps the closest
+    variant it met, as rounding makes cost a staircase.
     """
-    factor, best = target_ratio, None
-    for _ in range(MATCH_ITERATIONS):
+    met: dict[float, Matched] = {}
+
+    def ratio_at(factor: float) -> float:
         m = strategy.multipliers(factor)
         px = m.input_size(baseline.resolution)
         cost = count_cost(baseline, width=m.width, depth=m.depth, resolution=px, num_classes=num_classes)
-        ratio = cost.macs / base_macs
-        candidate = Matched(m, px, factor, cost.macs, cost.params, cost.activations, ratio)
-        if best is None or abs(math.log(ratio / target_ratio)) < abs(math.log(best.macs_ratio / target_ratio)):
-            best = candidate
-        if abs(math.log(ratio / target_ratio)) <= MATCH_TOLERANCE:
-            break
-        factor *= target_ratio / ratio
-    return best
+        met[factor] = Matched(m, px, factor, cost.macs, cost.params, cost.activations, cost.macs / base_macs)
+        return met[factor].macs_ratio
+
+    return met[correct(ratio_at, target_ratio, target_ratio, tolerance=MATCH_TOLERANCE, iterations=MATCH_ITERATIONS)]
 
 
 def compare(

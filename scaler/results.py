@@ -33,7 +33,8 @@ def trials_table(study: optuna.Study, cands: list[Candidate]) -> pd.DataFrame:
         rows.append({
             "point": i, "kind": c.kind, "alpha": c.coefficients.alpha, "beta": c.coefficients.beta,
             "gamma": c.coefficients.gamma, "depth_mult": m.depth, "width_mult": m.width, "resolution_mult": m.resolution,
-            "input_px": c.input_px, "nominal_ratio": c.nominal_ratio, "macs_ratio": c.macs_ratio, "macs": c.macs,
+            "input_px": c.input_px, "nominal_ratio": c.nominal_ratio, "macs_ratio": c.macs_ratio,
+            "proxy_macs_ratio": c.proxy_macs_ratio, "macs": c.macs,
             "params": c.params, "activations": c.activations,
             "accuracy_mean": statistics.fmean(values) if values else math.nan,
             "accuracy_std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else math.nan),

@@ -35,7 +35,7 @@ from scaler.recipe import recipe_defaults, recipe_from_dict
 from scaler.results import choose_winner, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import parse_budget
-from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, candidates, load_space
+from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, grid, load_space
 from scaler.study import PRUNERS, open_study, pairs_to_run, queue_pairs, recover_interrupted, redact_url
 from scaler.train import TrainingFailed
 
@@ -84,7 +84,8 @@ def _lock(run: RunFolder) -> int:
     return fd
 
 
-def _resolved_config(config: SearchConfig, space: SearchSpace, cands: list[Candidate], data_description: dict) -> dict:
+def _resolved_config(config: SearchConfig, space: SearchSpace, cands: list[Candidate], data_description: dict,
+                     dropped: list[Candidate] = ()) -> dict:
     return {
         **dataclasses.asdict(config),
         "space": _space_label(config.space, space),
@@ -92,6 +93,7 @@ def _resolved_config(config: SearchConfig, space: SearchSpace, cands: list[Candi
         "storage": redact_url(config.storage) if config.storage else None,
         "data": data_description,
         "candidates": [c.as_dict() for c in cands],
+        "dropped": [c.as_dict() for c in dropped],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "scaler_version": __version__,
     }
@@ -147,7 +149,8 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     ratio = budget.target_ratio(reference_cost.macs)
     if ratio <= 1.0:
         raise UsageError(f"budget {config.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
-    cands = candidates(space, baseline, ratio, reference=reference_cost)
+    points = _cost_matched_grid(space, baseline, ratio, reference_cost, config.recipe, data.num_classes, log)
+    cands = points.kept
     # What the proxy cannot see is known before any training: said first, and kept with the result.
     proxy_warnings = run_checks(baseline, cands, recipe_from_dict(config.recipe), data)
 
@@ -161,7 +164,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
                 except KeyError:
                     pass
             run.clear()
-        resolved = _resolved_config(config, space, cands, data.describe())
+        resolved = _resolved_config(config, space, cands, data.describe(), points.dropped)
         if run.config.exists():
             _check_same(run.read_json(run.config), resolved, run)
         else:
@@ -196,6 +199,17 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         return SearchResult(run, table, winner, remaining, time.perf_counter() - start, proxy_warnings)
     finally:
         os.close(lock)
+
+
+def _cost_matched_grid(space, baseline, ratio: float, reference, recipe: dict, classes: int, log):
+    """The grid matched to the budget at full size and in the proxy the runs train (its recipe and classes)."""
+    points = grid(space, baseline, ratio, reference=reference, recipe=recipe_from_dict(recipe), proxy_classes=classes)
+    for c in points.dropped:
+        log(f"dropped {c.kind} ({', '.join(f'{v:.3f}' for v in c.planned.as_tuple())}): {c.reason}")
+    if not points.kept:
+        raise UsageError(f"no grid point of {space.path} costs x{ratio:.3g} within the space's tolerances at full "
+                         f"size and in the proxy ({len(points.dropped)} dropped; see `scaler grid`)")
+    return points
 
 
 def write_trials_csv(run: RunFolder, study: optuna.Study, cands: list[Candidate]) -> None:

@@ -3,28 +3,34 @@
 A space lists shares of the budget's logarithm (see ``search_spaces/compound.toml``): a point
 with depth share ``a`` and resolution share ``g`` has width share ``(1 - a - 2g) / 2`` and
 coefficients ``alpha = B**a``, ``beta = B**w``, ``gamma = B**g``, so the nominal cost factor is
-exactly the budget B. Explicit ``points`` may be added. Every point is then costed on the real,
-rounded network, and kept when its ratio (measured or nominal, as the file says) is within the
-tolerance. The three single-dimension points are always kept, so every search shows whether
-compound scaling beat them.
+exactly the budget B. Explicit ``points`` may be added. Rounding moves the real cost, so every
+point is then cost-matched (:mod:`scaler.matching`): one coefficient is moved until the full-size
+network and its proxy both cost the budget; a point that cannot be matched is dropped with its
+reason. Compound points are then kept when their ratio (measured or nominal, as the file says) is
+within the tolerance. The three single-dimension points are never filtered, so every search shows
+whether compound scaling beat them (unless matching dropped them, which ``scaler grid`` shows).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
+from scaler.matching import FULL_TOLERANCE, PROXY_TOLERANCE, Coster, match_point
+from scaler.recipe import ProxyRecipe, resolve_recipe
 from scaler.scaling import Coefficients
 
 # The built-in spaces: the checkout's search_spaces/ (linked from scaler/resources/), or a wheel's copy.
 SPACES_DIR = Path(__file__).resolve().parent / "resources" / "search_spaces"
 DEFAULT_SPACE = SPACES_DIR / "compound.toml"
 FILTERS = ("measured", "nominal")
-_KEYS = {"depth", "resolution", "points", "tolerance", "filter"}
+_KEYS = {"depth", "resolution", "points", "tolerance", "filter", "full_tolerance", "proxy_tolerance"}
+
 
 
 @dataclass(frozen=True)
@@ -35,11 +41,13 @@ class SearchSpace:
     points: tuple[Coefficients, ...] = ()
     tolerance: float = 0.35
     filter: str = "measured"
+    full_tolerance: float = FULL_TOLERANCE
+    proxy_tolerance: float = PROXY_TOLERANCE
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """One grid point with its nominal and measured cost."""
+    """One grid point with its nominal and measured cost, after cost matching."""
 
     kind: str  # "compound", "depth", "width" or "resolution"
     coefficients: Coefficients
@@ -49,15 +57,27 @@ class Candidate:
     params: int
     activations: int
     input_px: int  # full-size input at phi = 1
-    reason: str = ""  # why the point could not be costed (its runs then fail with this reason)
+    reason: str = ""  # kept: why it could not be costed (its runs fail with it); dropped: why not matched
+    proxy_macs_ratio: float = math.nan  # the proxy's MACs over the proxy baseline's
+    planned: Coefficients | None = None  # the grid's point before matching
 
     def as_dict(self) -> dict:
         a, b, g = self.coefficients.as_tuple()
+        pa, pb, pg = (self.planned or self.coefficients).as_tuple()
         return {
             "kind": self.kind, "alpha": a, "beta": b, "gamma": g, "nominal_ratio": self.nominal_ratio,
-            "macs_ratio": self.macs_ratio, "macs": self.macs, "params": self.params,
-            "activations": self.activations, "input_px": self.input_px, "reason": self.reason,
+            "macs_ratio": self.macs_ratio, "proxy_macs_ratio": self.proxy_macs_ratio, "macs": self.macs,
+            "params": self.params, "activations": self.activations, "input_px": self.input_px,
+            "planned_alpha": pa, "planned_beta": pb, "planned_gamma": pg, "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The points a search trains, and those dropped, each with its reason."""
+
+    kept: list[Candidate] = field(default_factory=list)
+    dropped: list[Candidate] = field(default_factory=list)
 
 
 def resolve_space_path(spec: str | Path | None) -> Path:
@@ -95,13 +115,17 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
         if not isinstance(p, dict) or set(p) != {"alpha", "beta", "gamma"} or not all(_is_number(v) and v > 0 for v in p.values()):
             raise UsageError(f"search space {str(path)!r}: points[{i}] must be {{alpha, beta, gamma}} with positive numbers")
         points.append(Coefficients(float(p["alpha"]), float(p["beta"]), float(p["gamma"])))
-    tolerance = raw.get("tolerance", 0.35)
-    if not _is_number(tolerance) or tolerance <= 0:
-        raise UsageError(f"search space {str(path)!r}: tolerance must be a positive number, got {tolerance!r}")
+    tolerances = {k: raw.get(k, d) for k, d in (("tolerance", 0.35), ("full_tolerance", FULL_TOLERANCE),
+                                               ("proxy_tolerance", PROXY_TOLERANCE))}
+    for key, value in tolerances.items():
+        if not _is_number(value) or value <= 0:
+            raise UsageError(f"search space {str(path)!r}: {key} must be a positive number, got {value!r}")
     filter_ = raw.get("filter", "measured")
     if filter_ not in FILTERS:
         raise UsageError(f"search space {str(path)!r}: filter must be one of {', '.join(FILTERS)}, got {filter_!r}")
-    return SearchSpace(str(path), shares("depth", 1.0), shares("resolution", 0.5), tuple(points), float(tolerance), filter_)
+    return SearchSpace(str(path), shares("depth", 1.0), shares("resolution", 0.5), tuple(points),
+                       float(tolerances["tolerance"]), filter_, float(tolerances["full_tolerance"]),
+                       float(tolerances["proxy_tolerance"]))
 
 
 def _is_number(v) -> bool:
@@ -140,26 +164,54 @@ def _single_kind(c: Coefficients) -> str | None:
 
 
 def candidates(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classes: int = 1000,
-               reference=None) -> list[Candidate]:
-    """Cost every grid point on the real network and keep those within tolerance of the budget.
+               reference=None, *, recipe: ProxyRecipe | None = None, proxy_classes: int = 10) -> list[Candidate]:
+    """The grid points a search trains: :func:`grid`'s kept points."""
+    return grid(space, baseline, budget_ratio, num_classes, reference, recipe=recipe, proxy_classes=proxy_classes).kept
+
+
+def grid(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classes: int = 1000,
+         reference=None, *, recipe: ProxyRecipe | None = None, proxy_classes: int = 10) -> Grid:
+    """Cost-match every grid point on the real network and its proxy; keep those matched and within tolerance.
 
     ``reference``: the baseline's cost at (1, 1) and ``num_classes``, when the caller has it already
-    (a user model is traced, which takes seconds).
+    (a user model is traced, which takes seconds). ``recipe``: the proxy's (default: the default
+    preset with the baseline's fields); ``proxy_classes``: the classes it trains on (the built-in
+    animals data has 10).
     """
-    from scaler.cost import count_cost
-
-    reference = reference or count_cost(baseline, num_classes=num_classes)
-    kept = []
-    for kind, c in share_points(space, budget_ratio):
-        m = c.multipliers(1.0)
-        px = m.input_size(baseline.resolution)
+    coster = Coster(baseline, recipe or resolve_recipe("default", baseline), num_classes, proxy_classes, reference)
+    out = Grid()
+    for kind, planned in share_points(space, budget_ratio):
         try:
-            cost = count_cost(baseline, width=m.width, depth=m.depth, resolution=px, num_classes=num_classes)
-        except UsageError as exc:  # a user model that fails at this size: kept, and recorded as failed
-            kept.append(Candidate(kind, c, c.product, math.nan, 0, 0, 0, px, str(exc)))
+            cand = _candidate(kind, planned, match_point(kind, planned, budget_ratio, coster, space.full_tolerance,
+                                                         space.proxy_tolerance))
+        except UsageError as exc:  # a user model that fails at some size
+            cand = _failed(kind, planned, coster, baseline, exc)
+            (out.kept if math.isnan(cand.macs_ratio) else out.dropped).append(cand)
             continue
-        cand = Candidate(kind, c, c.product, cost.macs / reference.macs, cost.macs, cost.params, cost.activations, px)
-        ratio = cand.macs_ratio if space.filter == "measured" else cand.nominal_ratio
-        if kind != "compound" or abs(ratio / budget_ratio - 1.0) <= space.tolerance:
-            kept.append(cand)
-    return kept
+        if not cand.reason and kind == "compound":
+            ratio = cand.macs_ratio if space.filter == "measured" else cand.nominal_ratio
+            if abs(ratio / budget_ratio - 1.0) > space.tolerance:
+                cand = dataclasses.replace(cand, reason=f"{space.filter} cost x{ratio:.3g}: outside the space's "
+                                                        f"tolerance {space.tolerance:g} of x{budget_ratio:.3g}")
+        (out.dropped if cand.reason else out.kept).append(cand)
+    return out
+
+
+def _failed(kind: str, planned: Coefficients, coster: Coster, baseline: Baseline, exc: UsageError) -> Candidate:
+    """Failing at the planned point itself: kept (NaN cost), its runs fail with the user's message, as before
+    matching. Failing only at a size the matching tried: dropped, with the message."""
+    try:
+        cost = coster(planned)
+    except UsageError:
+        px = planned.multipliers(1.0).input_size(baseline.resolution)
+        return Candidate(kind, planned, planned.product, math.nan, 0, 0, 0, px, str(exc), planned=planned)
+    return Candidate(kind, planned, planned.product, cost.full_ratio, cost.full.macs, cost.full.params,
+                     cost.full.activations, cost.input_px, f"matching met a size the model fails at: {exc}",
+                     cost.proxy_ratio, planned)
+
+
+def _candidate(kind: str, planned: Coefficients, match) -> Candidate:
+    cost = match.cost
+    c = cost.coefficients
+    return Candidate(kind, c, c.product, cost.full_ratio, cost.full.macs, cost.full.params, cost.full.activations,
+                     cost.input_px, match.reason, cost.proxy_ratio, planned)

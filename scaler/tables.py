@@ -45,6 +45,8 @@ def config_table(config: dict) -> pd.DataFrame:
     for key, value in config.items():
         if key == "candidates":
             value = f"{len(value)} grid points" if isinstance(value, list) else value
+        elif key == "dropped" and isinstance(value, list):  # points cost matching could not match, and why
+            value = "; ".join(f"{d.get('kind')}: {d.get('reason')}" for d in value) or "none"
         elif key == "data" and isinstance(value, dict):
             value = ", ".join(f"{k} {value[k]}" for k in ("source", "name", "images", "train_images", "val_images",
                                                           "fingerprint") if k in value)
@@ -63,7 +65,7 @@ def grid_table(trials: pd.DataFrame) -> pd.DataFrame:
     for col, label in (("point", "point"), ("kind", "kind"), ("alpha", "alpha"), ("beta", "beta"), ("gamma", "gamma")):
         if col in t:
             out[label] = t[col].map(lambda v: num(v, 4) if isnum(v) else str(v))
-    for col, label in (("nominal_ratio", "nominal x"), ("macs_ratio", "measured x")):
+    for col, label in (("nominal_ratio", "nominal x"), ("macs_ratio", "measured x"), ("proxy_macs_ratio", "proxy x")):
         if col in t:
             out[label] = t[col].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–")
     if "macs" in t:

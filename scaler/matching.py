@@ -1,0 +1,155 @@
+"""Cost matching: one free dimension of a grid point takes up what rounding left of its budget.
+
+Rounding (channels to multiples of 8, repeats up, pixels to integers; :mod:`scaler.scaling`) makes
+measured cost a staircase in every multiplier, so points whose nominal alpha * beta**2 * gamma**2 is
+the budget cost 0.9–1.1x of it at full size and 0.6–1.35x in the narrow proxy, where x8 rounding is
+coarse. Points that are compared must cost the same, so one coefficient of each point is moved
+until the measured cost hits the budget:
+
+- the single-dimension points move their own dimension (they must stay single-dimension);
+- a compound point moves width (beta): the grid gives width "what is left" of the budget already
+  (``search_spaces/compound.toml``), and its depth and resolution shares are what the point is about.
+
+A point is matched when the full-size network is within ``FULL_TOLERANCE`` of the budget and its
+proxy (:func:`scaler.recipe.proxy_settings`) within ``PROXY_TOLERANCE`` of it, in the proxy's own
+MACs relative to the proxy baseline. Full size comes first: when no value meets both, the closest
+full-size match is kept and the proxy's miss is the reason the point is dropped.
+:func:`correct` is also :func:`scaler.compare.match_macs`'s loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from scaler.baselines import Baseline
+from scaler.cost import Cost, count_cost
+from scaler.recipe import ProxyRecipe, proxy_settings
+from scaler.scaling import Coefficients
+
+FULL_TOLERANCE = 0.03  # |measured / budget - 1| of the full-size network
+PROXY_TOLERANCE = 0.05  # the same in the proxy's MACs, relative to the proxy baseline
+# Which coefficient takes up the residue, by kind of point (see the module's docstring).
+FREE = {"depth": "alpha", "width": "beta", "resolution": "gamma", "compound": "beta"}
+EXPONENT = {"alpha": 1.0, "beta": 2.0, "gamma": 2.0}  # cost grows as alpha * beta**2 * gamma**2
+# After the full-size correction, the values within +-SCAN_SPAN of cost around it are tried in
+# 2 * SCAN_STEPS steps: the proxy's staircase has other steps than the full size's.
+SCAN_SPAN = 0.10
+SCAN_STEPS = 24
+
+
+def correct(ratio_at: Callable[[float], float], target: float, start: float, exponent: float = 1.0,
+            tolerance: float = 0.01, iterations: int = 8) -> float:
+    """Scale ``value`` by ``(target / ratio) ** (1 / exponent)`` until ``ratio_at(value)`` is within
+    ``tolerance`` (in log) of ``target``; the value that came closest.
+
+    Cost is a staircase, so the loop keeps the closest value it met rather than insisting on convergence.
+    """
+    value, best, best_error = start, start, math.inf
+    for _ in range(iterations):
+        ratio = ratio_at(value)
+        error = abs(math.log(ratio / target))
+        if error < best_error:
+            best, best_error = value, error
+        if error <= tolerance:
+            break
+        value *= (target / ratio) ** (1.0 / exponent)
+    return best
+
+
+@dataclass(frozen=True)
+class PointCost:
+    """One point's cost at full size and as its proxy, each relative to the baseline's own."""
+
+    coefficients: Coefficients
+    full: Cost
+    proxy: Cost
+    input_px: int  # full-size input
+    full_ratio: float
+    proxy_ratio: float
+
+
+class Coster:
+    """Costs points of one baseline at full size (``num_classes``) and as proxies (``proxy_classes``).
+
+    Memoised: the matching revisits values. ``reference``: the baseline's full-size cost, when known.
+    """
+
+    def __init__(self, baseline: Baseline, recipe: ProxyRecipe, num_classes: int = 1000, proxy_classes: int = 10,
+                 reference: Cost | None = None) -> None:
+        self.baseline, self.recipe = baseline, recipe
+        self.num_classes, self.proxy_classes = num_classes, proxy_classes
+        self.reference = reference or count_cost(baseline, num_classes=num_classes)
+        self.proxy_reference = self._proxy(Coefficients(1.0, 1.0, 1.0))
+        self._seen: dict[Coefficients, PointCost] = {}
+
+    @property
+    def cheap(self) -> bool:
+        """Analytic costing (microseconds): the scan is affordable; a traced model gets the correction only."""
+        return self.baseline.complexity_fn is not None
+
+    def _proxy(self, c: Coefficients) -> Cost:
+        width, depth, px = proxy_settings(c.multipliers(1.0), self.recipe)
+        return count_cost(self.baseline, width=width, depth=depth, resolution=px, num_classes=self.proxy_classes)
+
+    def __call__(self, c: Coefficients) -> PointCost:
+        if c not in self._seen:
+            m = c.multipliers(1.0)
+            px = m.input_size(self.baseline.resolution)
+            full = count_cost(self.baseline, width=m.width, depth=m.depth, resolution=px, num_classes=self.num_classes)
+            proxy = self._proxy(c)
+            self._seen[c] = PointCost(c, full, proxy, px, full.macs / self.reference.macs,
+                                      proxy.macs / self.proxy_reference.macs)
+        return self._seen[c]
+
+
+@dataclass(frozen=True)
+class Match:
+    cost: PointCost  # the matched point, or the closest one met when ``reason`` says why it is not
+    reason: str = ""  # empty when both tolerances hold
+
+
+def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
+                full_tolerance: float = FULL_TOLERANCE, proxy_tolerance: float = PROXY_TOLERANCE) -> Match:
+    """Move the point's free coefficient (:data:`FREE`) until both its costs are within tolerance of ``budget``."""
+    name = FREE[kind]
+    exponent = EXPONENT[name]
+
+    def at(value: float) -> PointCost:
+        return coster(replace(planned, **{name: value}))
+
+    start = correct(lambda v: at(v).full_ratio, budget, getattr(planned, name), exponent)
+    values = [start]
+    if coster.cheap:
+        span = math.log1p(SCAN_SPAN) / exponent
+        values += [start * math.exp(span * k / SCAN_STEPS) for k in range(-SCAN_STEPS, SCAN_STEPS + 1) if k]
+    if kind != "compound":  # a single-dimension point grows its dimension, or it is not that point any more
+        values = [v for v in values if v > 1.0] or [getattr(planned, name)]
+    grown = [c for c in map(at, values) if c.full_ratio > 1.0]  # the baseline itself is no scaled point
+    if not grown:
+        return Match(at(values[0]), f"no value of {name} near x{budget:.3g} grows the network")
+    return choose(grown, budget, full_tolerance, proxy_tolerance)
+
+
+def off(ratio: float, budget: float) -> float:
+    return abs(ratio / budget - 1.0)
+
+
+def choose(costs: list[PointCost], budget: float, full_tolerance: float = FULL_TOLERANCE,
+           proxy_tolerance: float = PROXY_TOLERANCE) -> Match:
+    """The best of the values tried: both tolerances with the smallest worse miss; else why not."""
+    full_ok = [c for c in costs if off(c.full_ratio, budget) <= full_tolerance]
+    both = [c for c in full_ok if off(c.proxy_ratio, budget) <= proxy_tolerance]
+    if both:
+        return Match(min(both, key=lambda c: max(off(c.full_ratio, budget) / full_tolerance,
+                                                 off(c.proxy_ratio, budget) / proxy_tolerance)))
+    if full_ok:  # the full size can be matched, the proxy cannot: report the proxy's miss
+        best = min(full_ok, key=lambda c: off(c.proxy_ratio, budget))
+        lo, hi = min(c.proxy_ratio for c in full_ok), max(c.proxy_ratio for c in full_ok)
+        span = f"x{lo:.3g}" if f"{lo:.3g}" == f"{hi:.3g}" else f"x{lo:.3g}-{hi:.3g}"
+        return Match(best, f"proxy costs {span} of the proxy baseline wherever the full size is within "
+                           f"{full_tolerance:.0%} of x{budget:.3g}: not within {proxy_tolerance:.0%}")
+    best = min(costs, key=lambda c: off(c.full_ratio, budget))
+    return Match(best, f"full size reaches x{best.full_ratio:.3g} at best (rounding steps): "
+                       f"not within {full_tolerance:.0%} of x{budget:.3g}")
