@@ -18,7 +18,7 @@ from pathlib import Path
 
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
-from scaler.scaling import Coefficients
+from scaler.scaling import MAX_BUDGET_RATIO, Coefficients
 
 # The built-in spaces: the checkout's search_spaces/ (linked from scaler/resources/), or a wheel's copy.
 SPACES_DIR = Path(__file__).resolve().parent / "resources" / "search_spaces"
@@ -90,11 +90,10 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
             raise UsageError(f"search space {str(path)!r}: {key} must be a non-empty list of shares in [0, {upper:g}]")
         return tuple(sorted({float(v) for v in values}))
 
-    points = []
-    for i, p in enumerate(raw.get("points", [])):
-        if not isinstance(p, dict) or set(p) != {"alpha", "beta", "gamma"} or not all(_is_number(v) and v > 0 for v in p.values()):
-            raise UsageError(f"search space {str(path)!r}: points[{i}] must be {{alpha, beta, gamma}} with positive numbers")
-        points.append(Coefficients(float(p["alpha"]), float(p["beta"]), float(p["gamma"])))
+    points = raw.get("points", [])
+    if not isinstance(points, list):
+        raise UsageError(f"search space {str(path)!r}: points must be a list of {{alpha, beta, gamma}} tables")
+    points = [_point(p, i, path) for i, p in enumerate(points)]
     tolerance = raw.get("tolerance", 0.35)
     if not _is_number(tolerance) or tolerance <= 0:
         raise UsageError(f"search space {str(path)!r}: tolerance must be a positive number, got {tolerance!r}")
@@ -102,6 +101,17 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
     if filter_ not in FILTERS:
         raise UsageError(f"search space {str(path)!r}: filter must be one of {', '.join(FILTERS)}, got {filter_!r}")
     return SearchSpace(str(path), shares("depth", 1.0), shares("resolution", 0.5), tuple(points), float(tolerance), filter_)
+
+
+def _point(p, i: int, path: Path) -> Coefficients:
+    """One explicit point; its nominal cost is bounded like a budget's (a huge one takes minutes to cost)."""
+    if not isinstance(p, dict) or set(p) != {"alpha", "beta", "gamma"} or not all(_is_number(v) and v > 0 for v in p.values()):
+        raise UsageError(f"search space {str(path)!r}: points[{i}] must be {{alpha, beta, gamma}} with positive numbers")
+    log_product = math.log(p["alpha"]) + 2 * math.log(p["beta"]) + 2 * math.log(p["gamma"])
+    if log_product > math.log(MAX_BUDGET_RATIO):
+        raise UsageError(f"search space {str(path)!r}: points[{i}] costs more than {MAX_BUDGET_RATIO:g}x the baseline "
+                         "(alpha*beta^2*gamma^2)")
+    return Coefficients(float(p["alpha"]), float(p["beta"]), float(p["gamma"]))
 
 
 def _is_number(v) -> bool:
