@@ -16,7 +16,7 @@ import dataclasses
 import pandas as pd
 
 from scaler.baselines import get_baseline
-from scaler.commands._common import add_baseline_argument, add_json_argument, print_json, print_table
+from scaler.commands._common import add_baseline_argument, add_json_argument, check_numbers, print_json, print_table
 from scaler.cost import count_cost
 from scaler.errors import UsageError
 from scaler.scaling import format_macs, parse_budget
@@ -33,14 +33,16 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    check_numbers(args, {}, positive=("tolerance",))
+    budget = parse_budget(args.budget)
     baseline = get_baseline(args.baseline)
     space = load_space(args.space)
-    if args.tolerance is not None and not args.tolerance > 0:
-        raise UsageError(f"--tolerance must be positive, got {args.tolerance}")
     space = dataclasses.replace(
         space, **{k: v for k, v in (("filter", args.filter), ("tolerance", args.tolerance)) if v is not None}
     )
-    ratio = parse_budget(args.budget).target_ratio(count_cost(baseline).macs)
+    ratio = budget.target_ratio(count_cost(baseline).macs)
+    if ratio <= 1.0:  # what a search refuses: its grid would shrink the network
+        raise UsageError(f"budget {args.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
     rows = [c.as_dict() for c in candidates(space, baseline, ratio)]
     if args.json:
         print_json(rows)
