@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except UsageError as exc:
-        print(f"scaler {args.command}: error: {exc}", file=sys.stderr)
+        # one line even when the message carries a user's multi-line exception text
+        message = " ".join(str(exc).split())
+        print(f"scaler {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `scaler ... | head`
         sys.stderr.close()

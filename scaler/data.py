@@ -164,6 +164,9 @@ def _load_mnist_mini(arg: str, download: bool, seed: int) -> Dataset:
 
 SYNTHETIC_SHAPES = ["disc", "square", "triangle", "cross", "ring"]
 _SYNTHETIC_DEFAULTS = {"size": 32, "images": 3000, "classes": 10, "seed": 0}
+# Rendering holds several float64 arrays of 512 images at twice the size: 2 GB at 128 px.
+SYNTHETIC_MAX_SIZE = 128
+SYNTHETIC_MAX_PIXELS = 2**28  # images * size**2: 256 MiB of uint8, and minutes to render
 
 
 @_source(
@@ -183,8 +186,10 @@ def _load_synthetic(arg: str, download: bool, seed: int) -> Dataset:
             opts[key] = int(value)
         except ValueError:
             raise UsageError(f"synthetic {key} must be an integer, got {value!r}") from None
-    if opts["size"] < 4 or opts["images"] < 2 or not 2 <= opts["classes"] <= 10:
-        raise UsageError("synthetic needs size >= 4, images >= 2 and 2 <= classes <= 10")
+    if (not 4 <= opts["size"] <= SYNTHETIC_MAX_SIZE or opts["images"] < 2 or not 2 <= opts["classes"] <= 10
+            or opts["seed"] < 0 or opts["images"] * opts["size"] ** 2 > SYNTHETIC_MAX_PIXELS):
+        raise UsageError(f"synthetic needs 4 <= size <= {SYNTHETIC_MAX_SIZE}, images >= 2, 2 <= classes <= 10, "
+                         f"seed >= 0 and images * size^2 <= {SYNTHETIC_MAX_PIXELS:,}; got {arg!r}")
     images, labels = render_shapes(opts["size"], opts["images"], opts["classes"], opts["seed"])
     classes = [f"{SYNTHETIC_SHAPES[c % 5]}{'-striped' if c >= 5 else ''}" for c in range(opts["classes"])]
     return Dataset("synthetic", "synthetic", classes, images, labels, flip=True, seed=seed, licence="generated")

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from scaler import cost
 from scaler.devices import resolve_device
 from scaler.errors import UsageError
+from scaler.scaling import PHI_LIMITS
 
-# How far a solved phi may go: beyond these the networks are either empty or absurd.
-PHI_SEARCH_LIMITS = (-8.0, 16.0)
+# How far a solved phi may go: the limits every phi the user gives is checked against.
+PHI_SEARCH_LIMITS = PHI_LIMITS
 
 
 def solve_phi(

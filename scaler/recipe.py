@@ -10,6 +10,7 @@ trains a candidate.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,8 +74,11 @@ class ProxyRecipe:
             ("proxy_width", self.proxy_width > 0),
             ("proxy_resolution", self.proxy_resolution >= 1),
             ("head_init_std", self.head_init_std is None or self.head_init_std >= 0),
+            ("seed", isinstance(self.seed, int) and self.seed >= 0),
         ]
-        bad = [name for name, ok in checks if not ok]
+        # inf passes the comparisons above ("lr > 0") yet trains nothing: every float must be finite
+        checks += [(f.name, math.isfinite(v)) for f in dataclasses.fields(self) if isinstance(v := getattr(self, f.name), float)]
+        bad = list(dict.fromkeys(name for name, ok in checks if not ok))
         if bad:
             values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
             raise UsageError(f"invalid proxy recipe: {values}")

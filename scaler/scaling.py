@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from scaler.errors import UsageError
 
 CHANNEL_DIVISOR = 8
+# How far phi may go: beyond these the networks are either empty or absurd (and alpha**phi can
+# overflow a float). The target solver (scaler.phi_solver) searches within the same limits.
+PHI_LIMITS = (-8.0, 16.0)
+MAX_PHI_MEMBERS = 64  # a family is a table people read; more members is a typo like 0..1e9
+# MACs grow about 2**phi, so a budget above 2**16 is beyond the largest phi (and costing its grid takes minutes).
+MAX_BUDGET_RATIO = 2.0 ** PHI_LIMITS[1]
 
 
 def round_channels(channels: float, width_mult: float = 1.0, divisor: int = CHANNEL_DIVISOR) -> int:
@@ -61,7 +67,11 @@ class Coefficients:
         return self.alpha * self.beta**2 * self.gamma**2
 
     def multipliers(self, phi: float) -> Multipliers:
-        return Multipliers(depth=self.alpha**phi, width=self.beta**phi, resolution=self.gamma**phi)
+        try:
+            return Multipliers(depth=self.alpha**phi, width=self.beta**phi, resolution=self.gamma**phi)
+        except OverflowError:  # float ** raises rather than giving inf
+            raise UsageError(f"coefficients {self.as_tuple()} at phi = {phi:g} overflow; keep phi within "
+                             f"[{PHI_LIMITS[0]:g}, {PHI_LIMITS[1]:g}]") from None
 
     def as_tuple(self) -> tuple[float, float, float]:
         return (self.alpha, self.beta, self.gamma)
@@ -112,8 +122,12 @@ class Budget:
     macs: float | None = None
 
     def target_ratio(self, baseline_macs: float) -> float:
-        """The budget as a factor of ``baseline_macs``."""
-        return self.ratio if self.ratio is not None else self.macs / baseline_macs
+        """The budget as a factor of ``baseline_macs``; more than MAX_BUDGET_RATIO is a UsageError."""
+        ratio = self.ratio if self.ratio is not None else self.macs / baseline_macs
+        if ratio > MAX_BUDGET_RATIO:
+            raise UsageError(f"budget {self} is {ratio:.3g}x the baseline's MACs; scaler grows up to "
+                             f"{MAX_BUDGET_RATIO:g}x (phi {PHI_LIMITS[1]:g})")
+        return ratio
 
     def __str__(self) -> str:
         if self.ratio is not None:
@@ -133,27 +147,44 @@ def parse_budget(text: str) -> Budget:
             f"budget must be a factor like '2x' or '1.5x', or multiply-adds like '400M' or '1.2G'; got {text!r}"
         )
     value = float(match["num"])
-    if value <= 0:
-        raise UsageError(f"budget must be positive, got {text!r}")
+    if not 0 < value < math.inf:  # a 400-digit number is inf
+        raise UsageError(f"budget must be a positive, finite number, got {text!r}")
     unit = match["unit"].lower()
     if unit == "x":
-        return Budget(ratio=value)
+        budget = Budget(ratio=value)
+        budget.target_ratio(1.0)  # a factor is bounded at once, before any baseline is costed
+        return budget
     return Budget(macs=value * _UNITS[unit])
 
 
 def parse_phi_range(text: str) -> list[float]:
-    """Parse ``"0..3"`` into [0, 1, 2, 3], ``"2"`` into [2], ``"0,0.5,1"`` into [0, 0.5, 1]."""
+    """Parse ``"0..3"`` into [0, 1, 2, 3], ``"2"`` into [2], ``"0,0.5,1"`` into [0, 0.5, 1].
+
+    Every value must lie within PHI_LIMITS and a range hold at most MAX_PHI_MEMBERS members;
+    anything else is a one-line UsageError.
+    """
     text = str(text).strip()
     try:
         if ".." in text:
-            lo, hi = (float(p) for p in text.split(".."))
+            lo, hi = (check_phi(float(p)) for p in text.split(".."))
             if hi < lo:
                 raise UsageError(f"phi range {text!r} runs backwards; write it low..high, e.g. 0..3")
-            count = int(math.floor(hi - lo + 1e-9)) + 1
-            return [lo + i for i in range(count)]
-        return [float(p) for p in text.split(",")]
+            phis = [lo + i for i in range(int(math.floor(hi - lo + 1e-9)) + 1)]
+        else:
+            phis = [check_phi(float(p)) for p in text.split(",")]
     except ValueError:
         raise UsageError(f"phi must be a number, a list like 0,0.5,1 or a range like 0..3; got {text!r}") from None
+    if len(phis) > MAX_PHI_MEMBERS:
+        raise UsageError(f"phi {text!r} makes {len(phis)} members; at most {MAX_PHI_MEMBERS}")
+    return phis
+
+
+def check_phi(phi: float, name: str = "phi") -> float:
+    """``phi`` itself when finite and within PHI_LIMITS; else a UsageError."""
+    lo, hi = PHI_LIMITS
+    if not (math.isfinite(phi) and lo <= phi <= hi):
+        raise UsageError(f"{name} must be a number from {lo:g} to {hi:g}, got {phi:g}")
+    return phi
 
 
 def format_macs(macs: float) -> str:

@@ -23,7 +23,7 @@ from scaler.baselines import Baseline
 from scaler.errors import UsageError
 from scaler.matching import FULL_TOLERANCE, PROXY_TOLERANCE, Coster, match_point
 from scaler.recipe import ProxyRecipe, resolve_recipe
-from scaler.scaling import Coefficients
+from scaler.scaling import MAX_BUDGET_RATIO, Coefficients
 
 # The built-in spaces: the checkout's search_spaces/ (linked from scaler/resources/), or a wheel's copy.
 SPACES_DIR = Path(__file__).resolve().parent / "resources" / "search_spaces"
@@ -110,11 +110,10 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
             raise UsageError(f"search space {str(path)!r}: {key} must be a non-empty list of shares in [0, {upper:g}]")
         return tuple(sorted({float(v) for v in values}))
 
-    points = []
-    for i, p in enumerate(raw.get("points", [])):
-        if not isinstance(p, dict) or set(p) != {"alpha", "beta", "gamma"} or not all(_is_number(v) and v > 0 for v in p.values()):
-            raise UsageError(f"search space {str(path)!r}: points[{i}] must be {{alpha, beta, gamma}} with positive numbers")
-        points.append(Coefficients(float(p["alpha"]), float(p["beta"]), float(p["gamma"])))
+    points = raw.get("points", [])
+    if not isinstance(points, list):
+        raise UsageError(f"search space {str(path)!r}: points must be a list of {{alpha, beta, gamma}} tables")
+    points = [_point(p, i, path) for i, p in enumerate(points)]
     tolerances = {k: raw.get(k, d) for k, d in (("tolerance", 0.35), ("full_tolerance", FULL_TOLERANCE),
                                                ("proxy_tolerance", PROXY_TOLERANCE))}
     for key, value in tolerances.items():
@@ -126,6 +125,17 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
     return SearchSpace(str(path), shares("depth", 1.0), shares("resolution", 0.5), tuple(points),
                        float(tolerances["tolerance"]), filter_, float(tolerances["full_tolerance"]),
                        float(tolerances["proxy_tolerance"]))
+
+
+def _point(p, i: int, path: Path) -> Coefficients:
+    """One explicit point; its nominal cost is bounded like a budget's (a huge one takes minutes to cost)."""
+    if not isinstance(p, dict) or set(p) != {"alpha", "beta", "gamma"} or not all(_is_number(v) and v > 0 for v in p.values()):
+        raise UsageError(f"search space {str(path)!r}: points[{i}] must be {{alpha, beta, gamma}} with positive numbers")
+    log_product = math.log(p["alpha"]) + 2 * math.log(p["beta"]) + 2 * math.log(p["gamma"])
+    if log_product > math.log(MAX_BUDGET_RATIO):
+        raise UsageError(f"search space {str(path)!r}: points[{i}] costs more than {MAX_BUDGET_RATIO:g}x the baseline "
+                         "(alpha*beta^2*gamma^2)")
+    return Coefficients(float(p["alpha"]), float(p["beta"]), float(p["gamma"]))
 
 
 def _is_number(v) -> bool:

@@ -17,7 +17,9 @@ SMOKE_SEARCH = ["--preset", "smoke", "--data", "synthetic", "--no-family", "--no
 
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m scaler ARGS`` as a user would, returning the finished process."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # The checkout first on the path: with another cwd, `-m scaler` would find whatever scaler is installed.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": path}
     return subprocess.run(
         [sys.executable, "-m", "scaler", *args],
         cwd=cwd or ROOT,

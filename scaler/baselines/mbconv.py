@@ -50,9 +50,12 @@ def decode(spec: dict, source: str = "stage list") -> dict:
                 raise UsageError(f"{source}: stage {i} {key} must be a positive integer, got {value!r}")
         if clean["kernel"] % 2 == 0:
             raise UsageError(f"{source}: stage {i} kernel must be odd, got {clean['kernel']}")
-        clean["se"] = float(row.get("se", 0.25))
-        if clean["se"] not in SUPPORTED_SE:
-            raise UsageError(f"{source}: stage {i} se must be one of {SUPPORTED_SE}, got {row.get('se')!r}")
+        if clean["stride"] not in (1, 2):  # what the analytic cost walk and torchvision's MBConv take
+            raise UsageError(f"{source}: stage {i} stride must be 1 or 2, got {clean['stride']}")
+        se = row.get("se", 0.25)
+        if isinstance(se, bool) or se not in SUPPORTED_SE:  # a string or null is as wrong as 0.5
+            raise UsageError(f"{source}: stage {i} se must be one of {SUPPORTED_SE}, got {se!r}")
+        clean["se"] = float(se)
         rows.append(clean)
     out = {
         "name": str(spec.get("name", Path(source).stem)),
@@ -152,7 +155,7 @@ def read_stage_list(path: Path) -> dict:
     """A stage list read and validated (decoded); a fault is a one-line UsageError."""
     try:
         return decode(json.loads(path.read_text()), str(path))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"stage list {str(path)!r} is not valid JSON: {exc}") from None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,30 @@ def resolve_recipe(args):
     if args.no_augment:
         changes["augment"] = False
     return resolve(args.preset, get_baseline(args.baseline), changes)
+
+
+def check_numbers(args: argparse.Namespace, minimum: dict[str, float], positive: tuple[str, ...] = ()) -> None:
+    """Refuse a numeric option out of bounds before any work (a run must not fail after its training).
+
+    ``minimum`` maps an option's attribute to its smallest allowed value (counts, seeds); ``positive``
+    names float options that must be finite and above 0. An option left out (None) passes.
+    """
+    for name, lowest in minimum.items():
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value >= lowest):
+            raise UsageError(f"--{name.replace('_', '-')} must be {lowest:g} or more, got {value:g}")
+    for name in positive:
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number, got {value:g}")
+
+
+def check_scaling(args: argparse.Namespace) -> None:
+    """The scaling options (:func:`add_scaling_arguments`) in bounds: multipliers, pixels and phi."""
+    from scaler.scaling import check_phi
+
+    check_numbers(args, {"resolution": 1}, positive=("width", "depth"))
+    check_phi(args.phi, "--phi")
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

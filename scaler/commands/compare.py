@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaler.commands._common import add_device_argument, add_json_argument, print_json, print_table
+from scaler.commands._common import add_device_argument, add_json_argument, check_numbers, print_json, print_table
 from scaler.errors import UsageError
 
 
@@ -53,8 +53,12 @@ def run(args) -> int:
     from scaler.scaling import format_macs, parse_coefficients
     from scaler.tables import compare_table
 
+    check_numbers(args, {"seeds": 1, "seed": 0})
+    cmp.dollar_strategy(args.dollar_alpha)  # its alpha checked now, not after the first strategies trained
     strategies = cmp.parse_strategies(args.strategies)
     budgets = cmp.parse_budgets(args.budget)
+    if not budgets:
+        raise UsageError("give at least one budget, e.g. 2x")
     config, run_folder, coefficients = {}, None, None
     if args.run:
         if args.baseline:
@@ -80,7 +84,7 @@ def run(args) -> int:
         training = ProxyTraining(
             data=args.data or run_data(config) or "animals",
             preset=args.preset or (recipe or {}).get("preset") or "default",
-            seeds=args.seeds or int(config.get("seeds") or 2),
+            seeds=args.seeds if args.seeds is not None else int(config.get("seeds") or 2),
             seed=args.seed,
             recipe=recipe,
         )

@@ -19,6 +19,7 @@ import json
 
 import torch
 
+from scaler.commands._common import check_numbers
 from scaler.data import list_sources, load_dataset
 
 
@@ -30,6 +31,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    check_numbers(args, {"seed": 0})
     if args.spec is None:
         sources = list_sources()
         if args.json:

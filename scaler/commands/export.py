@@ -30,9 +30,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from scaler.export import export_onnx
+    from scaler.export import check_opset, export_onnx
     from scaler.family_files import find_member, load_family
 
+    check_opset(args.opset)
     if bool(args.run) == bool(args.family):
         raise UsageError("give exactly one of --run RUN_FOLDER and --family family.json")
     if (args.phi is None) == (args.member is None):

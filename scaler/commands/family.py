@@ -22,6 +22,7 @@ from pathlib import Path
 from scaler.commands._common import (
     add_device_argument,
     add_json_argument,
+    check_numbers,
     default_family_name,
     print_json,
     print_table,
@@ -77,6 +78,10 @@ def run(args) -> int:
     from scaler.scaling import format_macs, parse_budget, parse_coefficients, parse_phi_range
     from scaler.tables import family_table
 
+    check_numbers(args, {"num_classes": 1, "latency_runs": 0, "latency_batch": 1, "seeds": 1, "seed": 0})
+    phis = parse_phi_range(args.phi) if args.phi else None
+    target = parse_budget(args.target) if args.target else None
+    target_latency = parse_latency(args.target_latency) if args.target_latency else None
     run_folder = config = None
     if args.run:
         if args.baseline or args.coefficients or args.table:
@@ -95,17 +100,15 @@ def run(args) -> int:
         raise UsageError("--target and --target-latency solve for phi; the official table has none")
     if args.table and args.phi:
         raise UsageError("--phi does not apply to --table official (its members are b0..b7)")
-    if args.num_classes < 1:
-        raise UsageError(f"--num-classes must be positive, got {args.num_classes}")
 
     targets = {}
-    if args.target:
-        budget = parse_budget(args.target)
-        targets["target_macs"] = budget.macs if budget.macs is not None else budget.ratio * count_cost(
+    if target:
+        targets["target_macs"] = target.macs if target.macs is not None else target.ratio * count_cost(
             get_baseline(baseline), num_classes=args.num_classes).macs
-    if args.target_latency:
-        targets["target_latency_ms"] = parse_latency(args.target_latency)
-    phis = parse_phi_range(args.phi) if args.phi else ([0.0] if targets else [0.0, 1.0, 2.0, 3.0])
+    if target_latency:
+        targets["target_latency_ms"] = target_latency
+    if phis is None:
+        phis = [0.0] if targets else [0.0, 1.0, 2.0, 3.0]
 
     training = None
     if args.train:
@@ -113,11 +116,11 @@ def run(args) -> int:
         training = ProxyTraining(
             data=args.data or run_data(config) or "animals",
             preset=args.preset or (recipe or {}).get("preset") or "default",
-            seeds=args.seeds or int((config or {}).get("seeds") or 2),
+            seeds=args.seeds if args.seeds is not None else int((config or {}).get("seeds") or 2),
             seed=args.seed,
             recipe=recipe,
         )
-    elif args.data or args.preset or args.seeds:
+    elif args.data or args.preset or args.seeds is not None:
         raise UsageError("--data, --preset and --seeds only apply with --train")
 
     device = resolve_device(args.device)

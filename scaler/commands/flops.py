@@ -20,13 +20,14 @@ from scaler.commands._common import (
     add_device_argument,
     add_json_argument,
     add_scaling_arguments,
+    check_numbers,
+    check_scaling,
     print_json,
     print_table,
     resolve_device,
     resolve_scaled_model,
 )
 from scaler.cost import count_cost, measure_latency
-from scaler.errors import UsageError
 from scaler.scaling import format_macs
 
 
@@ -44,8 +45,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.num_classes < 1:
-        raise UsageError(f"--num-classes must be positive, got {args.num_classes}")
+    check_numbers(args, {"num_classes": 1, "per_layer": 0, "latency_runs": 0})
+    check_scaling(args)
+    resolve_device(args.device)  # a bad --device fails even when no latency is timed
     scaled = resolve_scaled_model(args)
     b = scaled.baseline
     cost = count_cost(b, width=scaled.width, depth=scaled.depth, resolution=scaled.resolution, num_classes=args.num_classes,

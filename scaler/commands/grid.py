@@ -21,7 +21,7 @@ import dataclasses
 import pandas as pd
 
 from scaler.baselines import get_baseline
-from scaler.commands._common import add_baseline_argument, add_json_argument, print_json, print_table
+from scaler.commands._common import add_baseline_argument, add_json_argument, check_numbers, print_json, print_table
 from scaler.cost import count_cost
 from scaler.errors import UsageError
 from scaler.recipe import resolve_recipe
@@ -44,16 +44,18 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    check_numbers(args, {}, positive=("tolerance",))
+    budget = parse_budget(args.budget)
     baseline = get_baseline(args.baseline)
     space = load_space(args.space)
-    if args.tolerance is not None and not args.tolerance > 0:
-        raise UsageError(f"--tolerance must be positive, got {args.tolerance}")
     space = dataclasses.replace(
         space, **{k: v for k, v in (("filter", args.filter), ("tolerance", args.tolerance)) if v is not None}
     )
     flags = {"proxy_width": args.proxy_width, "proxy_resolution": args.proxy_resolution}
     recipe = resolve_recipe(args.preset, baseline, {k: v for k, v in flags.items() if v is not None})
-    ratio = parse_budget(args.budget).target_ratio(count_cost(baseline).macs)
+    ratio = budget.target_ratio(count_cost(baseline).macs)
+    if ratio <= 1.0:  # what a search refuses: its grid would shrink the network
+        raise UsageError(f"budget {args.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
     points = grid(space, baseline, ratio, recipe=recipe, proxy_classes=args.proxy_classes)
     rows = [{**c.as_dict(), "dropped": False} for c in points.kept] + [{**c.as_dict(), "dropped": True} for c in points.dropped]
     if args.json:

@@ -25,11 +25,12 @@ from scaler.commands._common import (
     add_baseline_argument,
     add_device_argument,
     add_recipe_arguments,
+    check_numbers,
     resolve_device,
     resolve_recipe,
 )
 from scaler.run_folder import RunFolder
-from scaler.scaling import parse_budget
+from scaler.scaling import parse_budget, parse_phi_range
 from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
 
 # Seeds per grid point when --seeds is not given, by preset (see README: "Seeds and noise").
@@ -63,8 +64,11 @@ def default_run_name(baseline: str, budget: str) -> str:
 
 
 def run(args) -> int:
+    # Everything the end of a search uses is checked here: a typo must not cost the whole search.
+    check_numbers(args, {"seeds": 1, "latency_runs": 0})
+    phis = parse_phi_range(args.phi)
     recipe = resolve_recipe(args)
-    parse_budget(args.budget)  # a malformed budget fails before any work
+    parse_budget(args.budget)
     config = SearchConfig(
         baseline=args.baseline, budget=args.budget, space=args.space, data=args.data,
         recipe=dataclasses.asdict(recipe), seeds=args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(args.preset, 2),
@@ -79,9 +83,8 @@ def run(args) -> int:
         return 1
     if not args.no_family:
         from scaler.family_files import write_family
-        from scaler.scaling import parse_phi_range
 
-        write_family(run_folder, phis=parse_phi_range(args.phi), device=config.device, latency_runs=args.latency_runs)
+        write_family(run_folder, phis=phis, device=config.device, latency_runs=args.latency_runs)
         print(f"family:  {run_folder.family_csv}")
     if not args.no_report:
         from scaler.report import write_report

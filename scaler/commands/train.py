@@ -23,6 +23,8 @@ from scaler.commands._common import (
     add_device_argument,
     add_json_argument,
     add_recipe_arguments,
+    check_numbers,
+    check_scaling,
     print_json,
     resolve_device,
     resolve_recipe,
@@ -67,6 +69,8 @@ def run(args) -> int:
     from scaler.data import load_dataset
     from scaler.train import TrainingFailed, train
 
+    check_numbers(args, {"split_seed": 0})
+    check_scaling(args)
     recipe = resolve_recipe(args)
     baseline = get_baseline(args.baseline)
     width, depth, px = resolve_network(args, recipe)
