@@ -18,7 +18,7 @@ from scaler.baselines import Baseline
 from scaler.data import Dataset, load_dataset
 from scaler.devices import resolve_device
 from scaler.errors import UsageError
-from scaler.recipe import PRESETS, ProxyRecipe, proxy_settings, resolve_recipe
+from scaler.recipe import PRESETS, ProxyRecipe, proxy_rounding, proxy_settings, resolve_recipe
 from scaler.scaling import Multipliers
 from scaler.train import TrainingFailed, TrainResult, train
 
@@ -34,8 +34,9 @@ def train_point(baseline: Baseline | str, multipliers: Multipliers, *, data: Dat
                 on_epoch: Callable[[int, float], None] | None = None) -> TrainResult:
     """One proxy run of the network at ``multipliers``: proxy width and resolution applied, then trained."""
     width, depth, px = proxy_settings(multipliers, recipe)
-    return train(baseline, width=width, depth=depth, resolution_px=px, data=data, recipe=recipe, device=device,
-                 on_epoch=on_epoch, seed=seed)
+    with proxy_rounding(recipe):
+        return train(baseline, width=width, depth=depth, resolution_px=px, data=data, recipe=recipe, device=device,
+                     on_epoch=on_epoch, seed=seed)
 
 
 @dataclass(frozen=True)

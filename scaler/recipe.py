@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from scaler.errors import UsageError
-from scaler.scaling import Multipliers, round_resolution
+from scaler.scaling import CHANNEL_DIVISOR, Multipliers, channel_divisor, round_resolution
 
 if TYPE_CHECKING:  # the baselines pull in torch; the recipe is plain data
     from scaler.baselines import Baseline
@@ -42,6 +42,10 @@ class ProxyRecipe:
             EfficientNets set it (``Baseline.proxy_recipe``): torchvision draws their classifier
             from ±1/sqrt(classes), meant for 1,000 classes; with 10 the proxy starts at loss 3.6
             and its accuracy swung 13 points between seeds.
+        proxy_divisor: the proxy's channels are rounded to multiples of this; None (the default)
+            means 8 x proxy_width (2 at width 0.25), the full size's multiples of 8 in miniature.
+            At 8 the proxy's rounding is so coarse that cost-matched candidates cannot be matched
+            (docs/design.md, "Cost-matched grid"). MobileNetV3's torchvision rows always use 8.
         seed: initialisation, batch order and augmentation.
     """
 
@@ -59,6 +63,7 @@ class ProxyRecipe:
     augment: bool = True
     zero_init_residual: bool = True
     head_init_std: float | None = None
+    proxy_divisor: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -73,6 +78,7 @@ class ProxyRecipe:
             ("subset", self.subset is None or self.subset >= 1),
             ("proxy_width", self.proxy_width > 0),
             ("proxy_resolution", self.proxy_resolution >= 1),
+            ("proxy_divisor", self.proxy_divisor is None or (isinstance(self.proxy_divisor, int) and self.proxy_divisor >= 1)),
             ("head_init_std", self.head_init_std is None or self.head_init_std >= 0),
             ("seed", isinstance(self.seed, int) and self.seed >= 0),
         ]
@@ -128,6 +134,18 @@ def recipe_from_dict(fields: dict) -> ProxyRecipe:
 def recipe_defaults() -> dict:
     """Every field's default: what a field missing from an older run's record means."""
     return {f.name: f.default for f in dataclasses.fields(ProxyRecipe)}
+
+
+def proxy_divisor(recipe: ProxyRecipe) -> int:
+    """The multiple the proxy's channels are rounded to (see ``ProxyRecipe.proxy_divisor``)."""
+    if recipe.proxy_divisor is not None:
+        return recipe.proxy_divisor
+    return max(1, round(CHANNEL_DIVISOR * recipe.proxy_width))
+
+
+def proxy_rounding(recipe: ProxyRecipe):
+    """The context in which a proxy is built or costed: its channels rounded to :func:`proxy_divisor`."""
+    return channel_divisor(proxy_divisor(recipe))
 
 
 def proxy_settings(multipliers: Multipliers, recipe: ProxyRecipe) -> tuple[float, float, int]:

@@ -9,6 +9,8 @@ move the real cost away from the nominal product, which is why callers always re
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import re
 from dataclasses import dataclass
@@ -22,15 +24,37 @@ PHI_LIMITS = (-8.0, 16.0)
 MAX_PHI_MEMBERS = 64  # a family is a table people read; more members is a typo like 0..1e9
 # MACs grow about 2**phi, so a budget above 2**16 is beyond the largest phi (and costing its grid takes minutes).
 MAX_BUDGET_RATIO = 2.0 ** PHI_LIMITS[1]
+# The divisor builders round to: 8, except while a proxy is built or costed (channel_divisor below).
+_DIVISOR: contextvars.ContextVar[int] = contextvars.ContextVar("channel_divisor", default=CHANNEL_DIVISOR)
 
 
-def round_channels(channels: float, width_mult: float = 1.0, divisor: int = CHANNEL_DIVISOR) -> int:
-    """Scale a channel count and round it to a multiple of ``divisor``.
+@contextlib.contextmanager
+def channel_divisor(divisor: int):
+    """Round channels to multiples of ``divisor`` inside the block (the built-in builders and walks).
+
+    A proxy at width 0.25 rounded to multiples of 8 is a far coarser network than the full size
+    at multiples of 8: a 1.12x wider candidate may get no extra channel at all, or 50% more.
+    Rounding the proxy to 8 x its width keeps its rounding the full size's in miniature.
+    """
+    token = _DIVISOR.set(max(1, int(divisor)))
+    try:
+        yield
+    finally:
+        _DIVISOR.reset(token)
+
+
+def current_divisor() -> int:
+    return _DIVISOR.get()
+
+
+def round_channels(channels: float, width_mult: float = 1.0, divisor: int | None = None) -> int:
+    """Scale a channel count and round it to a multiple of ``divisor`` (default: :func:`current_divisor`).
 
     Policy (EfficientNet's official code, timm's ``make_divisible``, torchvision's
     ``_make_divisible``): round to the nearest multiple, never below ``divisor``, and never more
     than 10% below the unrounded value (if it would be, add one more ``divisor``).
     """
+    divisor = divisor or _DIVISOR.get()
     value = channels * width_mult
     rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
     if rounded < 0.9 * value:
