@@ -40,6 +40,7 @@ from scaler.matching import correct
 from scaler.proxy import ProxyTrainer, ProxyTraining
 from scaler.run_folder import RunFolder
 from scaler.scaling import Budget, Coefficients, Multipliers, parse_budget
+from scaler.train_log import TrainingLog
 
 STRATEGIES = ("depth", "width", "resolution", "compound", "dollar")
 EFFICIENTNET_COEFFICIENTS = Coefficients(1.2, 1.1, 1.15)
@@ -155,6 +156,7 @@ def compare(
     device: str | torch.device | None = "cpu",
     num_classes: int = 1000,
     on_row: Callable[[dict], None] | None = None,
+    log_to: RunFolder | None = None,
 ) -> pd.DataFrame:
     """Train the baseline and each strategy at each budget; one row per (strategy, budget).
 
@@ -169,7 +171,9 @@ def compare(
     if not budgets:
         raise UsageError("give at least one budget, e.g. 2x")
     base = count_cost(b, num_classes=num_classes)
-    trainer = ProxyTrainer(training, device) if training is not None else None
+    trainer = None
+    if training is not None:  # runs recorded in log_to's study: a stopped compare resumes
+        trainer = ProxyTrainer(training, device, TrainingLog(log_to) if log_to is not None else None)
 
     plan = [("baseline", "1x", 1.0, Matched(Multipliers(), b.resolution, 1.0, base.macs, base.params, base.activations, 1.0))]
     for budget in budgets:

@@ -45,7 +45,9 @@ from scaler.devices import resolve_device
 from scaler.errors import UsageError
 from scaler.phi_solver import solve_targets
 from scaler.proxy import ProxyTrainer, ProxyTraining
+from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients, Multipliers
+from scaler.train_log import TrainingLog
 
 # EfficientNet's published members (Tan & Le 2019, the official code's efficientnet_builder.py):
 # name -> (width, depth, input px, dropout). Not alpha**phi, beta**phi, gamma**phi for integer phi.
@@ -237,6 +239,7 @@ def build_family(
     latency_batch: int = DEFAULT_LATENCY_BATCH,
     training: ProxyTraining | None = None,
     on_member: Callable[[Member], None] | None = None,
+    log_to: RunFolder | None = None,
 ) -> Family:
     """Describe (and with ``training``, train) each member of a family.
 
@@ -269,7 +272,9 @@ def build_family(
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"{what} must be positive, got {value!r}")
 
-    trainer = ProxyTrainer(training, device) if training is not None else None
+    trainer = None
+    if training is not None:  # runs recorded in log_to's study: a stopped --train resumes
+        trainer = ProxyTrainer(training, device, TrainingLog(log_to) if log_to is not None else None)
     reference = cost.count_cost(b, num_classes=num_classes).macs
     common = dict(num_classes=num_classes, device=device, latency_runs=latency_runs,
                   latency_batch=latency_batch, reference_macs=reference)

@@ -79,7 +79,8 @@ def write_family(
     baseline, coefficients = run_coefficients(run)
     family = build_family(
         baseline, coefficients=coefficients, phis=phis, device=device, latency_runs=latency_runs,
-        latency_batch=latency_batch, training=training, **targets,
+        latency_batch=latency_batch, training=training,
+        log_to=RunFolder(Path(out) if out is not None else run.path) if training else None, **targets,
     )
     save_family(family, run.path if out is None else out)
     return family

@@ -1,4 +1,4 @@
-"""The objective a backend runs: one proxy training run of one (point, seed) pair.
+"""The objective a backend runs: one proxy training run of one (stage, point, seed).
 
 :func:`evaluate_point` is a plain function from a job description (a dict of plain values) to
 results, with no hidden state, so any backend — this process through Optuna, a Ray Tune worker,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import optuna
 
@@ -18,17 +19,37 @@ from scaler.proxy import dataset, train_point
 from scaler.recipe import recipe_from_dict
 from scaler.scaling import Coefficients
 from scaler.search_space import Candidate
+from scaler.stages import STAGES
+from scaler.study import MAX_INDEX, Key
 from scaler.train import TrainingFailed
 
 # What a finished run records of train()'s result, whichever backend ran it.
 RESULT_ATTRS = ("seconds", "images_seen", "images_per_s", "params")
 
 
-def make_job(config, coefficients: tuple[float, float, float], seed_index: int) -> dict:
-    """The job of one (point, seed) pair of a search: plain values only, so it can travel to a worker."""
+@dataclass(frozen=True)
+class Planned:
+    """What a key of a stage trains: the network (its coefficients at phi = 1) and the stage's recipe."""
+
+    cand: Candidate
+    recipe: dict  # scaler.recipe.ProxyRecipe fields
+    label: str  # how progress lines name it
+
+    def attrs(self, stage: str) -> dict:
+        """What a trial records of its network, whichever backend ran it."""
+        return {**self.cand.as_dict(), "stage": stage, "label": self.label}
+
+
+def make_job(config, planned: Planned, seed_index: int) -> dict:
+    """The job of one run of a search: plain values only, so it can travel to a worker.
+
+    The data's split always follows the screen recipe's seed (one data set per search); the
+    run's seed is its stage recipe's seed plus the seed index, so seed i pairs across points.
+    """
     return {
-        "baseline": config.baseline, "coefficients": list(coefficients), "recipe": config.recipe,
-        "data": config.data, "seed": config.recipe.get("seed", 0) + seed_index, "device": config.device,
+        "baseline": config.baseline, "coefficients": list(planned.cand.coefficients.as_tuple()),
+        "recipe": planned.recipe, "data": config.data, "data_seed": config.recipe.get("seed", 0),
+        "seed": planned.recipe.get("seed", 0) + seed_index, "device": config.device,
     }
 
 
@@ -41,7 +62,7 @@ def evaluate_point(job: dict, on_epoch: Callable[[int, float], None] | None = No
     """
     recipe = recipe_from_dict(job["recipe"])
     multipliers = Coefficients(*job["coefficients"]).multipliers(1.0)
-    data = dataset(job["data"], recipe.seed)
+    data = dataset(job["data"], job.get("data_seed", recipe.seed))
     result = train_point(job["baseline"], multipliers, data=data, recipe=recipe, device=job["device"],
                          seed=job["seed"], on_epoch=on_epoch)
     return dataclasses.asdict(result)
@@ -50,25 +71,26 @@ def evaluate_point(job: dict, on_epoch: Callable[[int, float], None] | None = No
 class OptunaObjective:
     """Maps a queued trial to a job for :func:`evaluate_point`, reports epochs, and logs progress."""
 
-    def __init__(self, config, cands: list[Candidate], progress: Progress) -> None:
-        self.config, self.cands, self.progress = config, cands, progress
+    def __init__(self, config, plan: dict[Key, Planned], progress: Progress) -> None:
+        self.config, self.plan, self.progress = config, plan, progress
         data = dataset(config.data, config.recipe.get("seed", 0))
-        self.images_per_epoch = len(data.subset_indices(config.recipe.get("subset")))
+        self.data = data
 
     def __call__(self, trial: optuna.Trial) -> float:
-        point = trial.suggest_categorical("point", list(range(len(self.cands))))
-        seed = trial.suggest_categorical("seed", list(range(self.config.seeds)))
-        cand = self.cands[point]
+        key = (trial.suggest_categorical("stage", list(STAGES)), trial.suggest_int("point", 0, MAX_INDEX),
+               trial.suggest_int("seed", 0, MAX_INDEX))
+        planned = self.plan[key]
+        images_per_epoch = len(self.data.subset_indices(planned.recipe.get("subset")))
         # A retry inherits the old run's attributes: clear the ones that mark it cut short.
-        for key, value in {**cand.as_dict(), "interrupted": False, "reason": ""}.items():
-            trial.set_user_attr(key, value)
-        label = self.progress.label(cand.kind, cand.coefficients.as_tuple(), seed)
+        for name, value in {**planned.attrs(key[0]), "interrupted": False, "reason": ""}.items():
+            trial.set_user_attr(name, value)
+        label = self.progress.label(planned.label, key)
         accuracies: list[float] = []
 
         def on_epoch(epoch: int, accuracy: float) -> None:  # epochs count from 1
             accuracies.append(accuracy)
             trial.set_user_attr("val_accuracies", accuracies)
-            trial.set_user_attr("images_seen", epoch * self.images_per_epoch)  # kept if pruned
+            trial.set_user_attr("images_seen", epoch * images_per_epoch)  # kept if pruned
             trial.report(accuracy, epoch)
             self.progress.epoch(label, epoch, accuracy)
             if trial.should_prune():
@@ -76,9 +98,9 @@ class OptunaObjective:
                 raise optuna.TrialPruned()
 
         try:
-            if cand.reason:
-                raise TrainingFailed(cand.reason)
-            result = evaluate_point(make_job(self.config, cand.coefficients.as_tuple(), seed), on_epoch)
+            if planned.cand.reason:
+                raise TrainingFailed(planned.cand.reason)
+            result = evaluate_point(make_job(self.config, planned, key[2]), on_epoch)
         except TrainingFailed as exc:
             trial.set_user_attr("reason", str(exc))
             self.progress.failed(label, "FAILED", str(exc))
@@ -87,8 +109,8 @@ class OptunaObjective:
             trial.set_user_attr("interrupted", True)
             trial.set_user_attr("reason", "interrupted")
             raise
-        for key in (*RESULT_ATTRS, "seed"):
-            trial.set_user_attr(key, result[key])
+        for name in (*RESULT_ATTRS, "seed"):
+            trial.set_user_attr(name, result[name])
         trial.set_user_attr("input_px_proxy", result.get("resolution"))
-        self.progress.done(label, cand.kind, result["accuracy"], result["seconds"])
+        self.progress.done(label, planned.cand.kind, result["accuracy"], result["seconds"])
         return result["accuracy"]

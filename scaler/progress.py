@@ -23,11 +23,10 @@ class Progress:
         self.best: tuple[float, str] | None = None
         self.clock = time.perf_counter()
 
-    def label(self, kind: str, coefficients: tuple[float, float, float], seed: int) -> str:
-        """The next run's label, e.g. ``[4/27] depth      a=2 b=1 g=1 seed 0``."""
+    def label(self, what: str, key: tuple[str, int, int]) -> str:
+        """The next run's label, e.g. ``[4/18] screen depth      a=2 b=1 g=1 seed 0``."""
         self.started += 1
-        a, b, g = coefficients
-        return f"[{self.total - self.remaining + self.started}/{self.total}] {kind:<10} a={a:.3g} b={b:.3g} g={g:.3g} seed {seed}"
+        return f"[{self.total - self.remaining + self.started}/{self.total}] {key[0]} {what} seed {key[2]}"
 
     def epoch(self, label: str, epoch: int, accuracy: float) -> None:
         self.log(f"{label}  epoch {epoch}: val {accuracy:.1%}")

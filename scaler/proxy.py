@@ -7,6 +7,7 @@ summarises (:class:`ProxyTrainer`), so every command judges a network the same w
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import statistics
 from collections.abc import Callable, Sequence
@@ -60,26 +61,42 @@ class ProxyTraining:
 
 
 class ProxyTrainer:
-    """Loads the data once and trains points under one recipe and seeds."""
+    """Loads the data once and trains networks under one recipe and seeds.
 
-    def __init__(self, spec: ProxyTraining, device: str | torch.device | None) -> None:
+    With a ``log`` (:class:`scaler.train_log.TrainingLog`) every finished run is recorded in the
+    run folder's study and reused when the same network is asked for again: a stopped
+    ``scaler family --train`` or ``scaler compare`` resumes instead of starting over.
+    """
+
+    def __init__(self, spec: ProxyTraining, device: str | torch.device | None, log=None) -> None:
         self.spec = spec
         self.device = resolve_device(device)
         self.dataset = dataset(spec.data)
+        self.log = log
+        self.calls = 0  # networks asked for so far: the index of the next one's runs
 
     def accuracy(self, baseline: Baseline, multipliers: Multipliers, on_epoch: Callable | None = None) -> dict:
         """Proxy accuracy (0..1) over the seeds: mean, sample std, count, seconds; a failure recorded."""
         recipe = resolve_recipe(self.spec.preset, baseline, self.spec.recipe)
+        index, self.calls = self.calls, self.calls + 1
+        identity = self.log.identity(baseline.name, dataclasses.asdict(multipliers), dataclasses.asdict(recipe),
+                                     self.dataset.fingerprint) if self.log else ""
         accuracies, seconds, failure = [], 0.0, None
         for i in range(self.spec.seeds):
-            try:
-                result = train_point(baseline, multipliers, data=self.dataset, recipe=recipe, device=self.device,
-                                     seed=self.spec.seed + i, on_epoch=on_epoch)
-            except TrainingFailed as exc:
-                failure = str(exc)
-                break
-            accuracies.append(float(result.accuracy))
-            seconds += float(result.seconds)
+            key = ("curve", index, self.spec.seed + i)
+            found = self.log.done(key, identity) if self.log else None
+            if found is None:
+                try:
+                    result = train_point(baseline, multipliers, data=self.dataset, recipe=recipe, device=self.device,
+                                         seed=self.spec.seed + i, on_epoch=on_epoch)
+                except TrainingFailed as exc:
+                    failure = str(exc)
+                    break
+                found = {"accuracy": float(result.accuracy), "seconds": float(result.seconds)}
+                if self.log:
+                    self.log.record(key, identity, found["accuracy"], found["seconds"])
+            accuracies.append(found["accuracy"])
+            seconds += found["seconds"]
         return summarize(accuracies) | {"train_seconds": seconds, "train_failure": failure}
 
 

@@ -1,17 +1,16 @@
 """Ray Tune backend for ``scaler search --backend ray``: the same grid and objective, run by Tune.
 
-:func:`run_grid` takes the opened Optuna study from :func:`scaler.search.run_search` and
+For each stage, :class:`scaler.stage_runner.StageRunner` hands :func:`run_jobs` the opened
+Optuna study, the stage's plan and its keys still to run (stage, point, seed); it
 
-1. lists the (point, seed) pairs still to run: those with no finished trial in the study, plus those
-   whose interrupted run waits for a retry;
-2. runs them as one Tune experiment, ``tune.grid_search`` over the pairs, each a function trainable
-   that calls :func:`scaler.search.evaluate_point` unchanged and ``tune.report``\\ s every epoch;
-3. records every finished run into the study (``optuna.trial.create_trial`` + ``study.add_trial``)
+1. runs them as one Tune experiment, ``tune.grid_search`` over the keys, each a function trainable
+   that calls :func:`scaler.objective.evaluate_point` unchanged and ``tune.report``\\ s every epoch;
+2. records every finished run into the study (``optuna.trial.create_trial`` + ``study.add_trial``)
    with the params, distributions, value, intermediate values and user attributes that the Optuna
    backend's objective sets, so ``trials.csv``, ``coefficients.json``, resume, family and report
    cannot tell the backends apart. Runs are recorded as they finish, from a Tune callback in the
    driver, so killing the search loses only the runs in flight, as with the Optuna backend;
-4. returns Tune's results as a pandas DataFrame (one row per Tune trial, with ``point`` and ``seed``).
+3. returns Tune's results as a pandas DataFrame (one row per Tune trial, with its key).
 
 Without an address it starts a private local Ray whose files all live in the run folder, under
 ``ray/``: ``home/`` (the HOME its processes see), ``tmp/`` (Ray's temp folder: sockets, logs) and
@@ -42,12 +41,11 @@ import optuna
 import pandas as pd
 
 from scaler.errors import UsageError
-from scaler.objective import RESULT_ATTRS, evaluate_point, make_job
+from scaler.objective import RESULT_ATTRS, Planned, evaluate_point, make_job
 from scaler.progress import Progress
 from scaler.proxy import dataset
 from scaler.run_folder import RunFolder
-from scaler.search_space import Candidate
-from scaler.study import pairs_to_run
+from scaler.study import Key, key_distributions, key_params
 from scaler.train import TrainingFailed
 
 RAY_FOLDER = "ray"  # inside the run folder
@@ -69,10 +67,10 @@ SESSION_SOCKET_SUFFIX = 64
 
 
 def _trainable(config: dict, context: dict) -> None:
-    """One proxy run of the pair ``config["pair"]``; ``context`` is what all runs share."""
+    """One proxy run of the key ``config["key"]`` (stage, point, seed); ``context`` is what all runs share."""
     from ray import tune  # here, not at the top: `import ray` takes seconds and most searches never need it
 
-    point, seed = config["pair"]
+    stage, point, seed = config["key"]
     # Tune starts a trial in its own results folder; relative data paths and a user's
     # `module:function` baseline are meant from where `scaler search` was started.
     if context["cwd"] and os.path.isdir(context["cwd"]):
@@ -81,7 +79,7 @@ def _trainable(config: dict, context: dict) -> None:
             sys.path.insert(0, context["cwd"])
     if context["home"]:
         os.environ["HOME"] = context["home"]  # the user's, for `~` in data paths and caches
-    job = make_job(context["config"], context["coefficients"][point], seed)
+    job = context["jobs"][f"{stage}/{point}/{seed}"]
     epochs: list[int] = []
     accuracies: list[float] = []
 
@@ -100,7 +98,7 @@ def _trainable(config: dict, context: dict) -> None:
         "epoch": epochs[-1] if epochs else 0, "val_accuracy": result["accuracy"],
         "accuracy": result["accuracy"], "val_epochs": epochs, "val_accuracies": accuracies,
         **{k: result[k] for k in (*RESULT_ATTRS, "resolution")},
-        "train_seed": result["seed"],  # "seed" in Tune's table is the pair's seed index, as in the study
+        "train_seed": result["seed"],  # "seed" in Tune's table is the key's seed index, as in the study
     })
 
 
@@ -177,37 +175,37 @@ def ray_session(run: RunFolder, address: str | None = None) -> Iterator[None]:
 class _Recorder:
     """Turns finished Tune trials into Optuna trials, and logs progress as the Optuna backend does."""
 
-    def __init__(self, study, cands, seeds, images_per_epoch, progress: Progress, on_record) -> None:
-        self.study, self.cands, self.seeds, self.images_per_epoch = study, cands, seeds, images_per_epoch
+    def __init__(self, study, plan: dict[Key, Planned], images_per_epoch: int, progress: Progress, on_record) -> None:
+        self.study, self.plan, self.images_per_epoch = study, plan, images_per_epoch
         self.progress, self.on_record = progress, on_record
         self.labels: dict[str, str] = {}
         self.epochs: dict[str, dict[int, float]] = {}  # trial -> {epoch: val accuracy}
 
-    def label(self, point: int, seed: int) -> str:
-        cand = self.cands[point]
-        return self.progress.label(cand.kind, cand.coefficients.as_tuple(), seed)
+    def label(self, key: Key) -> str:
+        return self.progress.label(self.plan[key].label, key)
 
-    def start(self, key: str, point: int, seed: int) -> None:
-        if key not in self.labels:  # a trial a scheduler paused starts again
-            self.labels[key] = self.label(point, seed)
-            self.epochs[key] = {}
+    def start(self, tid: str, key: Key) -> None:
+        if tid not in self.labels:  # a trial a scheduler paused starts again
+            self.labels[tid] = self.label(key)
+            self.epochs[tid] = {}
 
-    def epoch(self, key: str, result: dict) -> None:
+    def epoch(self, tid: str, result: dict) -> None:
         if "val_accuracy" in result and "accuracy" not in result:  # not the closing report
-            self.epochs[key][result["epoch"]] = result["val_accuracy"]
-            self.progress.epoch(self.labels[key], result["epoch"], result["val_accuracy"])
+            self.epochs[tid][result["epoch"]] = result["val_accuracy"]
+            self.progress.epoch(self.labels[tid], result["epoch"], result["val_accuracy"])
 
-    def record(self, point: int, seed: int, result: dict, error: str | None = None, key: str | None = None,
+    def record(self, key: Key, result: dict, error: str | None = None, tid: str | None = None,
                stopped_by: str | None = None) -> None:
         """Add one finished run to the study: COMPLETE, PRUNED (stopped by the scheduler) or FAIL."""
-        label = self.labels.get(key) or self.label(point, seed)
+        label = self.labels.get(tid) or self.label(key)
         # Intermediate values keyed by the epoch number train() passes to on_epoch, as trial.report does.
         if "val_accuracies" in result:
             intermediate = dict(zip(result["val_epochs"], result["val_accuracies"]))
         else:
-            intermediate = dict(self.epochs.get(key, {}))
+            intermediate = dict(self.epochs.get(tid, {}))
         accuracies = list(intermediate.values())
-        user_attrs = {**self.cands[point].as_dict(), "val_accuracies": accuracies}
+        planned = self.plan[key]
+        user_attrs = {**planned.attrs(key[0]), "val_accuracies": accuracies}
         if accuracies:
             user_attrs["images_seen"] = len(accuracies) * self.images_per_epoch  # kept if pruned or failed
         value = None
@@ -224,30 +222,16 @@ class _Recorder:
             state = optuna.trial.TrialState.FAIL
             user_attrs["reason"] = result.get("failed") or error or "the run ended without a result"
         trial = optuna.trial.create_trial(
-            state=state, value=value,
-            params={"point": point, "seed": seed},
-            distributions={  # the distributions the Optuna objective's suggest_categorical creates
-                "point": optuna.distributions.CategoricalDistribution(list(range(len(self.cands)))),
-                "seed": optuna.distributions.CategoricalDistribution(list(range(self.seeds))),
-            },
-            user_attrs=user_attrs,
-            intermediate_values=intermediate,
+            state=state, value=value, params=key_params(key), distributions=key_distributions(),
+            user_attrs=user_attrs, intermediate_values=intermediate,
         )
-        self._retire_waiting(point, seed)
         self.study.add_trial(trial)
         if state == optuna.trial.TrialState.COMPLETE:
-            self.progress.done(label, self.cands[point].kind, value, result["seconds"])
+            self.progress.done(label, planned.cand.kind, value, result["seconds"])
         else:
             self.progress.failed(label, state.name, user_attrs["reason"])
         if self.on_record:
             self.on_record()
-
-    def _retire_waiting(self, point: int, seed: int) -> None:
-        """A retry the Optuna backend queued for this pair is done now: close it, so no one runs it again."""
-        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-            if (t.params.get("point"), t.params.get("seed")) == (point, seed):
-                self.study._storage.set_trial_user_attr(t._trial_id, "reason", "run by the Ray Tune backend instead")
-                self.study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
 
 
 def _tune_callback(recorder: _Recorder, stopped_by: str | None):
@@ -255,16 +239,16 @@ def _tune_callback(recorder: _Recorder, stopped_by: str | None):
 
     class Recorder(tune.Callback):
         def on_trial_start(self, iteration, trials, trial, **info):
-            recorder.start(trial.trial_id, *trial.config["pair"])
+            recorder.start(trial.trial_id, tuple(trial.config["key"]))
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             recorder.epoch(trial.trial_id, result)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            recorder.record(*trial.config["pair"], trial.last_result or {}, key=trial.trial_id, stopped_by=stopped_by)
+            recorder.record(tuple(trial.config["key"]), trial.last_result or {}, tid=trial.trial_id, stopped_by=stopped_by)
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            recorder.record(*trial.config["pair"], trial.last_result or {}, error=_error_line(trial), key=trial.trial_id)
+            recorder.record(tuple(trial.config["key"]), trial.last_result or {}, error=_error_line(trial), tid=trial.trial_id)
 
     return Recorder()
 
@@ -296,25 +280,23 @@ def _scheduler(pruner: str, epochs: int):
     return None, None
 
 
-def run_grid(study: optuna.Study, config, cands: list[Candidate], run: RunFolder, *, log: Callable[[str], None] = print,
-             total: int, address: str | None = None, on_record: Callable[[], None] | None = None) -> pd.DataFrame:
-    """Run the grid's remaining pairs through Ray Tune, record them in ``study``; Tune's results as a DataFrame."""
-    pairs = pairs_to_run(study, len(cands), config.seeds)
+def run_jobs(study: optuna.Study, config, plan: dict[Key, Planned], todo: list[Key], run: RunFolder, *,
+             progress: Progress, address: str | None = None, on_record: Callable[[], None] | None = None) -> pd.DataFrame:
+    """Run the keys ``todo`` of ``plan`` through Ray Tune, record them in ``study``; Tune's results as a DataFrame."""
     data = dataset(config.data, config.recipe.get("seed", 0))
-    recorder = _Recorder(study, cands, config.seeds, len(data.subset_indices(config.recipe.get("subset"))),
-                         Progress(total, len(pairs), log), on_record)
-    # Points known to fail (their candidate carries the reason) are recorded without a run.
-    for point, seed in [pr for pr in pairs if cands[pr[0]].reason]:
-        recorder.record(point, seed, {"failed": cands[point].reason})
-    pairs = [pr for pr in pairs if not cands[pr[0]].reason]
-    if not pairs:
-        return pd.DataFrame(columns=["point", "seed"])
+    recipe = next(iter(plan.values())).recipe
+    recorder = _Recorder(study, plan, len(data.subset_indices(recipe.get("subset"))), progress, on_record)
+    # Networks known to fail (their candidate carries the reason) are recorded without a run.
+    for key in [k for k in todo if plan[k].cand.reason]:
+        recorder.record(key, {"failed": plan[key].cand.reason})
+    todo = [k for k in todo if not plan[k].cand.reason]
+    if not todo:
+        return pd.DataFrame(columns=["stage", "point", "seed"])
 
     cuda = str(config.device).startswith("cuda")
+    on_worker = dataclasses.replace(config, device="cuda" if cuda else config.device)  # the GPU Ray gave the trial
     context = {
-        # on a worker the GPU Ray gave the trial is its "cuda"
-        "config": dataclasses.replace(config, device="cuda" if cuda else config.device),
-        "coefficients": [list(c.coefficients.as_tuple()) for c in cands],
+        "jobs": {"/".join(map(str, k)): make_job(on_worker, plan[k], k[2]) for k in todo},
         "cwd": os.getcwd(),
         "home": None if address else os.environ.get("HOME"),
     }
@@ -322,22 +304,22 @@ def run_grid(study: optuna.Study, config, cands: list[Candidate], run: RunFolder
     with ray_session(run, address):
         from ray import tune
 
-        scheduler, stopped_by = _scheduler(config.pruner, config.recipe.get("epochs", 1))
+        scheduler, stopped_by = _scheduler(config.pruner, recipe.get("epochs", 1))
         trainable = tune.with_resources(tune.with_parameters(_trainable, context=context),
                                         {"cpu": 1, "gpu": 1 if cuda else 0})
         tuner = tune.Tuner(
             trainable,
-            param_space={"pair": tune.grid_search([list(p) for p in pairs])},
+            param_space={"key": tune.grid_search([list(k) for k in todo])},
             # reuse_actors: one worker process runs trial after trial, keeping torch and the data loaded.
             tune_config=tune.TuneConfig(scheduler=scheduler, reuse_actors=True,
-                                        trial_dirname_creator=lambda t: "p{}-s{}".format(*t.config["pair"])),
+                                        trial_dirname_creator=lambda t: "{}-p{}-s{}".format(*t.config["key"])),
             run_config=tune.RunConfig(
                 name=f"search-{datetime.now():%Y%m%d-%H%M%S}", storage_path=str(storage), verbose=0,
                 callbacks=[_tune_callback(recorder, stopped_by)],
             ),
         )
         frame = tuner.fit().get_dataframe()
-    if "config/pair" in frame:
-        frame.insert(0, "point", [p for p, _ in frame["config/pair"]])
-        frame.insert(1, "seed", [s for _, s in frame["config/pair"]])
+    if "config/key" in frame:
+        for i, name in enumerate(("stage", "point", "seed")):
+            frame.insert(i, name, [k[i] for k in frame["config/key"]])
     return frame

@@ -30,7 +30,7 @@ from scaler.errors import UsageError
 from scaler.render import Block, heading, image, para, render_html, render_markdown, table
 from scaler.run_contents import RunData, load_run
 from scaler.run_folder import RunFolder
-from scaler.tables import compare_table, config_table, family_table, grid_table, isnum, macs, num, pct
+from scaler.tables import compare_table, config_table, curves_table, family_table, grid_table, isnum, macs, num, pct
 from scaler.verdict import winner_lines
 
 
@@ -38,7 +38,8 @@ def winner_text(c: dict) -> str:
     def coeffs(d: dict) -> str:
         return f"alpha {num(d.get('alpha'), 4)}, beta {num(d.get('beta'), 4)}, gamma {num(d.get('gamma'), 4)}"
 
-    text = f"Winner: {coeffs(c)}"
+    stage = f" (from the {c['stage']} stage)" if c.get("stage") else ""
+    text = f"Chosen{stage}: {coeffs(c)}"
     if isnum(c.get("nominal_ratio")) or isnum(c.get("macs_ratio")):
         text += f" (nominal cost x{num(c.get('nominal_ratio'))}, measured x{num(c.get('macs_ratio'))})"
     text += f"; proxy accuracy {pct(c.get('accuracy_mean'), c.get('accuracy_std'))} %"
@@ -83,10 +84,29 @@ def family_series(run: RunData, x: str, prefix: str) -> list[plots.Series]:
     )]
 
 
+def curves_series(run: RunData, x: str, prefix: str) -> list[plots.Series]:
+    """One line per strategy from the baseline (phi 0) to 4x (phi 2): the paper's Figure 8 for this network."""
+    c = run.curves
+    if c is None or x not in c or not len(c):
+        return []
+    base = c[c.strategy == "baseline"]
+    series = []
+    for name in [s for s in dict.fromkeys(c.strategy) if s != "baseline"]:
+        part = pd.concat([base, c[c.strategy == name]]).sort_values("phi")
+        kind = part.kind.iloc[-1]
+        label = f"{prefix}chosen: {kind} ({num(part.alpha.iloc[1], 3)}, {num(part.beta.iloc[1], 3)}, {num(part.gamma.iloc[1], 3)})" \
+            if name == "chosen" else f"{prefix}{name} only"
+        series.append(plots.Series(label=label, x=_vals(part[x]), y=_vals(part.accuracy_mean),
+                                   yerr=_vals(part.accuracy_std), labels=[f"phi={int(p)}" for p in part.phi]))
+    return series
+
+
 def trials_series(run: RunData, x: str, prefix: str) -> list[plots.Series]:
     t = run.trials
-    if t is None or x not in t or "accuracy_mean" not in t:
-        return []
+    if t is None or x not in t or "accuracy_mean" not in t or run.curves is not None:
+        return []  # with curves, the grid's cloud of points adds nothing to read
+    if "stage" in t:
+        t = t[t.stage == "screen"]
     kinds = t["kind"] if "kind" in t else pd.Series(["compound"] * len(t))
     series = []
     for kind in dict.fromkeys(kinds):
@@ -157,20 +177,24 @@ def build_blocks(data: list[RunData], plot_dir: Path) -> list[Block]:
         series = []
         for d in data:
             prefix = f"{d.name}: " if several else ""
-            series += family_series(d, x, prefix) + compare_series(d, x, prefix) + trials_series(d, x, prefix)
+            series += (curves_series(d, x, prefix) + (family_series(d, x, prefix) if d.curves is None else [])
+                       + compare_series(d, x, prefix) + trials_series(d, x, prefix))
         path = plots.accuracy_vs_cost(series, x, plot_dir / f"accuracy_vs_{x}.png", f"Proxy accuracy vs {what}")
         if path:
             charts.append(image(path, f"Proxy accuracy (%, mean ± std over seeds) against {plots.AXES[x]}: "
-                                     "one line per family or strategy, grid points as markers."))
+                                     "one line per strategy from the baseline (phi 0) to 4x (phi 2), or per family; "
+                                     "grid points as markers when a run has no curves."))
     cost = plots.family_cost([(f"{d.name}" if several else "family", d.family) for d in data if d.family],
                              plot_dir / "family_cost.png")
     if cost:
         charts.append(image(cost, "Cost of each family member: MACs (multiply-adds) and parameters, log scale."))
+    sections = [run_blocks(d, plot_dir, slug if several else "", several) for d, slug in zip(data, names)]
+    if not several:  # one run: its answer and curves first, then the charts, then the details
+        blocks += sections[0][0]
     if charts:
-        blocks += [heading(2, "Accuracy and cost" + (" (all runs)" if several else ""))] + charts
-
-    for d, slug in zip(data, names):
-        blocks += run_blocks(d, plot_dir, slug if several else "", several)
+        blocks += [heading(2 if several else 3, "Accuracy and cost" + (" (all runs)" if several else ""))] + charts
+    for head, rest in sections:
+        blocks += (head if several else []) + rest
     return blocks
 
 
@@ -215,7 +239,8 @@ def proxy_warnings(coefficients: dict | None) -> list[str]:
     return out
 
 
-def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> list[Block]:
+def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> tuple[list[Block], list[Block]]:
+    """A run's section: (the answer — warnings, chosen coefficients, verdict, curves —, the details)."""
     prefix = f"{slug}_" if slug else ""
     blocks = [heading(2, f"Run {d.name}" if several else f"Run {d.name}: {d.baseline}")]
     blocks.append(para(f"Folder: {d.folder.path}. Baseline: {d.baseline}."))
@@ -223,17 +248,34 @@ def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> list[Blo
         blocks.append(Block("note", note))
     for w in proxy_warnings(d.coefficients):
         blocks.append(Block("note", f"Warning: {w}"))
+    if d.coefficients:
+        blocks += [heading(3, "Answer"), para(winner_text(d.coefficients))]
+    elif d.trials is not None:
+        blocks += [heading(3, "Answer"), para("No answer yet: coefficients.json is not written (the search is running, "
+                                       "or no grid point finished).")]
+    if d.curves is not None and len(d.curves):
+        curve = plots.accuracy_vs_cost(curves_series(d, "macs", ""), "macs", plot_dir / f"{prefix}curves.png",
+                                       f"{d.name}: accuracy against MACs, phi = 0, 1, 2")
+        if curve:
+            blocks += [heading(3, "Curves"), image(curve, "Proxy accuracy (%, mean ± std over seeds) against MACs "
+                                                           "(multiply-adds, log scale) at phi = 0, 1, 2: the chosen "
+                                                           "coefficients beside the best single dimension.")]
+        blocks.append(table(curves_table(d.curves), "One row per network of a curve; 'runs from' says which "
+                                                     "stage trained it (confirm runs are reused)."))
+    head, blocks = blocks, []
     if d.config:
         blocks += [heading(3, "Configuration"), table(config_table(d.config))]
-    if d.coefficients:
-        blocks += [heading(3, "Winner"), para(winner_text(d.coefficients))]
-    elif d.trials is not None:
-        blocks += [heading(3, "Winner"), para("No winner yet: coefficients.json is not written (the search is running, "
-                                       "or no grid point finished).")]
+    for stage, caption in (("screen", "every grid point at the short recipe"),
+                           ("confirm", "the promoted points at the longer recipe: the answer comes from here")):
+        rows = d.trials[d.trials.stage == stage] if d.trials is not None and "stage" in d.trials else (
+            d.trials if stage == "screen" else None)
+        if rows is not None and len(rows):
+            blocks += [heading(3, f"{stage.capitalize()} stage"),
+                       table(grid_table(rows), f"One row per grid point, {caption}; best first; ratios are MACs "
+                                               "relative to the baseline (full size; 'proxy x' in the proxy's own MACs).")]
     if d.trials is not None:
-        blocks += [heading(3, "Grid"), table(grid_table(d.trials),
-                                         "One row per grid point, best first; ratios are MACs relative to the baseline.")]
-        grid = plots.grid(d.trials, plot_dir / f"{prefix}grid.png", f"{d.name}: the coefficient grid")
+        screen = d.trials[d.trials.stage == "screen"] if "stage" in d.trials else d.trials
+        grid = plots.grid(screen, plot_dir / f"{prefix}grid.png", f"{d.name}: the screen's coefficient grid")
         if grid:
             blocks.append(image(grid, "The grid: alpha (depth) against gamma (resolution), coloured by proxy accuracy (%), "
                                      "beta written beside each point."))
@@ -273,4 +315,4 @@ def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> list[Blo
         if s.get("dollar_alpha") is not None:
             text += f"; dollar uses alpha {s['dollar_alpha']} (mostly width)"
         blocks += [heading(3, "Strategies compared"), para(text + "."), table(compare_table(d.compare))]
-    return blocks
+    return head, blocks

@@ -9,19 +9,30 @@ import optuna
 import pandas as pd
 
 from scaler.search_space import Candidate
-from scaler.study import latest_by_pair
+from scaler.study import key_of, latest_by_key
 from scaler.verdict import PointResult, interval_list, judge, p_best
 
 
-def trials_table(study: optuna.Study, cands: list[Candidate]) -> pd.DataFrame:
-    """One row per grid point: coefficients, multipliers, cost, accuracy mean/std over seeds, P(best), state.
+def stage_runs(study: optuna.Study, stage: str, complete_only: bool = False) -> dict[tuple[int, int], optuna.trial.FrozenTrial]:
+    """(point, seed) -> the latest finished or running trial of a stage (runs from before stages were screen)."""
+    states = (optuna.trial.TrialState.COMPLETE,) if complete_only else None
+    trials = [t for t in study.get_trials(deepcopy=False, states=states) if t.state != optuna.trial.TrialState.WAITING]
+    return {(p, s): t for (st, p, s), t in latest_by_key(trials).items() if st == stage}
+
+
+def trials_table(study: optuna.Study, cands: list[Candidate], stage: str = "screen",
+                 points: list[int] | None = None) -> pd.DataFrame:
+    """One row per grid point of ``stage`` (all points, or ``points``): coefficients, multipliers, cost,
+    accuracy mean/std over seeds, P(best), state.
 
     ``p_best`` is the bootstrap probability (:func:`scaler.verdict.p_best`) that the point is the
     best among the points whose every run is complete; NaN for the others.
     """
-    latest = latest_by_pair(t for t in study.get_trials(deepcopy=False) if t.state != optuna.trial.TrialState.WAITING)
+    latest = stage_runs(study, stage)
     rows, by_seed = [], {}
     for i, c in enumerate(cands):
+        if points is not None and i not in points:
+            continue
         runs = {s: t for (p, s), t in sorted(latest.items()) if p == i}
         accs = {s: t.value for s, t in runs.items() if t.state == optuna.trial.TrialState.COMPLETE}
         state = point_state(list(runs.values()))
@@ -31,7 +42,7 @@ def trials_table(study: optuna.Study, cands: list[Candidate]) -> pd.DataFrame:
         m = c.coefficients.multipliers(1.0)
         values = list(accs.values())
         rows.append({
-            "point": i, "kind": c.kind, "alpha": c.coefficients.alpha, "beta": c.coefficients.beta,
+            "stage": stage, "point": i, "kind": c.kind, "alpha": c.coefficients.alpha, "beta": c.coefficients.beta,
             "gamma": c.coefficients.gamma, "depth_mult": m.depth, "width_mult": m.width, "resolution_mult": m.resolution,
             "input_px": c.input_px, "nominal_ratio": c.nominal_ratio, "macs_ratio": c.macs_ratio,
             "proxy_macs_ratio": c.proxy_macs_ratio, "macs": c.macs,
@@ -60,10 +71,10 @@ def point_label(row) -> str:
     return f"{row.kind} point {int(row.point)} ({row.alpha:.3g}, {row.beta:.3g}, {row.gamma:.3g})"
 
 
-def choose_winner(table: pd.DataFrame, study: optuna.Study, config) -> dict | None:
-    """The complete point chosen by :data:`scaler.verdict.CHOICE_RULE`, with the verdict's evidence."""
+def choose_winner(table: pd.DataFrame, study: optuna.Study, config, stage: str = "screen") -> dict | None:
+    """The complete point of ``stage`` chosen by :data:`scaler.verdict.CHOICE_RULE`, with the verdict's evidence."""
     done = table[table.state == "COMPLETE"]
-    accs = accuracies_by_seed(study)
+    accs = accuracies_by_seed(study, stage)
     points = [PointResult(int(r.point), r.kind, accs.get(int(r.point), {}), float(r.macs), point_label(r))
               for r in done.itertuples()]
     verdict = judge(points)
@@ -72,7 +83,8 @@ def choose_winner(table: pd.DataFrame, study: optuna.Study, config) -> dict | No
     rows = done.set_index("point")
     best = rows.loc[verdict.ranked[0].point]
     out = {
-        "baseline": config.baseline, "budget": config.budget, "point": verdict.ranked[0].point, "kind": best.kind,
+        "baseline": config.baseline, "budget": config.budget, "stage": stage, "point": verdict.ranked[0].point,
+        "kind": best.kind,
         "alpha": best.alpha, "beta": best.beta, "gamma": best.gamma,
         "nominal_ratio": best.nominal_ratio, "macs_ratio": best.macs_ratio,
         "accuracy_mean": best.accuracy_mean, "accuracy_std": best.accuracy_std, "seeds": int(best.accuracy_n),
@@ -102,11 +114,11 @@ def plain(value):
 def coefficient_view(study: optuna.Study) -> optuna.Study:
     """An in-memory copy of the finished runs with alpha, beta, gamma as their parameters.
 
-    The search samples (point, seed) indices; Optuna's parameter-importance analysis is only
+    The search queues (stage, point, seed) keys; Optuna's parameter-importance analysis is only
     meaningful over the coefficients themselves, which each trial records as user attributes.
     """
     finished = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-                if all(k in t.user_attrs for k in ("alpha", "beta", "gamma"))]
+                if (key_of(t) or ("",))[0] == "screen" and all(k in t.user_attrs for k in ("alpha", "beta", "gamma"))]
     view = optuna.create_study(direction="maximize")
     names = ("alpha", "beta", "gamma")
     bounds = {k: (min(t.user_attrs[k] for t in finished), max(t.user_attrs[k] for t in finished)) for k in names} if finished else {}
@@ -118,18 +130,55 @@ def coefficient_view(study: optuna.Study) -> optuna.Study:
     return view
 
 
-def accuracies_by_point(study: optuna.Study) -> dict[int, list[float]]:
-    latest = latest_by_pair(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-    out: dict[int, list[float]] = {}
-    for (p, _), t in sorted(latest.items()):
-        out.setdefault(p, []).append(t.value)
-    return out
-
-
-def accuracies_by_seed(study: optuna.Study) -> dict[int, dict[int, float]]:
-    """point -> {seed: accuracy} over the latest complete run of each (point, seed): seeds pair across points."""
-    latest = latest_by_pair(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+def accuracies_by_seed(study: optuna.Study, stage: str = "screen") -> dict[int, dict[int, float]]:
+    """point -> {seed: accuracy} over the latest complete run of each (point, seed) of ``stage``: seeds pair across points."""
     out: dict[int, dict[int, float]] = {}
-    for (p, s), t in sorted(latest.items()):
-        out.setdefault(p, {})[s] = t.value
+    for (p, seed), t in sorted(stage_runs(study, stage, complete_only=True).items()):
+        out.setdefault(p, {})[seed] = t.value
     return out
+
+
+def stage_agreement(screen: pd.DataFrame, confirm: pd.DataFrame, screen_winner: dict | None, winner: dict) -> dict:
+    """How the confirm stage's ranking of the promoted points compares with the screen's: both
+    rankings, Kendall's tau between them, and whether the winner changed."""
+    from scipy.stats import kendalltau
+
+    done = confirm[confirm.state == "COMPLETE"]
+    order = ["accuracy_mean", "macs", "point"]
+    confirm_rank = [int(p) for p in done.sort_values(order, ascending=[False, True, True]).point]
+    screen_rows = screen.set_index("point").loc[confirm_rank].reset_index()
+    screen_rank = [int(p) for p in screen_rows.sort_values(order, ascending=[False, True, True]).point]
+    tau = None
+    if len(confirm_rank) > 2:
+        tau = kendalltau(screen_rows.accuracy_mean, done.set_index("point").loc[confirm_rank].accuracy_mean).statistic
+    return plain({
+        "screen_winner": {k: (screen_winner or {}).get(k) for k in ("point", "kind", "alpha", "beta", "gamma", "accuracy_mean")},
+        "rankings": {"screen": screen_rank, "confirm": confirm_rank},
+        "kendall_tau": None if tau is None or math.isnan(tau) else float(tau),
+        "winner_changed": bool(screen_winner) and int(screen_winner["point"]) != int(winner["point"]),
+    })
+
+
+def curves_table(study: optuna.Study, points: list, reused: dict[int, int]) -> pd.DataFrame:
+    """One row per curve network (strategy, phi): cost and accuracy over seeds.
+
+    ``reused``: curve index -> grid point whose confirm runs it is (phi = 1 of a confirmed point).
+    """
+    curve, confirm = stage_runs(study, "curve"), stage_runs(study, "confirm")
+    rows = []
+    for i, pt in enumerate(points):
+        stage, index = ("confirm", reused[i]) if i in reused else ("curve", i)
+        runs = [t for (p, _), t in sorted((confirm if stage == "confirm" else curve).items()) if p == index]
+        accs = [t.value for t in runs if t.state == optuna.trial.TrialState.COMPLETE]
+        c = pt.network
+        m = c.coefficients.multipliers(1.0)
+        rows.append({
+            "strategy": pt.strategy, "phi": pt.phi, "kind": c.kind, "alpha": c.coefficients.alpha,
+            "beta": c.coefficients.beta, "gamma": c.coefficients.gamma, "depth_mult": m.depth, "width_mult": m.width,
+            "resolution_mult": m.resolution, "input_px": c.input_px, "macs": c.macs, "macs_ratio": c.macs_ratio,
+            "proxy_macs_ratio": c.proxy_macs_ratio, "params": c.params,
+            "accuracy_mean": statistics.fmean(accs) if accs else math.nan,
+            "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else math.nan,
+            "accuracy_n": len(accs), "runs_from": stage, "state": point_state(runs),
+        })
+    return pd.DataFrame(rows)

@@ -21,6 +21,7 @@ class RunData:
     folder: RunFolder
     config: dict | None = None
     trials: pd.DataFrame | None = None
+    curves: pd.DataFrame | None = None
     coefficients: dict | None = None
     family: dict | None = None
     compare: pd.DataFrame | None = None
@@ -46,6 +47,7 @@ def load_run(run: RunFolder) -> RunData:
     data.family = _json(run.family_json, data)
     data.compare_settings = _json(run.path / "compare.json", data)
     data.trials = _csv(run.trials, data)
+    data.curves = _csv(run.curves, data)
     data.compare = _csv(run.compare, data)
     data.study = _study(run, data)
     if data.family is not None and not isinstance(data.family.get("members"), list):

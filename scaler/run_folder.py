@@ -6,6 +6,7 @@
     config.json        the fully resolved configuration (baseline, budget, space, recipe, seeds, data)
     study.db           the Optuna storage (SQLite) unless --storage named another
     trials.csv         one row per grid point: coefficients, multipliers, cost, accuracy mean/std, P(best)
+    curves.csv         accuracy against MACs at phi = 0, 1, 2: the chosen point and the best single dimension
     coefficients.json  the chosen (alpha, beta, gamma) with its evidence (margin, P(best), verdict)
     family.json/.csv   the scaled family (phi = 0..N)
     compare.csv/.json  `scaler compare`: one row per strategy and budget, and its settings
@@ -34,7 +35,7 @@ from scaler.errors import UsageError
 STUDY_NAME = "search"
 MANIFEST = ".scaler-run.json"
 # Every name a run may write at the top of its folder.
-KNOWN = ("config.json", "study.db", "trials.csv", "coefficients.json", "family.json", "family.csv",
+KNOWN = ("config.json", "study.db", "trials.csv", "curves.csv", "coefficients.json", "family.json", "family.csv",
          "compare.csv", "compare.json", "report.html", "report.md", "plots", "ray")
 
 
@@ -65,6 +66,10 @@ class RunFolder:
     @property
     def coefficients(self) -> Path:
         return self.path / "coefficients.json"
+
+    @property
+    def curves(self) -> Path:
+        return self.path / "curves.csv"
 
     @property
     def family_json(self) -> Path:

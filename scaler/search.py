@@ -1,10 +1,11 @@
-"""The compound-coefficient search: proxy-train every grid point at phi = 1, pick the best.
+"""The compound-coefficient search: screen the grid, confirm the best longer, train the curves, answer.
 
-:func:`run_search` checks the input, costs the grid, takes the run folder's lock, opens the study
-(:mod:`scaler.study`), runs the pairs still to run with a backend — Optuna in this process
-(:class:`scaler.objective.OptunaObjective`) or Ray Tune (:mod:`scaler.ray_backend`) — and writes
-``trials.csv`` and ``coefficients.json`` (:mod:`scaler.results`). Re-running the same command
-resumes: the run folder's ``config.json`` holds the search's identity.
+:func:`run_search` checks the input, costs the grid (cost-matched, :mod:`scaler.matching`), takes
+the run folder's lock, opens the study (:mod:`scaler.study`) and runs the stages
+(:mod:`scaler.stages`) with a backend (:mod:`scaler.stage_runner`): screen, confirm, curves. It
+writes ``trials.csv`` (both stages), ``curves.csv`` and ``coefficients.json`` (the answer and its
+evidence, :mod:`scaler.results`). Re-running the same command resumes: the run folder's
+``config.json`` holds the search's identity.
 """
 
 from __future__ import annotations
@@ -27,21 +28,33 @@ from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
 from scaler.files import dumps
-from scaler.objective import OptunaObjective
-from scaler.progress import Progress
+from scaler.matching import Coster
+from scaler.objective import Planned
 from scaler.proxy import dataset
-from scaler.proxy_checks import ProxyWarning, run_checks
+from scaler.proxy_checks import ProxyWarning, check_winners_agree, run_checks
 from scaler.recipe import recipe_defaults, recipe_from_dict
-from scaler.results import choose_winner, trials_table
+from scaler.results import choose_winner, curves_table, stage_agreement, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import parse_budget
 from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, grid, load_space
-from scaler.study import PRUNERS, open_study, pairs_to_run, queue_pairs, recover_interrupted, redact_url
-from scaler.train import TrainingFailed
+from scaler.stage_runner import BACKENDS, StageRunner
+from scaler.stages import (
+    CURVES,
+    DEFAULT_CONFIRM,
+    DEFAULT_CONFIRM_PRESET,
+    DIMENSIONS,
+    baseline_point,
+    confirm_recipe,
+    curve_points,
+    curve_strategies,
+    promote,
+)
+from scaler.study import PRUNERS, Key, open_study, recover_interrupted, redact_url, stage_keys
 
-BACKENDS = ("optuna", "ray")
 # Keys of config.json that define the study; a re-run must match them (in canonical form) to resume.
-IDENTITY = ("baseline", "budget", "space_rules", "data", "recipe", "seeds", "pruner", "candidates", "device")
+# The confirm stage's K and the curves' strategies may change: they only choose which runs to make.
+IDENTITY = ("baseline", "budget", "space_rules", "data", "recipe", "seeds", "pruner", "candidates", "device",
+            "confirm_recipe", "confirm_seeds")
 # What identifies the data: its pixels, labels and split — not how its path was spelled.
 DATA_IDENTITY = ("classes", "images", "image_size", "channels", "train_images", "val_images", "split_seed",
                  "fingerprint", "split_fingerprint")
@@ -58,16 +71,27 @@ class SearchConfig:
     pruner: str = "none"
     device: str = "cpu"
     storage: str | None = None  # SQLAlchemy URL; default: SQLite in the run folder
+    confirm: int = DEFAULT_CONFIRM  # top K of the screen to confirm (0: no confirm stage)
+    confirm_recipe: dict = dataclasses.field(default_factory=dict)  # default: twice the screen's epochs
+    confirm_seeds: int = 0  # default: one more than the screen's
+    curves: str = "best"  # single dimensions drawn beside the chosen point: best, all or none
+
+    def resolved(self) -> SearchConfig:
+        """Defaults that depend on other fields filled in."""
+        recipe = self.confirm_recipe or dataclasses.asdict(confirm_recipe(recipe_from_dict(self.recipe), DEFAULT_CONFIRM_PRESET, None))
+        return dataclasses.replace(self, confirm_recipe=recipe, confirm_seeds=self.confirm_seeds or self.seeds + 1)
 
 
 @dataclass
 class SearchResult:
     run: RunFolder
-    table: pd.DataFrame
+    table: pd.DataFrame  # the stage the answer comes from (confirm, else screen)
     winner: dict | None
     trained_now: int
     seconds: float
     warnings: list[ProxyWarning] = dataclasses.field(default_factory=list)
+    screen: pd.DataFrame | None = None
+    curves: pd.DataFrame | None = None
 
 
 def _lock(run: RunFolder) -> int:
@@ -129,24 +153,18 @@ def _check_same(previous: dict, current: dict, run: RunFolder) -> None:
 
 def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: Callable[[str], None] = print,
                backend: str = "optuna", ray_address: str | None = None) -> SearchResult:
-    """Run (or resume) the search in ``run``; returns the table and the winner.
+    """Run (or resume) the search in ``run``; returns the tables and the answer.
 
     ``backend``: ``optuna`` runs the trials in this process; ``ray`` runs them through Ray Tune
     (:mod:`scaler.ray_backend`; a local Ray, or the cluster at ``ray_address``) into the same study.
     """
-    if config.seeds < 1:
-        raise UsageError(f"--seeds must be 1 or more, got {config.seeds}")
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
-    if config.pruner not in PRUNERS:
-        raise UsageError(f"unknown pruner {config.pruner!r} (known: {', '.join(PRUNERS)})")
+    config = _checked(config, backend)
     baseline = get_baseline(config.baseline)
-    budget = parse_budget(config.budget)
     space = load_space(config.space)
     data = dataset(config.data, config.recipe.get("seed", 0))  # the same object the runs train on
     baseline.build(num_classes=data.num_classes)  # fails early, with the user's message
     reference_cost = count_cost(baseline)
-    ratio = budget.target_ratio(reference_cost.macs)
+    ratio = parse_budget(config.budget).target_ratio(reference_cost.macs)
     if ratio <= 1.0:
         raise UsageError(f"budget {config.budget} is not above the baseline's cost ({ratio:.3g}x); scaler grows networks")
     points = _cost_matched_grid(space, baseline, ratio, reference_cost, config.recipe, data.num_classes, log)
@@ -158,12 +176,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     lock = _lock(run)  # before --fresh clears anything: another search may own the folder
     try:
         if fresh:
-            if config.storage:
-                try:
-                    optuna.delete_study(study_name=STUDY_NAME, storage=config.storage)
-                except KeyError:
-                    pass
-            run.clear()
+            _forget(config, run)
         resolved = _resolved_config(config, space, cands, data.describe(), points.dropped)
         if run.config.exists():
             _check_same(run.read_json(run.config), resolved, run)
@@ -171,34 +184,126 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
             run.write_json(run.config, resolved)
         study = open_study(config, run)
         recovered = recover_interrupted(study)
-        pairs = pairs_to_run(study, len(cands), config.seeds)
-        remaining = len(pairs)
-        total = len(cands) * config.seeds
-        log(f"search {baseline.name} at {config.budget} (x{ratio:.3g} MACs): {len(cands)} grid points x {config.seeds} "
-            f"seed(s) = {total} proxy runs; {total - remaining} done before, {remaining} to run"
+        log(f"search {baseline.name} at {config.budget} (x{ratio:.3g} MACs): {len(cands)} grid points; screen "
+            f"x{config.seeds} seed(s), confirm top {config.confirm} x{config.confirm_seeds} seed(s), curves: {config.curves}"
             + (f" ({recovered} interrupted run(s) retried)" if recovered else ""))
         for w in proxy_warnings:
             log(f"warning: {w.line()}")
         start = time.perf_counter()
-        if remaining and backend == "ray":
-            from scaler.ray_backend import run_grid
-
-            run_grid(study, config, cands, run, log=log, total=total, address=ray_address,
-                     on_record=lambda: write_trials_csv(run, study, cands))
-        elif remaining:
-            objective = OptunaObjective(config, cands, Progress(total, remaining, log))
-            queue_pairs(study, pairs)
-            study.optimize(objective, n_trials=remaining, catch=(TrainingFailed,),
-                           callbacks=[lambda s, t: write_trials_csv(run, s, cands)])
-        table = trials_table(study, cands)
-        run.write_csv(run.trials, table)
-        winner = choose_winner(table, study, config)
+        tables: dict[str, pd.DataFrame] = {}
+        runner = StageRunner(config, study, run, backend, ray_address, log,
+                             on_record=lambda: _write_tables(run, study, cands, tables))
+        answer = _stages(runner, config, cands, tables, Coster(baseline, recipe_from_dict(config.confirm_recipe),
+                                                               reference=reference_cost, proxy_classes=data.num_classes),
+                         ratio)
+        _write_tables(run, study, cands, tables)
+        winner = answer.winner
         if winner:
-            winner["warnings"] = [w.as_dict() for w in proxy_warnings]  # the report shows them with the run
+            winner["warnings"] = [w.as_dict() for w in [*proxy_warnings, *answer.warnings]]
             run.write_json(run.coefficients, winner)
-        return SearchResult(run, table, winner, remaining, time.perf_counter() - start, proxy_warnings)
+        if answer.curves is not None:
+            run.write_csv(run.curves, answer.curves)
+        return SearchResult(run, answer.table, winner, runner.trained, time.perf_counter() - start,
+                            [*proxy_warnings, *answer.warnings], tables.get("screen"), answer.curves)
     finally:
         os.close(lock)
+
+
+def _checked(config: SearchConfig, backend: str) -> SearchConfig:
+    if config.seeds < 1:
+        raise UsageError(f"--seeds must be 1 or more, got {config.seeds}")
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
+    if config.pruner not in PRUNERS:
+        raise UsageError(f"unknown pruner {config.pruner!r} (known: {', '.join(PRUNERS)})")
+    if config.confirm < 0:
+        raise UsageError(f"--confirm must be 0 or more, got {config.confirm}")
+    if config.curves not in CURVES:
+        raise UsageError(f"--curves must be one of {', '.join(CURVES)}, got {config.curves!r}")
+    return config.resolved()
+
+
+def _forget(config: SearchConfig, run: RunFolder) -> None:
+    """--fresh: the study (in its storage) and the files this run wrote."""
+    if config.storage:
+        try:
+            optuna.delete_study(study_name=STUDY_NAME, storage=config.storage)
+        except KeyError:
+            pass
+    run.clear()
+
+
+@dataclass
+class _Answer:
+    table: pd.DataFrame
+    winner: dict | None
+    curves: pd.DataFrame | None
+    warnings: list[ProxyWarning]
+
+
+def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], tables: dict, coster: Coster,
+            ratio: float) -> _Answer:
+    """Screen, confirm, curves; the answer comes from the highest stage that finished a point."""
+    screen_plan = _plan("screen", range(len(cands)), cands, config.seeds, config.recipe)
+    runner.run_stage("screen", screen_plan, f"{len(cands)} points x {config.seeds} seed(s)")
+    tables["screen"] = screen = trials_table(runner.study, cands, "screen")
+    screen_winner = choose_winner(screen, runner.study, config, "screen")
+    promoted = promote(screen, config.confirm) if config.confirm and screen_winner else []
+    final, stage, warnings = screen, "screen", []
+    if promoted:
+        plan = _plan("confirm", promoted, cands, config.confirm_seeds, config.confirm_recipe)
+        runner.run_stage("confirm", plan, f"{len(promoted)} points x {config.confirm_seeds} seed(s)")
+        tables["confirm"] = confirm = trials_table(runner.study, cands, "confirm", promoted)
+        if (confirm.state == "COMPLETE").any():
+            final, stage = confirm, "confirm"
+    winner = choose_winner(final, runner.study, config, stage)
+    if winner and stage == "confirm":
+        winner.update(stage_agreement(screen, final, screen_winner, winner))
+        disagree = check_winners_agree(_identity(screen_winner), _identity(winner))
+        warnings += [disagree] if disagree else []
+    curves = None
+    if winner and config.curves != "none":
+        curves = _curves(runner, config, cands, final, winner["point"], coster, ratio, promoted)
+    return _Answer(final, winner, curves, warnings)
+
+
+def _identity(winner: dict) -> tuple:
+    return (winner["alpha"], winner["beta"], winner["gamma"])
+
+
+def _plan(stage: str, points, cands: list[Candidate], seeds: int, recipe: dict) -> dict[Key, Planned]:
+    plans = {p: Planned(cands[p], recipe, _label(cands[p])) for p in points}
+    return {key: plans[key[1]] for key in stage_keys(stage, list(plans), seeds)}
+
+
+def _label(c: Candidate) -> str:
+    a, b, g = c.coefficients.as_tuple()
+    return f"{c.kind:<10} a={a:.3g} b={b:.3g} g={g:.3g}"
+
+
+def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], final: pd.DataFrame, chosen: int,
+            coster: Coster, ratio: float, confirmed: list[int]) -> pd.DataFrame:
+    """Train the curve networks the confirm stage has not trained; one row per (strategy, phi)."""
+    # the best single dimension by the longest training that judged one, else by the screen
+    confirmed_singles = final[final.kind.isin(DIMENSIONS) & (final.state == "COMPLETE")]
+    judged = final if len(confirmed_singles) else trials_table(runner.study, cands, "screen")
+    strategies = curve_strategies(judged, chosen, cands, config.curves)
+    points = curve_points(baseline_point(coster), strategies, ratio, coster)
+    reused = {i: pt.grid_point for i, pt in enumerate(points) if pt.phi == 1 and pt.grid_point in confirmed}
+    todo = [i for i in range(len(points)) if i not in reused]
+    plans = {i: Planned(points[i].network, config.confirm_recipe, f"{points[i].strategy} phi={points[i].phi}") for i in todo}
+    plan = {key: plans[key[1]] for key in stage_keys("curve", todo, config.confirm_seeds)}
+    runner.run_stage("curve", plan, f"{len(todo)} networks x {config.confirm_seeds} seed(s) ({len(reused)} reused from confirm)")
+    return curves_table(runner.study, points, reused)
+
+
+def _write_tables(run: RunFolder, study: optuna.Study, cands: list[Candidate], tables: dict) -> None:
+    """trials.csv, both stages, rewritten after every run: the table on disk is never behind the study."""
+    if "screen" not in tables:  # during the screen: its table as it stands
+        frames = [trials_table(study, cands, "screen")]
+    else:
+        frames = [tables["screen"], *([tables["confirm"]] if "confirm" in tables else [])]
+    run.write_csv(run.trials, pd.concat(frames, ignore_index=True))
 
 
 def _cost_matched_grid(space, baseline, ratio: float, reference, recipe: dict, classes: int, log):
@@ -210,8 +315,3 @@ def _cost_matched_grid(space, baseline, ratio: float, reference, recipe: dict, c
         raise UsageError(f"no grid point of {space.path} costs x{ratio:.3g} within the space's tolerances at full "
                          f"size and in the proxy ({len(points.dropped)} dropped; see `scaler grid`)")
     return points
-
-
-def write_trials_csv(run: RunFolder, study: optuna.Study, cands: list[Candidate]) -> None:
-    """Rewrite trials.csv after every run, so the table on disk is never behind the study."""
-    run.write_csv(run.trials, trials_table(study, cands))

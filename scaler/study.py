@@ -1,20 +1,19 @@
-"""The study of a search: its storage, the queue of (point, seed) runs, and recovery after a kill.
+"""The study of a search: its storage, the queue of (stage, point, seed) runs, and recovery after a kill.
 
-Every (point, seed) pair still to run is queued as a trial with fixed params
+Every run still to make is queued as a trial with fixed params
 (``enqueue_trial``) — one trial is one proxy training run, so a kill loses at most the run in
 flight — in an RDB storage (SQLite in the run folder by default). Queuing the pairs, rather than
-letting ``GridSampler`` pick them, keeps "each pair runs once" true whatever recorded the earlier
+letting ``GridSampler`` pick them, keeps "each run is made once" true whatever recorded the earlier
 trials (GridSampler assumes trial *n* is its grid cell *n*, which runs recorded by Ray break).
 """
 
 from __future__ import annotations
 
-import warnings
-
 import optuna
 
 from scaler.errors import UsageError
 from scaler.run_folder import STUDY_NAME, RunFolder
+from scaler.stages import STAGES
 
 PRUNERS = ("none", "median", "hyperband")
 
@@ -47,62 +46,98 @@ def open_study(config, run: RunFolder) -> optuna.Study:
     )
 
 
-def latest_by_pair(trials) -> dict[tuple[int, int], optuna.trial.FrozenTrial]:
-    """The newest trial of each (point, seed) pair: a retry supersedes the run it repeats."""
-    latest: dict[tuple[int, int], optuna.trial.FrozenTrial] = {}
+# A run's key: (stage, point, seed). Its params and their distributions, the same for every backend.
+MAX_INDEX = 100_000
+Key = tuple[str, int, int]
+
+
+def key_distributions() -> dict[str, optuna.distributions.BaseDistribution]:
+    return {
+        "stage": optuna.distributions.CategoricalDistribution(list(STAGES)),
+        "point": optuna.distributions.IntDistribution(0, MAX_INDEX),
+        "seed": optuna.distributions.IntDistribution(0, MAX_INDEX),
+    }
+
+
+def key_params(key: Key) -> dict:
+    stage, point, seed = key
+    return {"stage": stage, "point": point, "seed": seed}
+
+
+def key_of(trial) -> Key | None:
+    """A trial's (stage, point, seed), or None for a trial that is not a run of the search."""
+    params = trial.params
+    if "point" not in params or "seed" not in params:
+        return None
+    return (params.get("stage", "screen"), int(params["point"]), int(params["seed"]))
+
+
+def latest_by_key(trials) -> dict[Key, optuna.trial.FrozenTrial]:
+    """The newest trial of each key: a retry supersedes the run it repeats."""
+    latest: dict[Key, optuna.trial.FrozenTrial] = {}
     for t in trials:
-        if "point" not in t.params:
-            continue
-        key = (t.params["point"], t.params["seed"])
-        if key not in latest or t.number > latest[key].number:
+        key = key_of(t)
+        if key is not None and (key not in latest or t.number > latest[key].number):
             latest[key] = t
     return latest
 
 
 def recover_interrupted(study: optuna.Study) -> int:
-    """Runs cut short by the last process — left RUNNING by a kill, or failed by Ctrl-C — queued again.
+    """Mark the runs the last process cut short — left RUNNING by a kill — as interrupted; count
+    those and the runs failed by Ctrl-C. Their keys are to run again (:func:`keys_to_run`).
 
-    A failed run is final only when it carries the reason scaler recorded for a genuine training
-    failure; one failed by Optuna with no reason (Ctrl-C landing before the objective's handlers,
-    or a bug) is retried too. Safe because the run folder's lock guarantees no other process works
-    on this study.
+    Safe because the run folder's lock guarantees no other process works on this study.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=None)
-    # WAITING trials count: a pair whose retry is already queued is not queued twice.
-    cut = [
-        t for t in latest_by_pair(study.get_trials(deepcopy=False)).values()
-        if t.state == optuna.trial.TrialState.RUNNING
-        or (t.state == optuna.trial.TrialState.FAIL and (t.user_attrs.get("interrupted") or not t.user_attrs.get("reason")))
-    ]
-    for t in cut:
+    cut = 0
+    for t in latest_by_key(study.get_trials(deepcopy=False)).values():
         if t.state == optuna.trial.TrialState.RUNNING:  # a finished trial's attributes are frozen
             study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
             study._storage.set_trial_user_attr(t._trial_id, "reason", "interrupted; retried")
             study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        retry(study, study._storage.get_trial(t._trial_id))
-    return len(cut)
+            cut += 1
+        elif t.state == optuna.trial.TrialState.FAIL and not is_final(t):
+            cut += 1
+    return cut
 
 
-def pairs_to_run(study: optuna.Study, n_points: int, seeds: int) -> list[tuple[int, int]]:
-    """(point, seed) pairs with no finished trial in the study, or whose interrupted run waits for a retry.
+def is_final(trial) -> bool:
+    """A run that needs no retry: complete, pruned, or failed with the reason scaler recorded.
 
-    Seed-major, so every point has one result before any gets its second.
+    One failed by Optuna with no reason (Ctrl-C landing before the objective's handlers, or a
+    bug), or marked interrupted, is retried.
     """
-    trials = study.get_trials(deepcopy=False)
-    done = {(t.params.get("point"), t.params.get("seed")) for t in trials if t.state.is_finished()}
-    waiting = {(t.params.get("point"), t.params.get("seed")) for t in trials if t.state == optuna.trial.TrialState.WAITING}
-    return [(p, s) for s in range(seeds) for p in range(n_points) if (p, s) not in done or (p, s) in waiting]
+    if trial.state == optuna.trial.TrialState.FAIL:
+        return bool(trial.user_attrs.get("reason")) and not trial.user_attrs.get("interrupted")
+    return trial.state.is_finished()
 
 
-def queue_pairs(study: optuna.Study, pairs: list[tuple[int, int]]) -> None:
-    """Queue a trial for each pair that has none waiting (a retry may be queued already)."""
-    waiting = {(t.params.get("point"), t.params.get("seed"))
-               for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
-    for point, seed in pairs:
-        if (point, seed) not in waiting:
-            study.enqueue_trial({"point": point, "seed": seed})
+def keys_to_run(study: optuna.Study, keys: list[Key]) -> list[Key]:
+    """Of ``keys``, those whose latest run is not final (never run, waiting, interrupted)."""
+    latest = latest_by_key(study.get_trials(deepcopy=False))
+    return [k for k in keys if k not in latest or not is_final(latest[k])]
+
+
+def retire_waiting(study: optuna.Study, keep: set[Key]) -> None:
+    """Close queued runs that are not ``keep``'s (left by a stage a kill cut short), so that
+    ``optimize`` pops only this stage's; their own stage queues them again."""
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        if key_of(t) not in keep:
+            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+            study._storage.set_trial_user_attr(t._trial_id, "reason", "queued by another stage; queued again")
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def stage_keys(stage: str, points: list[int], seeds: int) -> list[Key]:
+    """A stage's runs, seed-major: every point has one result before any gets its second."""
+    return [(stage, p, s) for s in range(seeds) for p in points]
+
+
+def queue_keys(study: optuna.Study, keys: list[Key]) -> None:
+    """Queue a trial for each key that has none waiting (a retry may be queued already)."""
+    waiting = {key_of(t) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
+    for key in keys:
+        if key not in waiting:
+            study.enqueue_trial(key_params(key))
 
 
 def redact_url(url: str) -> str:

@@ -124,3 +124,21 @@ def compare_table(frame: pd.DataFrame) -> pd.DataFrame:
         "accuracy %": [pct(m, s) for m, s in zip(frame["accuracy_mean"], frame["accuracy_std"])],
         "seeds": frame["accuracy_n"].map(integer),
     })
+
+
+def curves_table(curves: pd.DataFrame) -> pd.DataFrame:
+    """The curves: one row per (strategy, phi), cost and accuracy."""
+    return pd.DataFrame({
+        "strategy": curves["strategy"].astype(str),
+        "phi": curves["phi"].map(integer),
+        "kind": curves["kind"].astype(str),
+        "depth": curves["depth_mult"].map(lambda v: num(v, 4)),
+        "width": curves["width_mult"].map(lambda v: num(v, 4)),
+        "px": curves["input_px"].map(integer),
+        "MACs (mult-adds)": curves["macs"].map(macs),
+        "measured x": curves["macs_ratio"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–"),
+        "proxy x": curves["proxy_macs_ratio"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–"),
+        "accuracy %": [pct(m, s) for m, s in zip(curves["accuracy_mean"], curves["accuracy_std"])],
+        "seeds": curves["accuracy_n"].map(integer),
+        "runs from": curves["runs_from"].astype(str),
+    })

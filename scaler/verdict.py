@@ -193,4 +193,20 @@ def winner_lines(c: dict) -> list[str]:
     compound = compound_text(c.get("compound_vs_single"))
     if compound:
         lines.append(compound[0].upper() + compound[1:])
+    agreement = agreement_text(c)
+    if agreement:
+        lines.append(agreement)
     return lines
+
+
+def agreement_text(c: dict) -> str | None:
+    """Screen against confirm: Kendall's tau over the confirmed points, and whether the winner changed."""
+    if "winner_changed" not in c:
+        return None
+    ranks = (c.get("rankings") or {}).get("confirm") or []
+    tau = c.get("kendall_tau")
+    text = f"screen vs confirm over {len(ranks)} point(s): Kendall tau " + (f"{tau:+.2f}" if tau is not None else "n/a (under 3 points)")
+    if c["winner_changed"]:
+        sw = c.get("screen_winner") or {}
+        return text + (f"; the longer training changed the winner (the screen chose {sw.get('kind')} point {sw.get('point')})")
+    return text + "; the winner held"

@@ -12,7 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # The smallest data and search that still exercise everything: shared by the search, Ray and compare tests.
 SMOKE_DATA = "synthetic:size=16,images=400,classes=4"
-SMOKE_SEARCH = ["--preset", "smoke", "--data", "synthetic", "--no-family", "--no-report", "--device", "cpu"]
+# The screen alone: the stages after it have their own tests (tests/test_stages.py).
+SMOKE_SEARCH = ["--preset", "smoke", "--data", "synthetic", "--no-family", "--no-report", "--device", "cpu",
+                "--confirm", "0", "--curves", "none"]
 
 
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

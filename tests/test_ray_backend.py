@@ -10,7 +10,7 @@ import optuna
 import pandas as pd
 from conftest import SMOKE_SEARCH, run_cli
 
-from scaler.study import pairs_to_run
+from scaler.study import key_distributions, keys_to_run, stage_keys
 
 SMOKE = SMOKE_SEARCH
 
@@ -34,14 +34,14 @@ def test_ray_search_end_to_end_and_resume(tmp_path):
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted((t.params["point"], t.params["seed"]) for t in trials) == [(p, 0) for p in range(len(table))]
     for t in trials:
-        assert t.distributions["point"].choices == tuple(range(len(table)))
+        assert t.distributions == key_distributions() and t.params["stage"] == "screen"
         assert t.value == t.user_attrs["val_accuracies"][-1] == list(t.intermediate_values.values())[-1]
         assert {"kind", "alpha", "macs", "seconds", "images_seen", "images_per_s", "params", "seed"} <= set(t.user_attrs)
-    assert pairs_to_run(study, len(table), 1) == []  # a resume under either backend runs nothing
+    assert keys_to_run(study, stage_keys("screen", list(range(len(table))), 1)) == []  # a resume runs nothing
 
     # Ray's temp folder (sockets, logs) and Tune's results stay inside the run folder.
     assert list((out / "ray" / "tmp").glob("session_2*/sockets"))
-    assert list((out / "ray" / "results").glob("search-*/p0-s0"))
+    assert list((out / "ray" / "results").glob("search-*/screen-p0-s0"))
     assert (out / "ray" / "home" / "ray_bootstrap_config.yaml").read_text().startswith("provider:")
 
     again = run_cli(*args, timeout=300)

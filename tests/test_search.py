@@ -172,12 +172,12 @@ def test_run_failed_outside_the_objective_is_retried_but_a_recorded_failure_is_n
     dists = study.trials[0].distributions
     for point, attrs in [(0, {}), (1, {"reason": "loss diverged"})]:
         study.add_trial(optuna.trial.create_trial(
-            state=optuna.trial.TrialState.FAIL, params={"point": point, "seed": 0},
+            state=optuna.trial.TrialState.FAIL, params={"stage": "screen", "point": point, "seed": 0},
             distributions=dists, user_attrs=attrs))
 
     again = run_cli("search", "--baseline", "resnet18", "--out", str(out), *SMOKE)
     assert again.returncode == 0, again.stderr
-    assert "1 to run (1 interrupted run(s) retried)" in again.stdout
+    assert "(1 interrupted run(s) retried)" in again.stdout and ", 1 to run" in again.stdout
     latest = {}
     for t in optuna.load_study(study_name="search", storage=storage).trials:
         latest[t.params["point"], t.params["seed"]] = t.state

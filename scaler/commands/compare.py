@@ -103,7 +103,7 @@ def run(args) -> int:
 
     frame = cmp.compare(
         baseline, budgets, strategies, coefficients=coefficients, dollar_alpha=args.dollar_alpha,
-        training=training, device=device, on_row=progress,
+        training=training, device=device, on_row=progress, log_to=RunFolder(out) if training else None,
     )
     written = cmp.write_compare(
         frame, out, cmp.settings(baseline, budgets, strategies, coefficients, args.dollar_alpha, training, device)

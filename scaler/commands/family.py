@@ -136,7 +136,7 @@ def run(args) -> int:
     family = fam.build_family(
         baseline, coefficients=coefficients, phis=phis, table=args.table, num_classes=args.num_classes,
         device=device, latency_runs=args.latency_runs, latency_batch=args.latency_batch,
-        training=training, on_member=progress, **targets,
+        training=training, on_member=progress, log_to=RunFolder(out) if training else None, **targets,
     )
     json_path, csv_path = save_family(family, out)
     data = family.as_dict()

@@ -21,6 +21,7 @@ import re
 import sys
 from pathlib import Path
 
+from scaler.baselines import get_baseline
 from scaler.commands._common import (
     add_baseline_argument,
     add_device_argument,
@@ -32,9 +33,10 @@ from scaler.commands._common import (
 from scaler.run_folder import RunFolder
 from scaler.scaling import parse_budget, parse_phi_range
 from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
+from scaler.stages import CURVES, DEFAULT_CONFIRM, DEFAULT_CONFIRM_PRESET, confirm_recipe
 
-# Seeds per grid point when --seeds is not given, by preset (see README: "Seeds and noise").
-DEFAULT_SEEDS = {"smoke": 1, "default": 3}
+# Seeds per grid point in the screen when --seeds is not given, by preset (docs/design.md: "Stages").
+DEFAULT_SEEDS = {"smoke": 1, "default": 2}
 
 
 def add_arguments(parser) -> None:
@@ -54,6 +56,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-family", action="store_true", help="do not write the family at the end")
     parser.add_argument("--latency-runs", type=int, default=3, help="timed passes per family member; 0 skips latency (default 3)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    stages = parser.add_argument_group("stages (screen, then confirm, then curves; see docs/design.md)")
+    stages.add_argument("--confirm", type=int, default=DEFAULT_CONFIRM,
+                        help=f"retrain the screen's top K (plus the best point led by each dimension) longer; 0: no confirm stage (default {DEFAULT_CONFIRM})")
+    stages.add_argument("--confirm-preset", default=DEFAULT_CONFIRM_PRESET,
+                        help=f"the confirm stage's recipe: 2x, 3x, 4x the screen's epochs, or a preset name (default {DEFAULT_CONFIRM_PRESET})")
+    stages.add_argument("--confirm-seeds", type=int, help="seeds per confirmed point (default: one more than --seeds)")
+    stages.add_argument("--curves", default="best", choices=CURVES,
+                        help="train phi 0..2 of the chosen point and of the best (or all, or no) single dimension (default best)")
     add_recipe_arguments(parser)
     add_device_argument(parser)
 
@@ -65,14 +75,16 @@ def default_run_name(baseline: str, budget: str) -> str:
 
 def run(args) -> int:
     # Everything the end of a search uses is checked here: a typo must not cost the whole search.
-    check_numbers(args, {"seeds": 1, "latency_runs": 0})
+    check_numbers(args, {"seeds": 1, "latency_runs": 0, "confirm": 0, "confirm_seeds": 1})
     phis = parse_phi_range(args.phi)
     recipe = resolve_recipe(args)
     parse_budget(args.budget)
     config = SearchConfig(
         baseline=args.baseline, budget=args.budget, space=args.space, data=args.data,
         recipe=dataclasses.asdict(recipe), seeds=args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(args.preset, 2),
-        pruner=args.pruner, device=str(resolve_device(args.device)), storage=args.storage,
+        pruner=args.pruner, device=str(resolve_device(args.device)), storage=args.storage, confirm=args.confirm,
+        confirm_recipe=dataclasses.asdict(confirm_recipe(recipe, args.confirm_preset, get_baseline(args.baseline))),
+        confirm_seeds=args.confirm_seeds or 0, curves=args.curves,
     )
     run_folder = RunFolder(Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))
     result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True),
@@ -94,19 +106,28 @@ def run(args) -> int:
 
 
 def print_results(result) -> None:
-    from scaler.tables import grid_table
+    from scaler.tables import curves_table, grid_table
     from scaler.verdict import winner_lines
 
-    print("\ngrid, best first (MACs are multiply-adds of the full-size network; ratios vs the baseline):")
+    note = "(MACs are multiply-adds of the full-size network; ratios vs the baseline)"
+    if result.screen is not None and result.screen is not result.table:
+        print(f"\nscreen, best first {note}:")
+        print(grid_table(result.screen).to_string(index=False))
+    stage = (result.winner or {}).get("stage", "screen")
+    print(f"\n{stage}, best first{'' if stage == 'confirm' else ' ' + note}:")
     print(grid_table(result.table).to_string(index=False))
     w = result.winner
     if w:
         print(f"\nchosen: alpha={w['alpha']:.3f} beta={w['beta']:.3f} gamma={w['gamma']:.3f} ({w['kind']}), "
-              f"accuracy {100 * w['accuracy_mean']:.1f}% ± {100 * w['accuracy_std']:.1f} over {w['seeds']} seed(s)")
+              f"accuracy {100 * w['accuracy_mean']:.1f}% ± {100 * w['accuracy_std']:.1f} over {w['seeds']} seed(s), "
+              f"from the {stage} stage")
         for line in winner_lines(w):
             print(line)
+    if result.curves is not None and len(result.curves):
+        print("\ncurves (accuracy against MACs at phi = 0, 1, 2):")
+        print(curves_table(result.curves).to_string(index=False))
     print(f"\nrun folder: {result.run.path}  (trained {result.trained_now} run(s) in {result.seconds:.0f} s)")
     if result.warnings:  # repeated last: the training log may have scrolled them away
         print("\nwhat the proxy could not see:")
-        for w in result.warnings:
-            print(f"warning: {w.line()}")
+        for warning in result.warnings:
+            print(f"warning: {warning.line()}")

@@ -1,0 +1,54 @@
+"""Run one stage's keys with the chosen backend, into the search's study, and say what is done.
+
+The plan of a stage maps each key (stage, point, seed) to what it trains (:class:`Planned`). Keys
+whose latest run is final are skipped, so a resumed search runs each run once, whichever backend
+made the earlier ones. Optuna (this process) pops the stage's queued trials; Ray Tune runs them on
+a cluster and records each into the same study as it finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+
+from scaler.objective import OptunaObjective, Planned
+from scaler.progress import Progress
+from scaler.run_folder import RunFolder
+from scaler.study import Key, keys_to_run, queue_keys, retire_waiting
+from scaler.train import TrainingFailed
+
+BACKENDS = ("optuna", "ray")
+
+
+class StageRunner:
+    """Runs stages of one search; ``on_record`` is called after every finished run (tables on disk)."""
+
+    def __init__(self, config, study: optuna.Study, run: RunFolder, backend: str, address: str | None,
+                 log: Callable[[str], None], on_record: Callable[[], None]) -> None:
+        self.config, self.study, self.run, self.backend, self.address = config, study, run, backend, address
+        self.log, self.on_record = log, on_record
+        self.trained = 0
+
+    def run_stage(self, stage: str, plan: dict[Key, Planned], what: str) -> int:
+        """Run the keys of ``plan`` not yet final; log a header line; return how many ran now."""
+        keys = list(plan)
+        todo = keys_to_run(self.study, keys)
+        self.log(f"{stage}: {what} = {len(keys)} run(s); {len(keys) - len(todo)} done before, {len(todo)} to run")
+        if not todo:
+            return 0
+        progress = Progress(len(keys), len(todo), self.log)
+        if self.backend == "ray":
+            from scaler.ray_backend import run_jobs  # imports Ray only when asked for
+
+            retire_waiting(self.study, set())  # Ray records its runs itself: nothing may stay queued
+            run_jobs(self.study, self.config, plan, todo, self.run, progress=progress, address=self.address,
+                     on_record=self.on_record)
+        else:
+            retire_waiting(self.study, set(todo))
+            queue_keys(self.study, todo)
+            objective = OptunaObjective(self.config, plan, progress)
+            self.study.optimize(objective, n_trials=len(todo), catch=(TrainingFailed,),
+                                callbacks=[lambda s, t: self.on_record()])
+        self.trained += len(todo)
+        return len(todo)

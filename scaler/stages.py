@@ -1,0 +1,131 @@
+"""The stages of a search: screen every grid point, confirm the promising ones longer, then train the curves.
+
+Short training biases whole dimensions (Bello et al. 2021, *Revisiting ResNets*: which dimension
+wins flips with training length), so the screen only shortlists; the answer comes from the
+confirm stage (MnasNet retrains its top candidates; Hyperband keeps one fully trained bracket):
+
+- **screen**: every grid point at the short recipe (``--preset``), ``--seeds`` seeds;
+- **confirm**: the top ``--confirm K`` points of the screen, plus the best point *led* by each
+  dimension (depth, width, resolution: the one with the largest share of the cost's logarithm)
+  when it is not among them, at the confirm recipe (``--confirm-preset``, default twice the
+  screen's epochs) with ``--confirm-seeds`` seeds (default one more than the screen's);
+- **curve**: the chosen coefficients and the best single dimension at phi = 0, 1, 2 (1x, 2x, 4x
+  the baseline, cost-matched at full size), at the confirm recipe and seeds: accuracy against
+  MACs, one line per strategy. Runs the confirm stage already made are reused, never repeated.
+
+Every run of every stage is one trial of the search's study, keyed ``(stage, point, seed)``:
+``point`` indexes the grid for screen and confirm, and :func:`curve_points` for curves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from scaler.baselines import Baseline
+from scaler.errors import UsageError
+from scaler.matching import Coster, match_point
+from scaler.recipe import PRESETS, ProxyRecipe, resolve_recipe
+from scaler.scaling import Coefficients
+from scaler.search_space import Candidate
+
+STAGES = ("screen", "confirm", "curve")
+DIMENSIONS = ("depth", "width", "resolution")
+DEFAULT_CONFIRM = 2  # top K of the screen (the dimension leaders come on top of these)
+CONFIRM_FACTORS = {"2x": 2.0, "3x": 3.0, "4x": 4.0}  # --confirm-preset: the screen's epochs times this
+DEFAULT_CONFIRM_PRESET = "2x"
+CURVE_PHIS = (0, 1, 2)
+CURVES = ("best", "all", "none")  # --curves: which single dimensions are drawn beside the chosen point
+
+
+def leading_dimension(c: Coefficients) -> str:
+    """The dimension with the largest share of the cost's logarithm (alpha, beta**2, gamma**2)."""
+    shares = {"depth": math.log(c.alpha), "width": 2 * math.log(c.beta), "resolution": 2 * math.log(c.gamma)}
+    return max(DIMENSIONS, key=lambda d: shares[d])
+
+
+def promote(table: pd.DataFrame, k: int) -> list[int]:
+    """The screen's top ``k`` complete points, then the best point led by each dimension not among them.
+
+    Ties in accuracy go to the cheaper point (measured MACs), then the lower grid number.
+    """
+    done = table[table.state == "COMPLETE"].sort_values(["accuracy_mean", "macs", "point"], ascending=[False, True, True])
+    chosen = [int(p) for p in done.point[:k]]
+    for dimension in DIMENSIONS:
+        led = [int(r.point) for r in done.itertuples() if leading_dimension(Coefficients(r.alpha, r.beta, r.gamma)) == dimension]
+        if led and led[0] not in chosen:
+            chosen.append(led[0])
+    return chosen
+
+
+def confirm_recipe(screen: ProxyRecipe, spec: str, baseline: Baseline) -> ProxyRecipe:
+    """The confirm stage's recipe: ``2x``/``3x``/``4x`` the screen's epochs (and warm-up), or a preset by name."""
+    if spec in CONFIRM_FACTORS:
+        factor = CONFIRM_FACTORS[spec]
+        return screen.replace(epochs=int(round(screen.epochs * factor)), warmup_epochs=screen.warmup_epochs * factor)
+    if spec in PRESETS:
+        return resolve_recipe(spec, baseline)
+    known = ", ".join([*CONFIRM_FACTORS, *PRESETS])
+    raise UsageError(f"unknown confirm preset {spec!r} (known: {known})")
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One network of a curve: a strategy at phi; trained as the candidate ``network`` (its phi = 1)."""
+
+    strategy: str  # "chosen" or the single dimension compared with it
+    phi: int
+    network: Candidate  # coefficients already raised to phi: the network is their phi = 1
+    grid_point: int | None = None  # the grid point it is (phi = 1), whose confirm runs it reuses
+
+    def as_dict(self) -> dict:
+        return {"strategy": self.strategy, "phi": self.phi, "grid_point": self.grid_point, **self.network.as_dict()}
+
+
+def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Candidate]], budget: float,
+                 coster: Coster) -> list[CurvePoint]:
+    """The networks of the curves: the baseline (phi 0), then per strategy its grid point (phi 1) and
+    its coefficients squared, cost-matched to budget**2 at full size (phi 2).
+
+    ``strategies``: (name, grid index, candidate) for the chosen point and the single dimensions
+    compared with it. The order is fixed, so a curve run keeps its index when a search resumes.
+    """
+    points = [CurvePoint("baseline", 0, baseline_cost)]
+    for name, index, cand in strategies:
+        points.append(CurvePoint(name, 1, cand, index))
+        squared = Coefficients(*(v**2 for v in cand.coefficients.as_tuple()))
+        points.append(CurvePoint(name, 2, _matched(cand.kind, squared, budget**2, coster)))
+    return points
+
+
+def _matched(kind: str, planned: Coefficients, budget: float, coster: Coster) -> Candidate:
+    """A curve's phi = 2 network: matched like a grid point; kept even when a tolerance is missed (said in ``reason``)."""
+    match = match_point(kind, planned, budget, coster)
+    cost = match.cost
+    c = cost.coefficients
+    return Candidate(kind, c, c.product, cost.full_ratio, cost.full.macs, cost.full.params, cost.full.activations,
+                     cost.input_px, "", cost.proxy_ratio, planned)
+
+
+def baseline_point(coster: Coster) -> Candidate:
+    """The baseline as a candidate (coefficients 1, 1, 1): phi = 0 of every curve."""
+    cost = coster(Coefficients(1.0, 1.0, 1.0))
+    return Candidate("baseline", cost.coefficients, 1.0, cost.full_ratio, cost.full.macs, cost.full.params,
+                     cost.full.activations, cost.input_px, "", cost.proxy_ratio)
+
+
+def curve_strategies(table: pd.DataFrame, chosen_point: int, cands: list[Candidate],
+                     which: str = "best") -> list[tuple[str, int, Candidate]]:
+    """The chosen point, then the single-dimension points it is compared with: the best one
+    (``which="best"``, by the table's accuracy), all of them (``"all"``), or none (``"none"``)."""
+    out = [("chosen", chosen_point, cands[chosen_point])]
+    if which == "none":
+        return out
+    singles = table[(table.kind.isin(DIMENSIONS)) & (table.state == "COMPLETE") & (table.point != chosen_point)]
+    singles = singles.sort_values(["accuracy_mean", "macs"], ascending=[False, True])
+    picked = singles if which == "all" else singles.head(1)
+    return out + [(str(r.kind), int(r.point), cands[int(r.point)]) for r in picked.itertuples()]
+
+

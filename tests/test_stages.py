@@ -1,0 +1,126 @@
+"""Screen, then confirm, then curves: the stages of a search, their evidence, and resuming them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+from conftest import ROOT, run_cli
+
+from scaler.baselines import get_baseline
+from scaler.errors import UsageError
+from scaler.recipe import PRESETS
+from scaler.scaling import Coefficients
+from scaler.stages import confirm_recipe, leading_dimension, promote
+
+STAGED = ["--preset", "smoke", "--data", "synthetic:size=16,images=400,classes=4", "--no-family", "--no-report",
+          "--device", "cpu", "--confirm", "2"]
+
+
+def _table(rows):
+    return pd.DataFrame([{"point": p, "kind": k, "alpha": a, "beta": b, "gamma": g, "accuracy_mean": acc,
+                          "macs": 1e9, "state": "COMPLETE"} for p, k, a, b, g, acc in rows])
+
+
+def test_leading_dimension_is_the_largest_share_of_the_cost():
+    assert leading_dimension(Coefficients(2, 1, 1)) == "depth"
+    assert leading_dimension(Coefficients(1.26, 1.12, 1.12)) == "depth"  # 0.23 vs 0.23 vs 0.23: depth first
+    assert leading_dimension(Coefficients(1.0, 1.26, 1.12)) == "width"
+    assert leading_dimension(Coefficients(1.0, 1.12, 1.26)) == "resolution"
+
+
+def test_promote_takes_the_top_k_and_the_best_point_led_by_each_dimension():
+    table = _table([(0, "depth", 2, 1, 1, 0.70), (1, "width", 1, 1.41, 1, 0.80), (2, "resolution", 1, 1, 1.41, 0.60),
+                    (3, "compound", 1, 1.26, 1.12, 0.85), (4, "compound", 1.26, 1, 1.26, 0.65)])
+    # top 2: 3 and 1 (both width-led); then depth's best (0), resolution's best (4 beats 2)
+    assert promote(table, 2) == [3, 1, 0, 4]
+    assert promote(table, 0) == [0, 3, 4]  # the dimension leaders alone
+    assert promote(table.assign(state="FAIL"), 2) == []
+
+
+def test_confirm_recipe_is_longer_than_the_screen():
+    screen = PRESETS["default"]
+    longer = confirm_recipe(screen, "2x", get_baseline("resnet18"))
+    assert (longer.epochs, longer.warmup_epochs) == (2 * screen.epochs, 2 * screen.warmup_epochs)
+    assert confirm_recipe(screen, "long", get_baseline("resnet18")).epochs == PRESETS["long"].epochs
+    with pytest.raises(UsageError, match="unknown confirm preset"):
+        confirm_recipe(screen, "forever", get_baseline("resnet18"))
+
+
+def _complete(db) -> int:
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("select count(*) from trials t join trial_params p on p.trial_id = t.trial_id "
+                               "where t.state = 'COMPLETE' and p.param_name = 'stage' and p.param_value = 1").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_screen_confirm_curves_end_to_end_and_resumed_after_a_kill(tmp_path):
+    out = tmp_path / "run"
+    args = ["search", "--baseline", "resnet18", "--budget", "2x", "--out", str(out), *STAGED]
+    proc = subprocess.Popen([sys.executable, "-m", "scaler", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while _complete(out / "study.db") < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # killed inside the confirm stage (stage index 1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+
+    result = run_cli(*args, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "confirm:" in result.stdout and "curve:" in result.stdout
+
+    trials = pd.read_csv(out / "trials.csv")
+    assert set(trials.stage) == {"screen", "confirm"}
+    confirmed = trials[trials.stage == "confirm"]
+    assert (confirmed.state == "COMPLETE").all() and (confirmed.accuracy_n == 2).all()  # one more seed than the screen
+
+    winner = json.loads((out / "coefficients.json").read_text())
+    assert winner["stage"] == "confirm" and winner["point"] in set(confirmed.point)
+    assert set(winner["rankings"]) == {"screen", "confirm"} and "kendall_tau" in winner
+    assert isinstance(winner["winner_changed"], bool) and winner["verdict"]
+
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves.phi) == {0, 1, 2} and (curves.accuracy_n == 2).all()
+    assert set(curves.strategy) == {"baseline", "chosen", *set(curves.strategy) - {"baseline", "chosen"}}
+    chosen = curves[curves.strategy == "chosen"].sort_values("phi")
+    assert list(chosen.phi) == [1, 2] and chosen.macs_ratio.iloc[-1] == pytest.approx(4, rel=0.06)
+    assert (curves[curves.phi == 1].runs_from.isin({"confirm", "curve"})).all()
+
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    done = [(t.params["stage"], t.params["point"], t.params["seed"]) for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == len(set(done))  # nothing trained twice across the kill
+
+    again = run_cli(*args, timeout=600)
+    assert again.returncode == 0 and again.stdout.count(", 0 to run") == 3  # screen, confirm, curves: all done
+
+
+def test_family_train_and_compare_resume_from_their_study(tmp_path):
+    from scaler.family import build_family
+    from scaler.proxy import ProxyTraining
+    from scaler.run_folder import RunFolder
+
+    training = ProxyTraining(data="synthetic:size=16,images=200,classes=4", preset="smoke", seeds=2)
+    folder = RunFolder(tmp_path / "fam")
+    first = build_family("resnet18", coefficients=Coefficients(1.2, 1.1, 1.15), phis=[0, 1], latency_runs=0,
+                         num_classes=4, training=training, log_to=folder)
+    study = optuna.load_study(study_name="train", storage=folder.storage_url)
+    assert len(study.trials) == 4  # 2 members x 2 seeds, recorded as they finished
+    again = build_family("resnet18", coefficients=Coefficients(1.2, 1.1, 1.15), phis=[0, 1], latency_runs=0,
+                         num_classes=4, training=training, log_to=folder)
+    assert len(optuna.load_study(study_name="train", storage=folder.storage_url).trials) == 4  # nothing retrained
+    assert [m.accuracy_mean for m in again.members] == [m.accuracy_mean for m in first.members]
+    other = ProxyTraining(data="synthetic:size=16,images=200,classes=4", preset="smoke", seeds=2, seed=5)
+    build_family("resnet18", coefficients=Coefficients(1.2, 1.1, 1.15), phis=[0], latency_runs=0, num_classes=4,
+                 training=other, log_to=folder)
+    assert len(optuna.load_study(study_name="train", storage=folder.storage_url).trials) == 6  # other seeds: trained
