@@ -61,8 +61,8 @@ def test_flops_table_per_layer(cli):
     "args, message",
     [
         (["flops", "--baseline", "resnet5"], "did you mean 'resnet50'"),
-        (["flops", "--baseline", "resnet50", "--width", "0"], "width multiplier must be a positive"),
-        (["flops", "--baseline", "resnet50", "--depth", "-1"], "depth multiplier must be a positive"),
+        (["flops", "--baseline", "resnet50", "--width", "0"], "--width must be a positive"),
+        (["flops", "--baseline", "resnet50", "--depth", "-1"], "--depth must be a positive"),
         (["flops", "--baseline", "nosuchmod:build"], "cannot import"),
         (["flops", "--baseline", "missing.json"], "does not exist"),
         (["flops", "--baseline", "resnet50", "--coefficients", "1,2"], "coefficients"),

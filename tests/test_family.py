@@ -13,7 +13,7 @@ from scaler.baselines import builtin_dir, get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
 from scaler.family import OFFICIAL_TABLE, build_family
-from scaler.family_files import build_member, find_member, load_family, save_family, write_family
+from scaler.family_files import build_member, family_frame, find_member, load_family, save_family, write_family
 from scaler.phi_solver import solve_phi
 from scaler.proxy import ProxyTraining
 from scaler.run_folder import RunFolder
@@ -50,7 +50,7 @@ def test_compound_member_arithmetic_matches_the_reference_measurement():
     assert one.input_px == 258 and one.macs == 992_645_882
     assert one.macs_ratio == pytest.approx(2.573, abs=1e-3) and one.nominal_ratio == pytest.approx(1.920, abs=1e-3)
     assert [s["repeats"] for s in one.stages[1:-1]] == [2, 3, 3, 4, 4, 5, 2]
-    frame = family.to_frame()
+    frame = family_frame(family.as_dict())
     assert frame.loc[1, "stage_depths"] == "1-2-3-3-4-4-5-2-1"
 
 

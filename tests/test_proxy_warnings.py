@@ -25,7 +25,7 @@ from scaler.proxy_checks import (
     smallest_proxy_resolution,
 )
 from scaler.recipe import ProxyRecipe, proxy_settings, resolve_recipe
-from scaler.search_space import candidates, load_space
+from scaler.search_space import candidates, grid, load_space
 
 
 def _grid(name: str):
@@ -86,7 +86,10 @@ def test_the_walks_last_feature_map_equals_a_forward_hook(name):
 
 def test_a_traced_network_falls_back_to_the_forward_hook():
     traced = dataclasses.replace(get_baseline("resnet18"), name="user", complexity_fn=None)
-    cands = candidates(load_space(), get_baseline("resnet18"), 2.0)[:3]  # the single-dimension points
+    points = grid(load_space(), get_baseline("resnet18"), 2.0)  # the single-dimension points, kept or dropped
+    cands = sorted((dataclasses.replace(c, reason="") for c in points.kept + points.dropped
+                    if c.kind in ("depth", "width", "resolution")),
+                   key=lambda c: ("depth", "width", "resolution").index(c.kind))
     recipe = ProxyRecipe()
     size = size_function(traced)
     hooked = feature_sizes(traced, cands, recipe, size)
@@ -153,7 +156,7 @@ def test_search_logs_stores_and_prints_its_warnings(tmp_path, capsys):
     space.write_text("depth = [1.0]\nresolution = [0.0]\n")  # only the three single-dimension points
     recipe = resolve_recipe("smoke", get_baseline("resnet18"), {"subset": 64, "batch_size": 32})
     config = SearchConfig(baseline="resnet18", budget="2x", space=str(space), data="synthetic:size=16,images=120,classes=4",
-                          recipe=dataclasses.asdict(recipe), seeds=1, device="cpu")
+                          recipe=dataclasses.asdict(recipe), seeds=1, device="cpu", confirm=0, curves="none")
     lines: list[str] = []
     result = run_search(config, RunFolder(tmp_path / "run"), log=lines.append)
     warned = [line for line in lines if line.startswith("warning:")]
@@ -163,7 +166,8 @@ def test_search_logs_stores_and_prints_its_warnings(tmp_path, capsys):
     assert all(set(w) == {"code", "message", "fix"} for w in stored)
     print_results(result)
     printed = capsys.readouterr().out
-    assert printed.rstrip().splitlines()[-1].startswith("warning: the largest proxy input is 34 px")
+    # the resolution point is dropped at 24 px (its proxy costs x2.7), so the largest input is 24 px
+    assert printed.rstrip().splitlines()[-1].startswith("warning: the largest proxy input is 24 px")
 
 
 def test_report_shows_the_warnings_before_the_configuration(tmp_path):

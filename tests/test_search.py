@@ -39,7 +39,7 @@ def test_single_dimension_points_are_never_filtered_by_tolerance():
     space = load_space()
     tight = type(space)(**{**space.__dict__, "tolerance": 1e-6})
     points = grid(tight, get_baseline("efficientnet_b0"), 2.0)
-    assert {c.kind for c in points.kept} == {"depth"}  # width and resolution: the proxy cannot be matched
+    assert {c.kind for c in points.kept} == {"depth", "width"}  # resolution: the proxy cannot be matched
     for c in points.dropped:  # singles are dropped only by matching; compound points by it or the tolerance
         assert c.kind == "compound" or "outside the space's tolerance" not in c.reason, c
     assert any("outside the space's tolerance" in c.reason for c in points.dropped)
@@ -57,7 +57,7 @@ def test_measured_filter_reports_real_cost():
     assert unmatched == 992_645_882 and count_cost(b).macs == 385_825_092
     # ... so matching narrows it (beta < 1) to cost 2x at full size; its proxy then costs 1.5x: dropped
     assert (paper.coefficients.alpha, paper.coefficients.gamma) == (1.2, 1.15) and paper.coefficients.beta < 1
-    assert abs(paper.macs_ratio / 2.0 - 1) <= 0.03 and paper in points.dropped and "proxy" in paper.reason
+    assert abs(paper.macs_ratio / 2.0 - 1) <= 0.05 and paper in points.dropped and "proxy" in paper.reason
     for c in points.kept:
         if c.kind == "compound":
             assert abs(c.macs_ratio / 2.0 - 1) <= 0.35
@@ -105,7 +105,8 @@ def test_search_end_to_end_smoke(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "chosen: alpha=" in result.stdout and "[1/" in result.stdout
     table = pd.read_csv(out / "trials.csv")
-    assert {"depth", "width", "resolution"} <= set(table.kind)
+    assert {"depth", "width"} <= set(table.kind)  # resolution: dropped at 24 px, its proxy costs x2.7 (config.json)
+    assert "resolution" in {c["kind"] for c in json.loads((out / "config.json").read_text())["dropped"]}
     assert (table.state == "COMPLETE").all()
     assert table.accuracy_mean.between(0, 1).all()
     winner = json.loads((out / "coefficients.json").read_text())
@@ -268,7 +269,7 @@ def test_grid_command_reports_nominal_and_measured():
     paper = rows[(1.2, 1.1, 1.15)]  # matched: alpha and gamma kept, beta solved so that it costs 2x at full size
     assert (paper["alpha"], paper["gamma"], paper["input_px"]) == (1.2, 1.15, 258)
     assert paper["nominal_ratio"] == pytest.approx(paper["alpha"] * paper["beta"] ** 2 * paper["gamma"] ** 2)
-    assert paper["macs_ratio"] == pytest.approx(2.0, rel=0.03)
+    assert paper["macs_ratio"] == pytest.approx(2.0, rel=0.05)
     assert paper["dropped"] and "proxy costs" in paper["reason"] and paper["proxy_macs_ratio"] < 1.9
     text = run_cli("grid", "--baseline", "efficientnet_b0").stdout
     assert "proxy x" in text and "dropped (" in text and "reason" in text
