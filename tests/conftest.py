@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+# Two test workers share this machine's two cores (`make test` runs pytest-xdist with -n 2): each
+# runs torch, and every CLI it starts, on one thread. OpenMP threads that find their core busy spin
+# and collapse (3,064 -> 67 images/s measured here; docs/benchmarks.md).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 # The smallest data and search that still exercise everything: shared by the search, Ray and compare tests.
 SMOKE_DATA = "synthetic:size=16,images=400,classes=4"

@@ -215,7 +215,7 @@ def _write_inputs(root: Path) -> None:
 
 def _snapshot(root: Path) -> dict[str, float]:
     """Every file of the checkout with its mtime; caches that Python and tools write are not inputs."""
-    skip = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
+    skip = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".venv"}  # .venv: the installed tools
     files = {}
     for folder, dirs, names in os.walk(root):
         dirs[:] = [d for d in dirs if d not in skip]
