@@ -25,8 +25,9 @@ import torch.nn.functional as F
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.data import load_dataset
+from scaler.devices import set_threads
 from scaler.recipe import PRESETS
-from scaler.train import set_threads, train
+from scaler.train import train
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from scaler.errors import UsageError
@@ -23,3 +25,20 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UsageError(f"device {str(name)!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
     return device
+
+
+_THREADS_SET = False
+
+
+def set_threads() -> int:
+    """Use every core this process may run on (once; respects OMP_NUM_THREADS when set)."""
+    global _THREADS_SET
+    if not _THREADS_SET:
+        if not os.environ.get("OMP_NUM_THREADS"):
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except AttributeError:  # not on Linux
+                cores = os.cpu_count() or 1
+            torch.set_num_threads(max(1, cores))
+        _THREADS_SET = True
+    return torch.get_num_threads()

@@ -255,7 +255,47 @@ def build_family(
         Latency targets are noisy on a shared CPU: the solved phi is only as good as the timer.
     """
     b = get_baseline(baseline)
-    spec = _baseline_name(baseline)
+    _check_family_args(table, coefficients, target_macs, target_latency_ms, latency_runs, latency_batch)
+    trainer = None
+    if training is not None:  # runs recorded in log_to's study: a stopped --train resumes
+        trainer = ProxyTrainer(training, device, TrainingLog(log_to) if log_to is not None else None)
+    reference = cost.count_cost(b, num_classes=num_classes).macs
+    common = dict(num_classes=num_classes, device=device, latency_runs=latency_runs,
+                  latency_batch=latency_batch, reference_macs=reference)
+    solved = None
+    if table == "official":
+        plan = [(name, None, m, px) for name, m, px in official_members(b.resolution)]
+    else:
+        solved = solve_targets(b, coefficients, target_macs, target_latency_ms, num_classes, device, latency_runs)
+        plan = _phi_plan(coefficients, phis, solved)
+    members = []
+    for label, phi, mult, px in plan:
+        member = describe_member(baseline, label, phi, mult, input_px=px, **common)
+        if trainer is not None:
+            for key, value in trainer.accuracy(b, mult).items():
+                setattr(member, key, value)
+        members.append(member)
+        if on_member:
+            on_member(member)
+    return Family(
+        baseline=_baseline_name(baseline), base_resolution=b.resolution, members=members,
+        coefficients=coefficients if table is None else None, table=table,
+        device=str(resolve_device(device)) if latency_runs else None, solved=solved,
+        training=training.as_dict() if training else None,
+    )
+
+
+def _phi_plan(coefficients: Coefficients, phis: Sequence[float], solved: dict | None) -> list[tuple]:
+    """(label, phi, multipliers, input px) per member; a solved phi joins the asked ones, in order."""
+    plan = [(phi_label(p), float(p), coefficients.multipliers(p), None) for p in phis]
+    if solved is not None:
+        phi = solved["phi"]
+        plan = [row for row in plan if row[1] != phi] + [(phi_label(phi), phi, coefficients.multipliers(phi), None)]
+        plan.sort(key=lambda row: row[1])
+    return plan
+
+
+def _check_family_args(table, coefficients, target_macs, target_latency_ms, latency_runs, latency_batch) -> None:
     if table is not None and table not in TABLES:
         raise UsageError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
     if table is None and coefficients is None:
@@ -271,43 +311,3 @@ def build_family(
     for value, what in ((target_macs, "MACs target"), (target_latency_ms, "latency target")):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"{what} must be positive, got {value!r}")
-
-    trainer = None
-    if training is not None:  # runs recorded in log_to's study: a stopped --train resumes
-        trainer = ProxyTrainer(training, device, TrainingLog(log_to) if log_to is not None else None)
-    reference = cost.count_cost(b, num_classes=num_classes).macs
-    common = dict(num_classes=num_classes, device=device, latency_runs=latency_runs,
-                  latency_batch=latency_batch, reference_macs=reference)
-
-    plan: list[tuple[str, float | None, Multipliers, int | None]] = []
-    solved = None
-    if table == "official":
-        plan = [(name, None, m, px) for name, m, px in official_members(b.resolution)]
-    else:
-        plan = [(phi_label(p), float(p), coefficients.multipliers(p), None) for p in phis]
-        solved = solve_targets(b, coefficients, target_macs, target_latency_ms, num_classes, device, latency_runs)
-        if solved is not None:
-            phi = solved["phi"]
-            plan = [row for row in plan if row[1] != phi]
-            plan.append((phi_label(phi), phi, coefficients.multipliers(phi), None))
-            plan.sort(key=lambda row: row[1])
-
-    members = []
-    for label, phi, mult, px in plan:
-        member = describe_member(baseline, label, phi, mult, input_px=px, **common)
-        if trainer is not None:
-            for key, value in trainer.accuracy(b, mult).items():
-                setattr(member, key, value)
-        members.append(member)
-        if on_member:
-            on_member(member)
-    return Family(
-        baseline=spec,
-        base_resolution=b.resolution,
-        members=members,
-        coefficients=coefficients if table is None else None,
-        table=table,
-        device=str(resolve_device(device)) if latency_runs else None,
-        solved=solved,
-        training=training.as_dict() if training else None,
-    )

@@ -242,6 +242,11 @@ def proxy_warnings(coefficients: dict | None) -> list[str]:
 def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> tuple[list[Block], list[Block]]:
     """A run's section: (the answer — warnings, chosen coefficients, verdict, curves —, the details)."""
     prefix = f"{slug}_" if slug else ""
+    return answer_blocks(d, plot_dir, prefix, several), detail_blocks(d, plot_dir, prefix)
+
+
+def answer_blocks(d: RunData, plot_dir: Path, prefix: str, several: bool) -> list[Block]:
+    """What a reader needs first: warnings, the chosen coefficients and how sure, the curves."""
     blocks = [heading(2, f"Run {d.name}" if several else f"Run {d.name}: {d.baseline}")]
     blocks.append(para(f"Folder: {d.folder.path}. Baseline: {d.baseline}."))
     for note in d.notes:
@@ -262,7 +267,12 @@ def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> tuple[li
                                                            "coefficients beside the best single dimension.")]
         blocks.append(table(curves_table(d.curves), "One row per network of a curve; 'runs from' says which "
                                                      "stage trained it (confirm runs are reused)."))
-    head, blocks = blocks, []
+    return blocks
+
+
+def detail_blocks(d: RunData, plot_dir: Path, prefix: str) -> list[Block]:
+    """What follows the answer: configuration, the stages' tables, the grid, Optuna, the family, strategies."""
+    blocks: list[Block] = []
     if d.config:
         blocks += [heading(3, "Configuration"), table(config_table(d.config))]
     for stage, caption in (("screen", "every grid point at the short recipe"),
@@ -291,6 +301,11 @@ def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> tuple[li
                 blocks.append(image(value, f"Optuna's {what}."))
             else:
                 blocks.append(Block("note", f"Optuna {name} plot left out: {value}"))
+    return blocks + family_blocks(d) + compare_blocks(d)
+
+
+def family_blocks(d: RunData) -> list[Block]:
+    blocks: list[Block] = []
     if d.family:
         f = d.family
         how = f"the {f['table']} table" if f.get("table") else (
@@ -306,6 +321,11 @@ def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> tuple[li
             if isnum(solved.get("target_latency_ms")):
                 text += f" {solved['target_latency_ms']:g} ms"
         blocks += [heading(3, "Family"), para(text + "."), table(family_table(f))]
+    return blocks
+
+
+def compare_blocks(d: RunData) -> list[Block]:
+    blocks: list[Block] = []
     if d.compare is not None:
         s = d.compare_settings or {}
         text = "Scaling strategies at matched measured MACs, trained under one proxy recipe and seeds"
@@ -315,4 +335,4 @@ def run_blocks(d: RunData, plot_dir: Path, slug: str, several: bool) -> tuple[li
         if s.get("dollar_alpha") is not None:
             text += f"; dollar uses alpha {s['dollar_alpha']} (mostly width)"
         blocks += [heading(3, "Strategies compared"), para(text + "."), table(compare_table(d.compare))]
-    return head, blocks
+    return blocks

@@ -36,18 +36,18 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from scaler.baselines import Baseline, get_baseline
 from scaler.data import DEFAULT_SOURCE, Dataset, augment, load_dataset, resize_pad
+from scaler.devices import set_threads
 from scaler.errors import UsageError
+from scaler.evaluation import NonFiniteOutputs, evaluate, recalibrate_bn
+from scaler.initialisation import init_classifier, param_groups, zero_init_residuals
 from scaler.recipe import ProxyRecipe, resolve_recipe
 from scaler.scaling import Multipliers
 
 # A loss above this many times max(first loss, ln classes) counts as exploded.
 EXPLODE_FACTOR = 10.0
-EVAL_BATCH = 500
-BN_IMAGES = 500  # training images that re-estimate batch-norm statistics before each evaluation
 MEMORY_SHARE = 0.8  # the resized data may take at most this share of the machine's memory
 
 
@@ -98,23 +98,6 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> flo
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-_THREADS_SET = False
-
-
-def set_threads() -> int:
-    """Use every core this process may run on (once; respects OMP_NUM_THREADS when set)."""
-    global _THREADS_SET
-    if not _THREADS_SET:
-        if not os.environ.get("OMP_NUM_THREADS"):
-            try:
-                cores = len(os.sched_getaffinity(0))
-            except AttributeError:  # not on Linux
-                cores = os.cpu_count() or 1
-            torch.set_num_threads(max(1, cores))
-        _THREADS_SET = True
-    return torch.get_num_threads()
-
-
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
@@ -127,49 +110,6 @@ def _is_oom(exc: BaseException) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def zero_init_residuals(model: nn.Module) -> int:
-    """Start every residual block of torchvision's ResNets, MobileNets and EfficientNets as the identity.
-
-    Zeroes the scale of the last batch-norm on each block's residual branch (Goyal et al. 2017;
-    torchvision's ``zero_init_residual``, timm's ``zero_init_last``, pycls's ``zero_init_final_gamma``).
-    Returns how many blocks it changed; other models are left as built.
-    """
-    from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, resnet
-
-    inverted = (mobilenetv2.InvertedResidual, mobilenetv3.InvertedResidual, efficientnet.MBConv, efficientnet.FusedMBConv)
-    count = 0
-    for m in model.modules():
-        if isinstance(m, (resnet.BasicBlock, resnet.Bottleneck)):
-            bn = m.bn3 if isinstance(m, resnet.Bottleneck) else m.bn2
-        elif isinstance(m, inverted) and m.use_res_connect:  # the projection's batch-norm ends the branch
-            bn = [x for x in m.modules() if isinstance(x, nn.BatchNorm2d)][-1]
-        else:
-            continue
-        if bn.weight is not None:
-            nn.init.zeros_(bn.weight)
-            count += 1
-    return count
-
-
-def init_classifier(model: nn.Module, std: float) -> nn.Linear | None:
-    """Draw the last ``nn.Linear`` (the classifier) from N(0, std²), bias 0; returns it (None if none)."""
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        return None
-    nn.init.normal_(linears[-1].weight, std=std)
-    if linears[-1].bias is not None:
-        nn.init.zeros_(linears[-1].bias)
-    return linears[-1]
 
 
 def train(
@@ -236,6 +176,8 @@ def _guarded(step: Callable, px: int, width: float, depth: float, device: torch.
         return step()
     except (TrainingFailed, UsageError):
         raise
+    except NonFiniteOutputs as exc:
+        raise TrainingFailed(str(exc)) from exc
     except Exception as exc:
         if _is_oom(exc):
             raise TrainingFailed(
@@ -275,7 +217,7 @@ class _Run:
         self.warmup_steps = int(round(recipe.warmup_epochs * self.steps_per_epoch))
         self.base_lr = recipe.lr * self.batch / recipe.batch_size  # linear scaling when the subset is smaller than a batch
         self.optimizer = torch.optim.SGD(
-            _param_groups(self.model, recipe.weight_decay), lr=self.base_lr, momentum=recipe.momentum,
+            param_groups(self.model, recipe.weight_decay), lr=self.base_lr, momentum=recipe.momentum,
             nesterov=recipe.nesterov and recipe.momentum > 0,
         )
         self.gen = torch.Generator().manual_seed(seed)
@@ -357,39 +299,3 @@ def _machine_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):  # not on a POSIX system
         return None
-
-
-def recalibrate_bn(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, prepare: Callable, autocast) -> None:
-    """Recompute batch-norm statistics on ``BN_IMAGES`` training images (no augmentation) for the current weights.
-
-    A proxy run is a few hundred steps at a high learning rate: the running averages lag the
-    weights so far that validation in eval mode can sit at chance while training loss falls.
-    "Precise BN" (Wu & Johnson 2021) replaces them with the true averages before each evaluation.
-    """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches below
-    model.train()
-    chosen = idx[:BN_IMAGES].to(x.device)
-    with torch.no_grad(), autocast:
-        for start in range(0, len(chosen), EVAL_BATCH):
-            model(prepare(x[chosen[start : start + EVAL_BATCH]]))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-
-
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, prepare: Callable, autocast) -> float:
-    """Top-1 accuracy of ``model`` on float images ``x`` (already at the right size)."""
-    model.eval()
-    correct = 0
-    with torch.inference_mode(), autocast:
-        for start in range(0, len(y), EVAL_BATCH):
-            logits = model(prepare(x[start : start + EVAL_BATCH]))
-            if not torch.isfinite(logits).all():  # argmax of NaNs is 0: it would pass for a (poor) accuracy
-                raise TrainingFailed("the model's outputs became NaN or infinite in evaluation; try a lower lr")
-            correct += (logits.argmax(1).cpu() == y[start : start + EVAL_BATCH]).sum().item()  # y on the CPU
-    return correct / max(1, len(y))

@@ -120,7 +120,7 @@ def test_a_full_run_reports_with_inline_images(tmp_path):
         assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == PNG
         assert img["alt"]
     text = " ".join(page.text)
-    for words in ("Configuration", "Grid", "Winner", "Family", "multiply-adds", "Margin +0.45 points", "not significant"):
+    for words in ("Configuration", "Screen stage", "Answer", "Family", "multiply-adds", "Margin +0.45 points", "not significant"):
         assert words in text, words
     assert page.tables >= 3
     names = {p.name for p in (run.path / "plots").glob("*.png")}
@@ -136,7 +136,7 @@ def test_a_run_with_trials_only_still_reports(tmp_path):
     run = make_run(tmp_path, family=False, winner=False, study=False)
     page = parse(write_report([run]))
     text = " ".join(page.text)
-    assert "No winner yet" in text and "Family" not in text
+    assert "No answer yet" in text and "Family" not in text
     assert any("base64" in img["src"] for img in page.images)  # the grid and the accuracy charts
 
 

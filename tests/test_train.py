@@ -14,17 +14,11 @@ from torch import nn
 from scaler.baselines import Baseline, get_baseline
 from scaler.data import load_dataset
 from scaler.errors import UsageError
+from scaler.initialisation import init_classifier, zero_init_residuals
 from scaler.recipe import PRESETS, ProxyRecipe, proxy_settings
 from scaler.recipe import resolve_recipe as get_recipe
 from scaler.scaling import Multipliers
-from scaler.train import (
-    TrainingFailed,
-    TrainResult,
-    init_classifier,
-    lr_at,
-    train,
-    zero_init_residuals,
-)
+from scaler.train import TrainingFailed, TrainResult, lr_at, train
 
 TINY = ProxyRecipe(epochs=2, batch_size=32, subset=96, warmup_epochs=0.5, proxy_width=0.125, proxy_resolution=16)
 DATA_SPEC = "synthetic:size=16,images=160,classes=4"

@@ -206,7 +206,8 @@ def test_choose_winner_keeps_its_keys_and_adds_the_verdict(capsys):
     text = winner_text(winner)
     assert "Verdict: the top points cannot be told apart" in text and "Best compound vs best single" in text
 
-    print_results(SimpleNamespace(table=table, winner=winner, run=SimpleNamespace(path="runs/x"), trained_now=0, seconds=0, warnings=[]))
+    print_results(SimpleNamespace(table=table, winner=winner, run=SimpleNamespace(path="runs/x"), trained_now=0, seconds=0, warnings=[],
+                                  screen=None, curves=None))
     printed = capsys.readouterr().out.splitlines()
     assert lines[0] in printed and lines[1] in printed
 

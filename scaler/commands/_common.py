@@ -171,3 +171,18 @@ def default_family_name(baseline: str, coefficients, table: str | None) -> str:
     if table:
         return f"{stem}-{table}"
     return f"{stem}-{coefficients.alpha:g}-{coefficients.beta:g}-{coefficients.gamma:g}"
+
+
+def resolve_training(args, config: dict | None):
+    """The proxy training `family --train` and `compare` use: the flags, else the run's, else defaults."""
+    from scaler.proxy import ProxyTraining
+
+    config = config or {}
+    recipe = config.get("recipe") if not args.preset else None  # a run's recorded recipe, unless a preset is asked
+    return ProxyTraining(
+        data=args.data or run_data(config) or "animals",
+        preset=args.preset or (recipe or {}).get("preset") or "default",
+        seeds=args.seeds if args.seeds is not None else int(config.get("seeds") or 2),
+        seed=args.seed,
+        recipe=recipe,
+    )

@@ -45,10 +45,8 @@ def _strategies():
 
 def run(args) -> int:
     from scaler import compare as cmp
-    from scaler.commands._common import default_family_name, run_data
+    from scaler.commands._common import default_family_name, resolve_training
     from scaler.devices import resolve_device
-    from scaler.family_files import run_coefficients
-    from scaler.proxy import ProxyTraining
     from scaler.run_folder import RunFolder
     from scaler.scaling import format_macs, parse_coefficients
     from scaler.tables import compare_table
@@ -59,35 +57,12 @@ def run(args) -> int:
     budgets = cmp.parse_budgets(args.budget)
     if not budgets:
         raise UsageError("give at least one budget, e.g. 2x")
-    config, run_folder, coefficients = {}, None, None
-    if args.run:
-        if args.baseline:
-            raise UsageError("give either --run or --baseline, not both")
-        run_folder = RunFolder(Path(args.run))
-        config = run_folder.read_json(run_folder.config)
-        if "compound" in strategies and not args.coefficients:
-            baseline, coefficients = run_coefficients(run_folder)
-        baseline = str(config.get("baseline") or "")
-        if not baseline:
-            raise UsageError(f"{run_folder.config} names no baseline; the run folder is damaged")
-    elif args.baseline:
-        baseline = args.baseline
-    else:
-        raise UsageError("say what to scale: --baseline NAME or --run RUN_FOLDER")
+    run_folder, config, baseline, coefficients = _source(args, strategies)
     if args.coefficients:
         coefficients = parse_coefficients(args.coefficients)
     device = resolve_device(args.device)
 
-    training = None
-    if not args.no_train:
-        recipe = config.get("recipe") if not args.preset else None
-        training = ProxyTraining(
-            data=args.data or run_data(config) or "animals",
-            preset=args.preset or (recipe or {}).get("preset") or "default",
-            seeds=args.seeds if args.seeds is not None else int(config.get("seeds") or 2),
-            seed=args.seed,
-            recipe=recipe,
-        )
+    training = None if args.no_train else resolve_training(args, config)
     out = Path(args.out) if args.out else (
         run_folder.path if run_folder else RunFolder.for_name(default_family_name(baseline, None, "compare")).path
     )
@@ -115,3 +90,25 @@ def run(args) -> int:
     print_table(compare_table(frame))
     print(f"\nwrote {', '.join(str(p) for p in written.values())}")
     return 0
+
+
+def _source(args, strategies):
+    """(run folder, its config, baseline, coefficients) from --run or --baseline."""
+    from scaler.family_files import run_coefficients
+    from scaler.run_folder import RunFolder
+
+    if not args.run:
+        if not args.baseline:
+            raise UsageError("say what to scale: --baseline NAME or --run RUN_FOLDER")
+        return None, {}, args.baseline, None
+    if args.baseline:
+        raise UsageError("give either --run or --baseline, not both")
+    run_folder = RunFolder(Path(args.run))
+    config = run_folder.read_json(run_folder.config)
+    coefficients = None
+    if "compound" in strategies and not args.coefficients:
+        _, coefficients = run_coefficients(run_folder)
+    baseline = str(config.get("baseline") or "")
+    if not baseline:
+        raise UsageError(f"{run_folder.config} names no baseline; the run folder is damaged")
+    return run_folder, config, baseline, coefficients

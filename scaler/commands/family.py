@@ -27,7 +27,7 @@ from scaler.commands._common import (
     print_json,
     print_table,
     resolve_device,
-    run_data,
+    resolve_training,
 )
 from scaler.errors import UsageError
 
@@ -72,30 +72,16 @@ def run(args) -> int:
     from scaler import family as fam
     from scaler.baselines import get_baseline
     from scaler.cost import count_cost
-    from scaler.family_files import run_coefficients, save_family
-    from scaler.proxy import ProxyTraining
+    from scaler.family_files import save_family
     from scaler.run_folder import RunFolder
-    from scaler.scaling import format_macs, parse_budget, parse_coefficients, parse_phi_range
+    from scaler.scaling import format_macs, parse_budget, parse_phi_range
     from scaler.tables import family_table
 
     check_numbers(args, {"num_classes": 1, "latency_runs": 0, "latency_batch": 1, "seeds": 1, "seed": 0})
     phis = parse_phi_range(args.phi) if args.phi else None
     target = parse_budget(args.target) if args.target else None
     target_latency = parse_latency(args.target_latency) if args.target_latency else None
-    run_folder = config = None
-    if args.run:
-        if args.baseline or args.coefficients or args.table:
-            raise UsageError("give either --run, or --baseline with --coefficients or --table, not both")
-        run_folder = RunFolder(Path(args.run))
-        baseline, coefficients = run_coefficients(run_folder)
-        config = run_folder.read_json(run_folder.config)
-    else:
-        if not args.baseline:
-            raise UsageError("say what to scale: --run RUN_FOLDER, or --baseline with --coefficients or --table")
-        if bool(args.coefficients) == bool(args.table):
-            raise UsageError("give exactly one of --coefficients alpha,beta,gamma and --table official")
-        baseline = args.baseline
-        coefficients = parse_coefficients(args.coefficients) if args.coefficients else None
+    run_folder, config, baseline, coefficients = _source(args)
     if args.table and (args.target or args.target_latency):
         raise UsageError("--target and --target-latency solve for phi; the official table has none")
     if args.table and args.phi:
@@ -110,18 +96,9 @@ def run(args) -> int:
     if phis is None:
         phis = [0.0] if targets else [0.0, 1.0, 2.0, 3.0]
 
-    training = None
-    if args.train:
-        recipe = (config or {}).get("recipe") if not args.preset else None
-        training = ProxyTraining(
-            data=args.data or run_data(config) or "animals",
-            preset=args.preset or (recipe or {}).get("preset") or "default",
-            seeds=args.seeds if args.seeds is not None else int((config or {}).get("seeds") or 2),
-            seed=args.seed,
-            recipe=recipe,
-        )
-    elif args.data or args.preset or args.seeds is not None:
+    if not args.train and (args.data or args.preset or args.seeds is not None):
         raise UsageError("--data, --preset and --seeds only apply with --train")
+    training = resolve_training(args, config) if args.train else None
 
     device = resolve_device(args.device)
     out = Path(args.out) if args.out else (
@@ -146,12 +123,37 @@ def run(args) -> int:
     print()
     print_table(family_table(data))
     if family.solved:
-        s = family.solved
-        parts = []
-        if s["target_macs"] is not None:
-            parts.append(f"MACs <= {format_macs(s['target_macs'])} at phi <= {s['phi_for_macs']:g}")
-        if s["target_latency_ms"] is not None:
-            parts.append(f"latency <= {s['target_latency_ms']:g} ms on {s['device']} at phi <= {s['phi_for_latency']:g}")
-        print(f"\nlargest member that fits: phi = {s['phi']:g} ({'; '.join(parts)})")
+        print(solved_line(family.solved))
     print(f"\nwrote {json_path} and {csv_path}")
     return 0
+
+
+def _source(args):
+    """(run folder, its config, baseline, coefficients) from --run, or --baseline with --coefficients or --table."""
+    from scaler.family_files import run_coefficients
+    from scaler.run_folder import RunFolder
+    from scaler.scaling import parse_coefficients
+
+    if args.run:
+        if args.baseline or args.coefficients or args.table:
+            raise UsageError("give either --run, or --baseline with --coefficients or --table, not both")
+        run_folder = RunFolder(Path(args.run))
+        baseline, coefficients = run_coefficients(run_folder)
+        return run_folder, run_folder.read_json(run_folder.config), baseline, coefficients
+    if not args.baseline:
+        raise UsageError("say what to scale: --run RUN_FOLDER, or --baseline with --coefficients or --table")
+    if bool(args.coefficients) == bool(args.table):
+        raise UsageError("give exactly one of --coefficients alpha,beta,gamma and --table official")
+    return None, None, args.baseline, parse_coefficients(args.coefficients) if args.coefficients else None
+
+
+def solved_line(s: dict) -> str:
+    """What the solved target says: the largest member that fits, and why."""
+    from scaler.scaling import format_macs
+
+    parts = []
+    if s["target_macs"] is not None:
+        parts.append(f"MACs <= {format_macs(s['target_macs'])} at phi <= {s['phi_for_macs']:g}")
+    if s["target_latency_ms"] is not None:
+        parts.append(f"latency <= {s['target_latency_ms']:g} ms on {s['device']} at phi <= {s['phi_for_latency']:g}")
+    return f"\nlargest member that fits: phi = {s['phi']:g} ({'; '.join(parts)})"
