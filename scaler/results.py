@@ -159,16 +159,16 @@ def stage_agreement(screen: pd.DataFrame, confirm: pd.DataFrame, screen_winner: 
     })
 
 
-def curves_table(study: optuna.Study, points: list, reused: dict[int, int]) -> pd.DataFrame:
+def curves_table(study: optuna.Study, points: list, reused: dict[int, int], reused_from: str = "screen") -> pd.DataFrame:
     """One row per curve network (strategy, phi): cost and accuracy over seeds.
 
-    ``reused``: curve index -> grid point whose confirm runs it is (phi = 1 of a confirmed point).
+    ``reused``: curve index -> grid point whose ``reused_from`` runs it is (phi = 1 of a grid point).
     """
-    curve, confirm = stage_runs(study, "curve"), stage_runs(study, "confirm")
+    runs_of = {"curve": stage_runs(study, "curve"), reused_from: stage_runs(study, reused_from)}
     rows = []
     for i, pt in enumerate(points):
-        stage, index = ("confirm", reused[i]) if i in reused else ("curve", i)
-        runs = [t for (p, _), t in sorted((confirm if stage == "confirm" else curve).items()) if p == index]
+        stage, index = (reused_from, reused[i]) if i in reused else ("curve", i)
+        runs = [t for (p, _), t in sorted(runs_of[stage].items()) if p == index]
         accs = [t.value for t in runs if t.state == optuna.trial.TrialState.COMPLETE]
         c = pt.network
         m = c.coefficients.multipliers(1.0)

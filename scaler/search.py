@@ -54,7 +54,7 @@ from scaler.study import PRUNERS, Key, open_study, recover_interrupted, redact_u
 # Keys of config.json that define the study; a re-run must match them (in canonical form) to resume.
 # The confirm stage's K and the curves' strategies may change: they only choose which runs to make.
 IDENTITY = ("baseline", "budget", "space_rules", "data", "recipe", "seeds", "pruner", "candidates", "device",
-            "confirm_recipe", "confirm_seeds")
+            "confirm_recipe", "confirm_seeds", "curve_recipe")
 # What identifies the data: its pixels, labels and split — not how its path was spelled.
 DATA_IDENTITY = ("classes", "images", "image_size", "channels", "train_images", "val_images", "split_seed",
                  "fingerprint", "split_fingerprint")
@@ -75,6 +75,7 @@ class SearchConfig:
     confirm_recipe: dict = dataclasses.field(default_factory=dict)  # default: twice the screen's epochs
     confirm_seeds: int = 0  # default: one more than the screen's
     curves: str = "best"  # single dimensions drawn beside the chosen point: best, all or none
+    curve_recipe: str = "screen"  # the curves train at the screen's recipe and seeds (reusing its runs), or the confirm's
 
     def resolved(self) -> SearchConfig:
         """Defaults that depend on other fields filled in."""
@@ -193,9 +194,9 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         tables: dict[str, pd.DataFrame] = {}
         runner = StageRunner(config, study, run, backend, ray_address, log,
                              on_record=lambda: _write_tables(run, study, cands, tables))
-        answer = _stages(runner, config, cands, tables, Coster(baseline, recipe_from_dict(config.confirm_recipe),
-                                                               reference=reference_cost, proxy_classes=data.num_classes),
-                         ratio)
+        curve_recipe = config.recipe if config.curve_recipe == "screen" else config.confirm_recipe
+        coster = Coster(baseline, recipe_from_dict(curve_recipe), reference=reference_cost, proxy_classes=data.num_classes)
+        answer = _stages(runner, config, cands, tables, coster, ratio)
         _write_tables(run, study, cands, tables)
         winner = answer.winner
         if winner:
@@ -220,6 +221,8 @@ def _checked(config: SearchConfig, backend: str) -> SearchConfig:
         raise UsageError(f"--confirm must be 0 or more, got {config.confirm}")
     if config.curves not in CURVES:
         raise UsageError(f"--curves must be one of {', '.join(CURVES)}, got {config.curves!r}")
+    if config.curve_recipe not in ("screen", "confirm"):
+        raise UsageError(f"--curve-recipe must be screen or confirm, got {config.curve_recipe!r}")
     return config.resolved()
 
 
@@ -283,18 +286,26 @@ def _label(c: Candidate) -> str:
 
 def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], final: pd.DataFrame, chosen: int,
             coster: Coster, ratio: float, confirmed: list[int]) -> pd.DataFrame:
-    """Train the curve networks the confirm stage has not trained; one row per (strategy, phi)."""
+    """Train the curve networks no stage has trained yet; one row per (strategy, phi).
+
+    At ``config.curve_recipe`` (default the screen's, whose runs give every grid point's phi = 1),
+    or the confirm's (whose runs give the confirmed points' phi = 1).
+    """
     # the best single dimension by the longest training that judged one, else by the screen
     confirmed_singles = final[final.kind.isin(DIMENSIONS) & (final.state == "COMPLETE")]
     judged = final if len(confirmed_singles) else trials_table(runner.study, cands, "screen")
     strategies = curve_strategies(judged, chosen, cands, config.curves)
     points = curve_points(baseline_point(coster), strategies, ratio, coster)
-    reused = {i: pt.grid_point for i, pt in enumerate(points) if pt.phi == 1 and pt.grid_point in confirmed}
+    stage = config.curve_recipe
+    recipe, seeds, trained = ((config.recipe, config.seeds, range(len(cands))) if stage == "screen"
+                              else (config.confirm_recipe, config.confirm_seeds, confirmed))
+    reused = {i: pt.grid_point for i, pt in enumerate(points) if pt.phi == 1 and pt.grid_point in trained}
     todo = [i for i in range(len(points)) if i not in reused]
-    plans = {i: Planned(points[i].network, config.confirm_recipe, f"{points[i].strategy} phi={points[i].phi}") for i in todo}
-    plan = {key: plans[key[1]] for key in stage_keys("curve", todo, config.confirm_seeds)}
-    runner.run_stage("curve", plan, f"{len(todo)} networks x {config.confirm_seeds} seed(s) ({len(reused)} reused from confirm)")
-    return curves_table(runner.study, points, reused)
+    plans = {i: Planned(points[i].network, recipe, f"{points[i].strategy} phi={points[i].phi}") for i in todo}
+    plan = {key: plans[key[1]] for key in stage_keys("curve", todo, seeds)}
+    runner.run_stage("curve", plan, f"{len(todo)} networks x {seeds} seed(s) at the {stage} recipe "
+                                    f"({len(reused)} reused from the {stage} stage)")
+    return curves_table(runner.study, points, reused, stage)
 
 
 def _write_tables(run: RunFolder, study: optuna.Study, cands: list[Candidate], tables: dict) -> None:

@@ -10,8 +10,9 @@ confirm stage (MnasNet retrains its top candidates; Hyperband keeps one fully tr
   when it is not among them, at the confirm recipe (``--confirm-preset``, default twice the
   screen's epochs) with ``--confirm-seeds`` seeds (default one more than the screen's);
 - **curve**: the chosen coefficients and the best single dimension at phi = 0, 1, 2 (1x, 2x, 4x
-  the baseline, cost-matched at full size), at the confirm recipe and seeds: accuracy against
-  MACs, one line per strategy. Runs the confirm stage already made are reused, never repeated.
+  the baseline, cost-matched at full size), at the screen's recipe and seeds (default; its runs
+  are every grid point's phi = 1) or the confirm's (``--curve-recipe confirm``): accuracy against
+  MACs, one line per strategy. Runs a stage already made are reused, never repeated.
 
 Every run of every stage is one trial of the search's study, keyed ``(stage, point, seed)``:
 ``point`` indexes the grid for screen and confirm, and :func:`curve_points` for curves.

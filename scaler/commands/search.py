@@ -64,6 +64,8 @@ def add_arguments(parser) -> None:
     stages.add_argument("--confirm-seeds", type=int, help="seeds per confirmed point (default: one more than --seeds)")
     stages.add_argument("--curves", default="best", choices=CURVES,
                         help="train phi 0..2 of the chosen point and of the best (or all, or no) single dimension (default best)")
+    stages.add_argument("--curve-recipe", default="screen", choices=("screen", "confirm"),
+                        help="the curves' recipe and seeds: the screen's (reusing its runs; default) or the confirm's")
     add_recipe_arguments(parser)
     add_device_argument(parser)
 
@@ -84,7 +86,7 @@ def run(args) -> int:
         recipe=dataclasses.asdict(recipe), seeds=args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(args.preset, 2),
         pruner=args.pruner, device=str(resolve_device(args.device)), storage=args.storage, confirm=args.confirm,
         confirm_recipe=dataclasses.asdict(confirm_recipe(recipe, args.confirm_preset, get_baseline(args.baseline))),
-        confirm_seeds=args.confirm_seeds or 0, curves=args.curves,
+        confirm_seeds=args.confirm_seeds or 0, curves=args.curves, curve_recipe=args.curve_recipe,
     )
     run_folder = RunFolder(Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))
     result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True),
