@@ -22,14 +22,6 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
-def write_bytes(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-    return path
-
-
 def standard(obj):
     """``obj`` with every non-finite float replaced by None, so it is valid JSON."""
     if isinstance(obj, float):

@@ -21,6 +21,27 @@ SMOKE_DATA = "synthetic:size=16,images=400,classes=4"
 SMOKE_SEARCH = ["--preset", "smoke", "--data", "synthetic", "--no-family", "--no-report", "--device", "cpu",
                 "--confirm", "0", "--curves", "none"]
 
+# A user's network that fails at some sizes (wider than 1.3x): its points fail with its message.
+FLAKY_MODEL = '''
+import torch
+from torch import nn
+
+class Exploding(nn.Module):
+    def __init__(self, width, num_classes):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.fc = nn.Linear(8, num_classes)
+        self.explode = width > 1.3
+
+    def forward(self, x):
+        if self.explode:
+            raise RuntimeError("too wide for me")
+        return self.fc(self.conv(x).mean((2, 3)))
+
+def build(width_mult, depth_mult, num_classes):
+    return Exploding(width_mult, num_classes)
+'''
+
 
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``python -m scaler ARGS`` as a user would, returning the finished process."""

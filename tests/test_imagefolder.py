@@ -173,6 +173,7 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 
+@pytest.mark.slow
 def test_peak_memory_grows_slowly_with_photo_count(tmp_path):
     """Peak RSS loading 20 and 80 photos; the growth per photo must let 2,000 fit in 2 GB.
 

@@ -8,6 +8,7 @@ import json
 
 import optuna
 import pandas as pd
+import pytest
 from conftest import SMOKE_SEARCH, run_cli
 
 from scaler.study import key_distributions, keys_to_run, stage_keys
@@ -15,6 +16,7 @@ from scaler.study import key_distributions, keys_to_run, stage_keys
 SMOKE = SMOKE_SEARCH
 
 
+@pytest.mark.slow
 def test_ray_search_end_to_end_and_resume(tmp_path):
     out = tmp_path / "run"
     args = ["search", "--baseline", "resnet18", "--budget", "2x", "--out", str(out), *SMOKE, "--backend", "ray"]

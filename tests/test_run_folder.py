@@ -15,7 +15,7 @@ import warnings
 
 import pandas as pd
 import pytest
-from conftest import SMOKE_SEARCH, run_cli
+from conftest import FLAKY_MODEL, SMOKE_SEARCH, run_cli
 from torch import nn
 
 from scaler.baselines import Baseline
@@ -30,25 +30,6 @@ from scaler.scaling import Coefficients
 from scaler.search import canonical
 from scaler.train import TrainingFailed, train
 
-FLAKY = '''
-from torch import nn
-
-class Flaky(nn.Module):
-    def __init__(self, width, num_classes):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3)
-        self.fc = nn.Linear(8, num_classes)
-        self.explode = width > 1.3
-
-    def forward(self, x):
-        if self.explode:
-            raise RuntimeError("too wide for me")
-        return self.fc(self.conv(x).mean((2, 3)))
-
-def build(width_mult, depth_mult, num_classes):
-    return Flaky(width_mult, num_classes)
-'''
-
 
 def _complete(db) -> int:
     try:
@@ -58,10 +39,11 @@ def _complete(db) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_uncostable_point_is_standard_json_and_the_search_resumes_after_kills(tmp_path):
     # A point whose model fails to run cannot be costed: its ratio is NaN, which config.json must
     # store as null, and which must compare equal to itself when the search resumes.
-    (tmp_path / "flaky_net.py").write_text(FLAKY)
+    (tmp_path / "flaky_net.py").write_text(FLAKY_MODEL)
     out = tmp_path / "run"
     args = ["search", "--baseline", "flaky_net:build", "--out", str(out), *SMOKE_SEARCH, "--proxy-width", "1.0", "--seeds", "2"]
     proc = subprocess.Popen([sys.executable, "-m", "scaler", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ import time
 import optuna
 import pandas as pd
 import pytest
-from conftest import ROOT, SMOKE_SEARCH, run_cli
+from conftest import FLAKY_MODEL, ROOT, SMOKE_SEARCH, run_cli
 
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
@@ -99,6 +99,7 @@ def test_welch_margin():
 # --- end to end -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_search_end_to_end_smoke(tmp_path):
     out = tmp_path / "run"
     result = run_cli("search", "--baseline", "resnet18", "--budget", "2x", "--out", str(out), *SMOKE, timeout=600)
@@ -138,6 +139,7 @@ def _complete_trials(db) -> int:
         return 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_kill_and_resume_loses_nothing(tmp_path, sig):
     out = tmp_path / "run"
@@ -162,6 +164,7 @@ def test_kill_and_resume_loses_nothing(tmp_path, sig):
     assert (table.state == "COMPLETE").all() and len(complete) == len(table)
 
 
+@pytest.mark.slow
 def test_run_failed_outside_the_objective_is_retried_but_a_recorded_failure_is_not(tmp_path):
     # Ctrl-C can land after Optuna opened a trial but before the objective's handlers run: Optuna
     # then marks it FAIL with no reason. Only a failure scaler recorded (with its reason) is final.
@@ -186,6 +189,7 @@ def test_run_failed_outside_the_objective_is_retried_but_a_recorded_failure_is_n
     assert latest[1, 0] == optuna.trial.TrialState.FAIL
 
 
+@pytest.mark.slow
 def test_resume_runs_each_pair_once_whatever_recorded_the_earlier_runs(tmp_path):
     # Runs recorded by the Ray backend carry no sampler bookkeeping; the resume must still run
     # exactly the pairs that are missing (GridSampler would have re-run some and skipped others).
@@ -210,29 +214,10 @@ def test_resume_runs_each_pair_once_whatever_recorded_the_earlier_runs(tmp_path)
     assert sorted(pairs) == sorted((t.params["point"], t.params["seed"]) for t in done)
 
 
-FAILING_MODEL = '''
-import torch
-from torch import nn
-
-class Exploding(nn.Module):
-    def __init__(self, width, num_classes):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3)
-        self.fc = nn.Linear(8, num_classes)
-        self.explode = width > 1.3
-
-    def forward(self, x):
-        if self.explode:
-            raise RuntimeError("too wide for me")
-        return self.fc(self.conv(x).mean((2, 3)))
-
-def build(width_mult, depth_mult, num_classes):
-    return Exploding(width_mult, num_classes)
-'''
 
 
 def test_failing_candidate_is_recorded_and_search_goes_on(tmp_path):
-    (tmp_path / "flaky_net.py").write_text(FAILING_MODEL)
+    (tmp_path / "flaky_net.py").write_text(FLAKY_MODEL)
     out = tmp_path / "run"
     result = run_cli("search", "--baseline", "flaky_net:build", "--out", str(out), *SMOKE, "--proxy-width", "1.0",
                      cwd=tmp_path, timeout=600)

@@ -64,6 +64,7 @@ def _complete(db) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_screen_confirm_curves_end_to_end_and_resumed_after_a_kill(tmp_path):
     out = tmp_path / "run"
     args = ["search", "--baseline", "resnet18", "--budget", "2x", "--out", str(out), *STAGED]
