@@ -110,14 +110,17 @@ class RunFolder:
         """Make (or take over) the folder as a run folder; refuse one whose files scaler did not write."""
         if self.path.exists() and not self.path.is_dir():
             raise UsageError(f"{str(self.path)!r} is a file, not a folder; choose another --out")
-        self.path.mkdir(parents=True, exist_ok=True)
-        if self.is_run_folder():
-            return self
-        present = [name for name in KNOWN if (self.path / name).exists() or (self.path / name).is_symlink()]
-        if present and not self._older_run():
-            raise UsageError(f"{str(self.path)!r} is not a scaler run folder and holds {', '.join(present)}; "
-                             "choose another folder")
-        self._write_manifest(present)  # an older scaler's run is adopted with the files it has
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if self.is_run_folder():
+                return self
+            present = [name for name in KNOWN if (self.path / name).exists() or (self.path / name).is_symlink()]
+            if present and not self._older_run():
+                raise UsageError(f"{str(self.path)!r} is not a scaler run folder and holds {', '.join(present)}; "
+                                 "choose another folder")
+            self._write_manifest(present)  # an older scaler's run is adopted with the files it has
+        except OSError as exc:  # read-only, a file where a folder should be, no space
+            raise UsageError(f"cannot write the run folder {str(self.path)!r}: {exc.strerror or exc}") from None
         return self
 
     def _older_run(self) -> bool:

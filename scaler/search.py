@@ -26,6 +26,7 @@ import pandas as pd
 from scaler import __version__
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
+from scaler.devices import set_threads
 from scaler.errors import UsageError
 from scaler.files import dumps
 from scaler.matching import Coster
@@ -121,6 +122,9 @@ def _resolved_config(config: SearchConfig, space: SearchSpace, cands: list[Candi
         "dropped": [c.as_dict() for c in dropped],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "scaler_version": __version__,
+        # Per-run accuracies repeat to the bit for the same thread count; another count changes the
+        # order of float reductions and so the last digits (docs/benchmarks.md, "Repeatability").
+        "torch_threads": set_threads(),
     }
 
 

@@ -50,6 +50,10 @@ FILES = {  # written into tmp_path for every case: the broken inputs the cases n
     "stride3.json": _stages(stride=3),
     "a_list.json": "[1, 2]",
     "no_stages.json": '{"stages": []}',
+    "foreign/config.json": '{"mine": true}',  # a folder scaler did not make
+    "half/config.json": '{"baseline": "resnet18", "scaler_version": "0.1.0"',  # a run cut off mid-write
+    "older/config.json": '{"baseline": "resnet18", "scaler_version": "0.0.9"}',  # an older run, never finished
+    "afile": "not a folder\n",
     "bad.toml": "depth = [",
     "unknown_key.toml": "bogus = 1\n",
     "share_high.toml": "depth = [2.0]\n",
@@ -197,6 +201,16 @@ CASES = [  # (id, arguments, a fragment the one line must hold)
     ("budget-compare-empty", f"{COMPARE} --budget ,", "at least one budget"),
     ("budget-compare-not-above", f"{COMPARE} --budget 1x", "not larger"),
     ("budget-family-target", f"{FAMILY} --target 0x", "budget"),
+    # run folders: foreign, half written, from an older version, unwritable
+    ("run-foreign-fresh", f"{SEARCH.replace('--out out', '--out foreign')} --fresh", "not a scaler run folder"),
+    ("run-foreign-compare", "compare --run foreign --no-train", "no coefficients.json"),
+    ("run-half-family", "family --run half --latency-runs 0", "not valid JSON"),
+    ("run-half-export", "export --run half --phi 1 --onnx m.onnx", "no family file"),
+    ("run-older-family", "family --run older --latency-runs 0", "no coefficients.json"),
+    ("run-empty-report", "report empty", "nothing to report"),
+    ("run-missing-report", "report nowhere", "does not exist"),
+    ("run-out-is-a-file", SEARCH.replace("--out out", "--out afile"), "is a file"),
+    ("run-out-under-a-file", SEARCH.replace("--out out", "--out afile/run"), "cannot write the run folder"),
 ]
 # End to end in a subprocess: the cases the issue named, and the ones that raised tracebacks.
 SUBPROCESS = {"search-phi-dash", "family-phi-huge", "flops-per-layer-negative", "stages-se-text",
