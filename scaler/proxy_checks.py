@@ -129,9 +129,16 @@ def check_winners_agree(screen: object, confirm: object) -> ProxyWarning | None:
         return None
     return ProxyWarning(
         "winners_disagree",
-        f"the screen picked {screen} but the confirm stage picked {confirm}: the short proxy's ranking "
+        f"the screen picked {_name(screen)} but the confirm stage picked {_name(confirm)}: the short proxy's ranking "
         "did not hold in longer training",
         "trust the confirm stage's winner, or confirm more of the screen's top points")
+
+
+def _name(point: object) -> str:
+    """A point as a reader meets it: numbers to 3 significant digits."""
+    if isinstance(point, (tuple, list)):
+        return "(" + ", ".join(_name(v) for v in point) + ")"
+    return f"{point:.3g}" if isinstance(point, float) else str(point)
 
 
 def _same(a: object, b: object) -> bool:

@@ -50,7 +50,7 @@ def winner_text(c: dict) -> str:
     if isinstance(runner, dict):
         text += f" Runner-up: {coeffs(runner)}, {pct(runner.get('accuracy_mean'), runner.get('accuracy_std'))} %."
         if c.get("verdict"):
-            text += " " + " ".join(line[0].upper() + line[1:] for line in winner_lines(c))
+            text += "".join("\n" + line[0].upper() + line[1:] for line in winner_lines(c))
         elif isnum(c.get("margin")):  # a run folder written before the verdict
             text += f" Margin {100 * float(c['margin']):+.2f} points"
             interval = c.get("margin_interval")
@@ -94,8 +94,9 @@ def curves_series(run: RunData, x: str, prefix: str) -> list[plots.Series]:
     for name in [s for s in dict.fromkeys(c.strategy) if s != "baseline"]:
         part = pd.concat([base, c[c.strategy == name]]).sort_values("phi")
         kind = part.kind.iloc[-1]
-        label = f"{prefix}chosen: {kind} ({num(part.alpha.iloc[1], 3)}, {num(part.beta.iloc[1], 3)}, {num(part.gamma.iloc[1], 3)})" \
-            if name == "chosen" else f"{prefix}{name} only"
+        coeffs = f"({num(part.alpha.iloc[1], 3)}, {num(part.beta.iloc[1], 3)}, {num(part.gamma.iloc[1], 3)})"
+        label = {"chosen": f"chosen: {kind} {coeffs}", "compound": f"best compound {coeffs}"}.get(name, f"{name} only")
+        label = prefix + label
         series.append(plots.Series(label=label, x=_vals(part[x]), y=_vals(part.accuracy_mean),
                                    yerr=_vals(part.accuracy_std), labels=[f"phi={int(p)}" for p in part.phi]))
     return series
@@ -174,6 +175,8 @@ def build_blocks(data: list[RunData], plot_dir: Path) -> list[Block]:
 
     charts = []
     for x, what in (("macs", "MACs"), ("params", "parameters"), ("latency_ms", "latency")):
+        if x == "macs" and not several and data[0].curves is not None:
+            continue  # the run's own curves chart, just above, is this chart
         series = []
         for d in data:
             prefix = f"{d.name}: " if several else ""
@@ -253,8 +256,9 @@ def answer_blocks(d: RunData, plot_dir: Path, prefix: str, several: bool) -> lis
         blocks.append(Block("note", note))
     for w in proxy_warnings(d.coefficients):
         blocks.append(Block("note", f"Warning: {w}"))
-    if d.coefficients:
-        blocks += [heading(3, "Answer"), para(winner_text(d.coefficients))]
+    if d.coefficients:  # the choice, then one paragraph per line of evidence (verdict, compound vs single, stages)
+        first, *evidence = winner_text(d.coefficients).split("\n")
+        blocks += [heading(3, "Answer"), para(first), *(para(line) for line in evidence)]
     elif d.trials is not None:
         blocks += [heading(3, "Answer"), para("No answer yet: coefficients.json is not written (the search is running, "
                                        "or no grid point finished).")]

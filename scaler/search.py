@@ -32,7 +32,7 @@ from scaler.files import dumps
 from scaler.matching import Coster
 from scaler.objective import Planned
 from scaler.proxy import dataset
-from scaler.proxy_checks import ProxyWarning, check_winners_agree, run_checks
+from scaler.proxy_checks import ProxyWarning, check_baseline_accuracy, check_winners_agree, run_checks
 from scaler.recipe import recipe_defaults, recipe_from_dict
 from scaler.results import choose_winner, curves_table, stage_agreement, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
@@ -43,7 +43,6 @@ from scaler.stages import (
     CURVES,
     DEFAULT_CONFIRM,
     DEFAULT_CONFIRM_PRESET,
-    DIMENSIONS,
     baseline_point,
     confirm_recipe,
     curve_points,
@@ -271,6 +270,9 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], t
     curves = None
     if winner and config.curves != "none":
         curves = _curves(runner, config, cands, final, winner["point"], coster, ratio, promoted)
+        base = curves[curves.phi == 0].accuracy_mean  # the curves train the baseline: is it saturated, or at chance?
+        judged = check_baseline_accuracy(float(base.iloc[0]) if len(base) else None, runner.classes)
+        warnings += [judged] if judged else []
     return _Answer(final, winner, curves, warnings)
 
 
@@ -295,10 +297,7 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
     At ``config.curve_recipe`` (default the screen's, whose runs give every grid point's phi = 1),
     or the confirm's (whose runs give the confirmed points' phi = 1).
     """
-    # the best single dimension by the longest training that judged one, else by the screen
-    confirmed_singles = final[final.kind.isin(DIMENSIONS) & (final.state == "COMPLETE")]
-    judged = final if len(confirmed_singles) else trials_table(runner.study, cands, "screen")
-    strategies = curve_strategies(judged, chosen, cands, config.curves)
+    strategies = curve_strategies(final, trials_table(runner.study, cands, "screen"), chosen, cands, config.curves)
     points = curve_points(baseline_point(coster), strategies, ratio, coster)
     stage = config.curve_recipe
     recipe, seeds, trained = ((config.recipe, config.seeds, range(len(cands))) if stage == "screen"

@@ -117,16 +117,32 @@ def baseline_point(coster: Coster) -> Candidate:
                      cost.full.activations, cost.input_px, "", cost.proxy_ratio)
 
 
-def curve_strategies(table: pd.DataFrame, chosen_point: int, cands: list[Candidate],
+def curve_strategies(judged: pd.DataFrame, screen: pd.DataFrame, chosen_point: int, cands: list[Candidate],
                      which: str = "best") -> list[tuple[str, int, Candidate]]:
-    """The chosen point, then the single-dimension points it is compared with: the best one
-    (``which="best"``, by the table's accuracy), all of them (``"all"``), or none (``"none"``)."""
+    """The chosen point, then what it is compared with.
+
+    A compound winner is compared with the best single dimension; a single-dimension winner with
+    the best compound point (that is the question: does compound scaling beat one dimension?).
+    ``which="all"`` adds every other single dimension; ``"none"`` draws the chosen point alone.
+    Each "best" is taken from ``judged`` (the confirm stage) when it holds such a point, else from
+    ``screen``.
+    """
     out = [("chosen", chosen_point, cands[chosen_point])]
     if which == "none":
         return out
-    singles = table[(table.kind.isin(DIMENSIONS)) & (table.state == "COMPLETE") & (table.point != chosen_point)]
-    singles = singles.sort_values(["accuracy_mean", "macs"], ascending=[False, True])
-    picked = singles if which == "all" else singles.head(1)
-    return out + [(str(r.kind), int(r.point), cands[int(r.point)]) for r in picked.itertuples()]
+    winner_is_single = cands[chosen_point].kind in DIMENSIONS
+    rival = ["compound"] if winner_is_single else list(DIMENSIONS)
+    picked = _best(judged, screen, rival, chosen_point)[:1]
+    if which == "all":
+        picked += [r for r in _best(judged, screen, list(DIMENSIONS), chosen_point) if r not in picked]
+    return out + [("compound" if cands[p].kind == "compound" else cands[p].kind, p, cands[p]) for p in picked]
 
 
+def _best(judged: pd.DataFrame, screen: pd.DataFrame, kinds: list[str], chosen_point: int) -> list[int]:
+    """Complete points of ``kinds`` other than the chosen one, best first, from ``judged`` if it has any."""
+    for table in (judged, screen):
+        rows = table[table.kind.isin(kinds) & (table.state == "COMPLETE") & (table.point != chosen_point)]
+        if len(rows):
+            order = rows.sort_values(["accuracy_mean", "macs"], ascending=[False, True])
+            return [int(p) for p in order.point]
+    return []

@@ -21,7 +21,7 @@ from scaler.errors import UsageError
 
 COUNTS = ("macs", "fvcore_total", "params", "activations")
 
-# reference.md: torchvision's models, weights=None, 1000 classes, batch 1.
+# torchvision's models (weights=None, 1000 classes, batch 1), counted here and pinned (docs/design.md).
 # (baseline, width, depth, resolution): (params, MACs incl. bias adds, fvcore total)
 REFERENCE = {
     ("efficientnet_b0", 1.0, 1.0, 224): (5_288_548, 385_825_092, 401_659_392),

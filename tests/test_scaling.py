@@ -16,7 +16,7 @@ from scaler.scaling import (
     round_repeats,
 )
 
-# EfficientNet's official per-model (width, depth, resolution); reference.md.
+# EfficientNet's official per-model (width, depth, resolution): Tan & Le 2019, the official efficientnet_builder.py.
 OFFICIAL = {
     "efficientnet_b1": (1.0, 1.1, 240),
     "efficientnet_b2": (1.1, 1.2, 260),

@@ -46,6 +46,20 @@ def test_promote_takes_the_top_k_and_the_best_point_led_by_each_dimension():
     assert promote(table.assign(state="FAIL"), 2) == []
 
 
+def test_curves_compare_the_chosen_point_with_the_other_kind():
+    from scaler.search_space import Candidate
+    from scaler.stages import curve_strategies
+
+    table = _table([(0, "depth", 2, 1, 1, 0.70), (1, "width", 1, 1.41, 1, 0.80), (2, "compound", 1, 1.26, 1.12, 0.85)])
+    cands = [Candidate(k, Coefficients(a, b, g), 2, 2, 1, 1, 1, 224)
+             for k, a, b, g in (("depth", 2, 1, 1), ("width", 1, 1.41, 1), ("compound", 1, 1.26, 1.12))]
+    names = lambda out: [(n, p) for n, p, _ in out]  # noqa: E731
+    assert names(curve_strategies(table, table, 2, cands)) == [("chosen", 2), ("width", 1)]  # compound won: best single
+    assert names(curve_strategies(table, table, 0, cands)) == [("chosen", 0), ("compound", 2)]  # depth won: best compound
+    assert names(curve_strategies(table, table, 0, cands, "all")) == [("chosen", 0), ("compound", 2), ("width", 1)]
+    assert names(curve_strategies(table, table, 2, cands, "none")) == [("chosen", 2)]
+
+
 def test_confirm_recipe_is_longer_than_the_screen():
     screen = PRESETS["default"]
     longer = confirm_recipe(screen, "2x", get_baseline("resnet18"))
@@ -96,6 +110,9 @@ def test_screen_confirm_curves_end_to_end_and_resumed_after_a_kill(tmp_path):
     chosen = curves[curves.strategy == "chosen"].sort_values("phi")
     assert list(chosen.phi) == [1, 2] and chosen.macs_ratio.iloc[-1] == pytest.approx(4, rel=0.06)
     assert (curves[curves.phi == 1].runs_from == "screen").all()  # phi = 1 is a grid point: reused, not retrained
+    base = float(curves[curves.phi == 0].accuracy_mean.iloc[0])  # the baseline's accuracy is judged (4 classes)
+    codes = {w["code"] for w in winner["warnings"]}
+    assert ("baseline_near_chance" in codes) == (base < 0.5) and ("baseline_saturated" in codes) == (base > 0.95)
 
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
     done = [(t.params["stage"], t.params["point"], t.params["seed"]) for t in study.trials
