@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(BIN)/scaler search --baseline resnet50 --budget 2x
 
-# The same job at smoke size (about two minutes).
+# The same job at smoke size (about a minute).
 smoke: $(STAMP)
 	$(BIN)/scaler search --baseline resnet50 --budget 2x --preset smoke --out runs/resnet50-2x-smoke
 
