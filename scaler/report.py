@@ -268,9 +268,10 @@ def answer_blocks(d: RunData, plot_dir: Path, prefix: str, several: bool) -> lis
         if curve:
             blocks += [heading(3, "Curves"), image(curve, "Proxy accuracy (%, mean ± std over seeds) against MACs "
                                                            "(multiply-adds, log scale) at phi = 0, 1, 2: the chosen "
-                                                           "coefficients beside the best single dimension.")]
+                                                           "coefficients beside their rival (the best single "
+                                                           "dimension, or the best compound point).")]
         blocks.append(table(curves_table(d.curves), "One row per network of a curve; 'runs from' says which "
-                                                     "stage trained it (confirm runs are reused)."))
+                                                     "stage trained it (a stage's runs are reused, never repeated)."))
     return blocks
 
 

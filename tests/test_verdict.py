@@ -220,7 +220,7 @@ def test_a_point_not_finished_has_no_p_best():
 
 
 def test_a_run_folder_written_before_the_verdict_still_reports(tmp_path):
-    old = ROOT / "reports" / "resnet50-2x"
+    old = ROOT / "tests" / "data" / "run-2026-11-25"  # written before the verdict existed
     coefficients = json.loads((old / "coefficients.json").read_text())
     assert "verdict" not in coefficients and "compound_vs_single" not in coefficients
     text = winner_text(coefficients)
