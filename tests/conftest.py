@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -61,3 +62,14 @@ def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> 
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def complete_trials(db: Path) -> int:
+    """How many trials of a study's SQLite file are COMPLETE (0 while it does not exist yet)."""
+    if not Path(db).exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:
+        return 0

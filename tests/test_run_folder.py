@@ -15,7 +15,7 @@ import warnings
 
 import pandas as pd
 import pytest
-from conftest import FLAKY_MODEL, SMOKE_SEARCH, run_cli
+from conftest import FLAKY_MODEL, SMOKE_SEARCH, complete_trials, run_cli
 from torch import nn
 
 from scaler.baselines import Baseline
@@ -31,14 +31,6 @@ from scaler.search import canonical
 from scaler.train import TrainingFailed, train
 
 
-def _complete(db) -> int:
-    try:
-        with sqlite3.connect(db) as con:
-            return con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.mark.slow
 def test_uncostable_point_is_standard_json_and_the_search_resumes_after_kills(tmp_path):
     # A point whose model fails to run cannot be costed: its ratio is NaN, which config.json must
@@ -49,18 +41,18 @@ def test_uncostable_point_is_standard_json_and_the_search_resumes_after_kills(tm
     proc = subprocess.Popen([sys.executable, "-m", "scaler", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while _complete(out / "study.db") < 2 and time.time() < deadline and proc.poll() is None:
+    while complete_trials(out / "study.db") < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     config = (out / "config.json").read_text()
     assert "NaN" not in config and json.loads(config)["candidates"]  # standard JSON
-    done = _complete(out / "study.db")
+    done = complete_trials(out / "study.db")
     for _ in range(3):  # resume, and resume a finished search: nothing lost, nothing retrained
         again = run_cli(*args, cwd=tmp_path, timeout=600)
         assert again.returncode == 0, again.stderr
-        assert _complete(out / "study.db") >= done
-        done = _complete(out / "study.db")
+        assert complete_trials(out / "study.db") >= done
+        done = complete_trials(out / "study.db")
     assert "0 to run" in again.stdout
     table = pd.read_csv(out / "trials.csv")
     assert set(table.state) == {"COMPLETE", "FAIL"}

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ import time
 import optuna
 import pandas as pd
 import pytest
-from conftest import FLAKY_MODEL, ROOT, SMOKE_SEARCH, run_cli
+from conftest import FLAKY_MODEL, ROOT, SMOKE_SEARCH, complete_trials, run_cli
 
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
@@ -129,16 +128,6 @@ def test_search_end_to_end_smoke(tmp_path):
     assert (out / "notes.txt").read_text() == "mine"  # --fresh removes only what the run owns
 
 
-def _complete_trials(db) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db) as con:
-            return con.execute("select count(*) from trials where state = 'COMPLETE'").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
 def test_kill_and_resume_loses_nothing(tmp_path, sig):
@@ -146,11 +135,11 @@ def test_kill_and_resume_loses_nothing(tmp_path, sig):
     args = [sys.executable, "-m", "scaler", "search", "--baseline", "resnet18", "--out", str(out), *SMOKE]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
-    while _complete_trials(out / "study.db") < 2 and time.time() < deadline and proc.poll() is None:
+    while complete_trials(out / "study.db") < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
     os.killpg(proc.pid, sig)
     proc.wait(timeout=60)
-    done_before = _complete_trials(out / "study.db")
+    done_before = complete_trials(out / "study.db")
     assert done_before >= 2
 
     result = run_cli("search", "--baseline", "resnet18", "--out", str(out), *SMOKE, timeout=600)
