@@ -49,3 +49,18 @@ def test_ray_search_end_to_end_and_resume(tmp_path):
     again = run_cli(*args, timeout=300)
     assert again.returncode == 0, again.stderr[-4000:]
     assert "0 to run" in again.stdout  # resumed, nothing retrained
+
+
+@pytest.mark.slow
+def test_ray_runs_every_stage_and_the_optuna_backend_resumes_it(tmp_path):
+    out = tmp_path / "run"
+    args = ["search", "--baseline", "resnet18", "--budget", "2x", "--out", str(out), "--preset", "smoke",
+            "--data", "synthetic:size=16,images=400,classes=4", "--no-family", "--no-report", "--device", "cpu",
+            "--confirm", "1"]
+    result = run_cli(*args, "--backend", "ray", timeout=400)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert set(pd.read_csv(out / "trials.csv").stage) == {"screen", "confirm"}
+    assert json.loads((out / "coefficients.json").read_text())["stage"] == "confirm"
+    assert (pd.read_csv(out / "curves.csv").state == "COMPLETE").all()
+    again = run_cli(*args, timeout=300)  # the Optuna backend finds every stage done
+    assert again.returncode == 0 and again.stdout.count(", 0 to run") == 3
