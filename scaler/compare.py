@@ -39,7 +39,7 @@ from scaler.errors import UsageError
 from scaler.matching import correct
 from scaler.proxy import ProxyTrainer, ProxyTraining
 from scaler.run_folder import RunFolder
-from scaler.scaling import Budget, Coefficients, Multipliers, parse_budget
+from scaler.scaling import Budget, Coefficients, Multipliers, Shares, parse_budget
 from scaler.train_log import TrainingLog
 
 STRATEGIES = ("depth", "width", "resolution", "compound", "dollar")
@@ -64,13 +64,18 @@ class Strategy:
     e_width: float
     e_resolution: float
 
+    @property
+    def shares(self) -> Shares:
+        return Shares(self.e_depth, self.e_width, self.e_resolution)  # checks e_d + 2 e_w + 2 e_r = 1
+
     def __post_init__(self) -> None:
-        total = self.e_depth + 2 * self.e_width + 2 * self.e_resolution
-        if not math.isclose(total, 1.0, rel_tol=1e-9):
-            raise ValueError(f"strategy {self.name}: e_d + 2 e_w + 2 e_r = {total}, not 1")
+        try:
+            _ = self.shares  # the check lives with the shares
+        except ValueError as exc:
+            raise ValueError(f"strategy {self.name}: {exc}") from None
 
     def multipliers(self, factor: float) -> Multipliers:
-        return Multipliers(depth=factor**self.e_depth, width=factor**self.e_width, resolution=factor**self.e_resolution)
+        return self.shares.multipliers(factor)
 
 
 def dollar_strategy(alpha: float = DOLLAR_ALPHA) -> Strategy:

@@ -124,6 +124,37 @@ class Multipliers:
         return round_resolution(base_resolution * self.resolution)
 
 
+@dataclass(frozen=True)
+class Shares:
+    """How a cost factor ``s`` is shared between the dimensions: depth ``s**depth``, width
+    ``s**width``, resolution ``s**resolution``, with depth + 2 width + 2 resolution = 1 so that the
+    nominal cost d * w**2 * r**2 is ``s`` exactly (checked, as pycls's scaler does). The grid's
+    points (:func:`scaler.search_space.share_points`) and the compared strategies
+    (:class:`scaler.compare.Strategy`) are both shares.
+    """
+
+    depth: float
+    width: float
+    resolution: float
+
+    def __post_init__(self) -> None:
+        total = self.depth + 2 * self.width + 2 * self.resolution
+        if not math.isclose(total, 1.0, rel_tol=1e-9, abs_tol=1e-6):
+            raise ValueError(f"shares d + 2 w + 2 r = {total}, not 1")
+
+    @classmethod
+    def width_takes_the_rest(cls, depth: float, resolution: float) -> Shares | None:
+        """The shares with width given what depth and resolution leave; None when they leave less than nothing."""
+        width = (1.0 - depth - 2 * resolution) / 2
+        return None if width < -1e-9 else cls(depth, max(width, 0.0), resolution)
+
+    def coefficients(self, factor: float) -> Coefficients:
+        return Coefficients(factor**self.depth, factor**self.width, factor**self.resolution)
+
+    def multipliers(self, factor: float) -> Multipliers:
+        return self.coefficients(factor).multipliers(1.0)
+
+
 def parse_coefficients(text: str) -> Coefficients:
     """Parse ``"1.2,1.1,1.15"`` into Coefficients(alpha=1.2, beta=1.1, gamma=1.15)."""
     parts = [p.strip() for p in str(text).split(",")]

@@ -23,7 +23,7 @@ from scaler.baselines import Baseline
 from scaler.errors import UsageError
 from scaler.matching import FULL_TOLERANCE, PROXY_TOLERANCE, Coster, match_point
 from scaler.recipe import ProxyRecipe, resolve_recipe
-from scaler.scaling import MAX_BUDGET_RATIO, Coefficients
+from scaler.scaling import MAX_BUDGET_RATIO, Coefficients, Shares
 
 # The built-in spaces: the checkout's search_spaces/ (linked from scaler/resources/), or a wheel's copy.
 SPACES_DIR = Path(__file__).resolve().parent / "resources" / "search_spaces"
@@ -154,10 +154,10 @@ def share_points(space: SearchSpace, budget_ratio: float) -> list[tuple[str, Coe
     out = list(singles)
     for a in space.depth_shares:
         for g in space.resolution_shares:
-            w = (1.0 - a - 2 * g) / 2
-            if w < -1e-9:
+            shares = Shares.width_takes_the_rest(a, g)
+            if shares is None:
                 continue
-            c = Coefficients(*(round(b**s, 4) for s in (a, max(w, 0.0), g)))
+            c = Coefficients(*(round(v, 4) for v in shares.coefficients(b).as_tuple()))
             if _single_kind(c) is None and c.as_tuple() not in seen:
                 seen.add(c.as_tuple())
                 out.append(("compound", c))

@@ -124,3 +124,14 @@ def test_format_macs():
     assert format_macs(385_825_092) == "386M"
     assert format_macs(4_089_185_256) == "4.09G"
     assert format_macs(992_645_882) == "993M"
+
+
+def test_shares_split_the_budget_and_check_their_sum():
+    from scaler.scaling import Shares
+
+    shares = Shares.width_takes_the_rest(depth=1 / 3, resolution=1 / 6)
+    assert shares.width == pytest.approx(1 / 6)
+    assert shares.coefficients(2.0).product == pytest.approx(2.0)  # d * w**2 * r**2 is the factor, exactly
+    assert Shares.width_takes_the_rest(depth=1.0, resolution=0.5) is None  # nothing left for width
+    with pytest.raises(ValueError, match="not 1"):
+        Shares(0.5, 0.5, 0.5)
