@@ -22,19 +22,32 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
+def plain(obj):
+    """numpy and pandas scalars as Python ones, recursively (tuples become lists), as JSON would hold them."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalars
+        try:
+            return obj.item()
+        except (TypeError, ValueError):
+            return obj
+    return obj
+
+
 def standard(obj):
-    """``obj`` with every non-finite float replaced by None, so it is valid JSON."""
+    """``obj`` as plain Python with every non-finite float replaced by None, so it is valid JSON."""
+    return _finite(plain(obj))
+
+
+def _finite(obj):
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {k: standard(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [standard(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):  # numpy scalars
-        try:
-            return standard(obj.item())
-        except (TypeError, ValueError):
-            return obj
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
     return obj
 
 

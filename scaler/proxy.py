@@ -19,7 +19,7 @@ from scaler.baselines import Baseline
 from scaler.data import Dataset, load_dataset
 from scaler.devices import resolve_device
 from scaler.errors import UsageError
-from scaler.recipe import PRESETS, ProxyRecipe, proxy_rounding, proxy_settings, resolve_recipe
+from scaler.recipe import ProxyRecipe, check_preset, proxy_rounding, proxy_settings, resolve_recipe
 from scaler.scaling import Multipliers
 from scaler.train import TrainingFailed, TrainResult, train
 
@@ -53,8 +53,7 @@ class ProxyTraining:
     def __post_init__(self) -> None:
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise UsageError(f"seeds must be a positive integer, got {self.seeds!r}")
-        if self.preset not in PRESETS:
-            raise UsageError(f"unknown preset {self.preset!r}; known: {', '.join(sorted(PRESETS))}")
+        check_preset(self.preset)
 
     def as_dict(self) -> dict:
         return asdict(self)

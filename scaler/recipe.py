@@ -112,9 +112,7 @@ def resolve_recipe(preset: str = "default", baseline: Baseline | None = None, ov
     beside them, are ignored). When it sets ``epochs`` but not ``warmup_epochs``, the warm-up is
     cut to fit the epochs.
     """
-    if preset not in PRESETS:
-        raise UsageError(f"unknown proxy preset {preset!r} (known: {', '.join(PRESETS)})")
-    recipe = PRESETS[preset]
+    recipe = PRESETS[check_preset(preset)]
     if baseline is not None and baseline.proxy_recipe:
         try:
             recipe = recipe.replace(**baseline.proxy_recipe)
@@ -124,6 +122,13 @@ def resolve_recipe(preset: str = "default", baseline: Baseline | None = None, ov
     if "epochs" in changes and "warmup_epochs" not in changes:
         changes["warmup_epochs"] = min(recipe.warmup_epochs, changes["epochs"])
     return recipe.replace(**changes) if changes else recipe
+
+
+def check_preset(name: str) -> str:
+    """``name`` if it is a preset; else a one-line UsageError naming those that are."""
+    if name not in PRESETS:
+        raise UsageError(f"unknown proxy preset {name!r} (known: {', '.join(PRESETS)})")
+    return name
 
 
 def recipe_from_dict(fields: dict) -> ProxyRecipe:

@@ -8,6 +8,7 @@ import statistics
 import optuna
 import pandas as pd
 
+from scaler.files import plain
 from scaler.search_space import Candidate
 from scaler.study import key_of, latest_by_key
 from scaler.verdict import PointResult, interval_list, judge, p_best
@@ -100,15 +101,6 @@ def choose_winner(table: pd.DataFrame, study: optuna.Study, config, stage: str =
             margin=margin.margin, margin_interval=interval_list(margin), significant=margin.significant, test=margin.test,
         )
     return plain(out)
-
-
-def plain(value):
-    """numpy and pandas scalars as Python ones, recursively, so the result is JSON as written."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value.item() if hasattr(value, "item") else value
 
 
 def coefficient_view(study: optuna.Study) -> optuna.Study:

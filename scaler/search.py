@@ -34,7 +34,7 @@ from scaler.objective import Planned
 from scaler.proxy import dataset
 from scaler.proxy_checks import ProxyWarning, check_baseline_accuracy, check_winners_agree, run_checks
 from scaler.recipe import recipe_defaults, recipe_from_dict
-from scaler.results import choose_winner, curves_table, stage_agreement, trials_table
+from scaler.results import choose_winner, curves_table, stage_agreement, stage_runs, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import parse_budget
 from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, grid, load_space
@@ -194,13 +194,12 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         for w in proxy_warnings:
             log(f"warning: {w.line()}")
         start = time.perf_counter()
-        tables: dict[str, pd.DataFrame] = {}
         runner = StageRunner(config, study, run, backend, ray_address, log,
-                             on_record=lambda: _write_tables(run, study, cands, tables))
+                             on_record=lambda: _write_tables(run, _live_tables(study, cands)))
         curve_recipe = config.recipe if config.curve_recipe == "screen" else config.confirm_recipe
         coster = Coster(baseline, recipe_from_dict(curve_recipe), reference=reference_cost, proxy_classes=data.num_classes)
-        answer = _stages(runner, config, cands, tables, coster, ratio)
-        _write_tables(run, study, cands, tables)
+        answer = _stages(runner, config, cands, coster, ratio, data.num_classes)
+        _write_tables(run, [t for t in (answer.screen, answer.confirm) if t is not None])
         winner = answer.winner
         if winner:
             winner["warnings"] = [w.as_dict() for w in [*proxy_warnings, *answer.warnings]]
@@ -208,7 +207,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         if answer.curves is not None:
             run.write_csv(run.curves, answer.curves)
         return SearchResult(run, answer.table, winner, runner.trained, time.perf_counter() - start,
-                            [*proxy_warnings, *answer.warnings], tables.get("screen"), answer.curves)
+                            [*proxy_warnings, *answer.warnings], answer.screen, answer.curves)
     finally:
         os.close(lock)
 
@@ -241,25 +240,27 @@ def _forget(config: SearchConfig, run: RunFolder) -> None:
 
 @dataclass
 class _Answer:
-    table: pd.DataFrame
+    screen: pd.DataFrame
+    confirm: pd.DataFrame | None
+    table: pd.DataFrame  # the stage the answer comes from
     winner: dict | None
     curves: pd.DataFrame | None
     warnings: list[ProxyWarning]
 
 
-def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], tables: dict, coster: Coster,
-            ratio: float) -> _Answer:
+def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], coster: Coster, ratio: float,
+            classes: int) -> _Answer:
     """Screen, confirm, curves; the answer comes from the highest stage that finished a point."""
     screen_plan = _plan("screen", range(len(cands)), cands, config.seeds, config.recipe)
     runner.run_stage("screen", screen_plan, f"{len(cands)} points x {config.seeds} seed(s)")
-    tables["screen"] = screen = trials_table(runner.study, cands, "screen")
+    screen = trials_table(runner.study, cands, "screen")
     screen_winner = choose_winner(screen, runner.study, config, "screen")
     promoted = promote(screen, config.confirm) if config.confirm and screen_winner else []
-    final, stage, warnings = screen, "screen", []
+    final, stage, warnings, confirm = screen, "screen", [], None
     if promoted:
         plan = _plan("confirm", promoted, cands, config.confirm_seeds, config.confirm_recipe)
         runner.run_stage("confirm", plan, f"{len(promoted)} points x {config.confirm_seeds} seed(s)")
-        tables["confirm"] = confirm = trials_table(runner.study, cands, "confirm", promoted)
+        confirm = trials_table(runner.study, cands, "confirm", promoted)
         if (confirm.state == "COMPLETE").any():
             final, stage = confirm, "confirm"
     winner = choose_winner(final, runner.study, config, stage)
@@ -271,9 +272,9 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], t
     if winner and config.curves != "none":
         curves = _curves(runner, config, cands, final, winner["point"], coster, ratio, promoted)
         base = curves[curves.phi == 0].accuracy_mean  # the curves train the baseline: is it saturated, or at chance?
-        judged = check_baseline_accuracy(float(base.iloc[0]) if len(base) else None, runner.classes)
+        judged = check_baseline_accuracy(float(base.iloc[0]) if len(base) else None, classes)
         warnings += [judged] if judged else []
-    return _Answer(final, winner, curves, warnings)
+    return _Answer(screen, confirm, final, winner, curves, warnings)
 
 
 def _identity(winner: dict) -> tuple:
@@ -311,12 +312,15 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
     return curves_table(runner.study, points, reused, stage)
 
 
-def _write_tables(run: RunFolder, study: optuna.Study, cands: list[Candidate], tables: dict) -> None:
+def _live_tables(study: optuna.Study, cands: list[Candidate]) -> list[pd.DataFrame]:
+    """Both stages' tables as the study stands mid-search: the confirm stage's points are those it has begun."""
+    confirmed = sorted({point for point, _ in stage_runs(study, "confirm")})
+    screen = trials_table(study, cands, "screen")
+    return [screen, trials_table(study, cands, "confirm", confirmed)] if confirmed else [screen]
+
+
+def _write_tables(run: RunFolder, frames: list[pd.DataFrame]) -> None:
     """trials.csv, both stages, rewritten after every run: the table on disk is never behind the study."""
-    if "screen" not in tables:  # during the screen: its table as it stands
-        frames = [trials_table(study, cands, "screen")]
-    else:
-        frames = [tables["screen"], *([tables["confirm"]] if "confirm" in tables else [])]
     run.write_csv(run.trials, pd.concat(frames, ignore_index=True))
 
 

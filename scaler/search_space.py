@@ -192,7 +192,7 @@ def grid(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classe
     out = Grid()
     for kind, planned in share_points(space, budget_ratio):
         try:
-            cand = _candidate(kind, planned, match_point(kind, planned, budget_ratio, coster, space.full_tolerance,
+            cand = candidate_from_match(kind, planned, match_point(kind, planned, budget_ratio, coster, space.full_tolerance,
                                                          space.proxy_tolerance))
         except UsageError as exc:  # a user model that fails at some size
             cand = _failed(kind, planned, coster, baseline, exc)
@@ -220,7 +220,8 @@ def _failed(kind: str, planned: Coefficients, coster: Coster, baseline: Baseline
                      cost.proxy_ratio, planned)
 
 
-def _candidate(kind: str, planned: Coefficients, match) -> Candidate:
+def candidate_from_match(kind: str, planned: Coefficients, match) -> Candidate:
+    """The candidate a match describes: its coefficients and costs, the planned point, the reason it missed (if so)."""
     cost = match.cost
     c = cost.coefficients
     return Candidate(kind, c, c.product, cost.full_ratio, cost.full.macs, cost.full.params, cost.full.activations,

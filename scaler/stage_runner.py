@@ -14,7 +14,6 @@ import optuna
 
 from scaler.objective import OptunaObjective, Planned
 from scaler.progress import Progress
-from scaler.proxy import dataset
 from scaler.run_folder import RunFolder
 from scaler.study import Key, keys_to_run, queue_keys, retire_waiting
 from scaler.train import TrainingFailed
@@ -30,7 +29,6 @@ class StageRunner:
         self.config, self.study, self.run, self.backend, self.address = config, study, run, backend, address
         self.log, self.on_record = log, on_record
         self.trained = 0
-        self.classes = dataset(config.data, config.recipe.get("seed", 0)).num_classes
 
     def run_stage(self, stage: str, plan: dict[Key, Planned], what: str) -> int:
         """Run the keys of ``plan`` not yet final; log a header line; return how many ran now."""

@@ -21,23 +21,22 @@ Every run of every stage is one trial of the search's study, keyed ``(stage, poi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
-from scaler.matching import Coster, match_point
+from scaler.matching import Coster, Match, match_point
 from scaler.recipe import PRESETS, ProxyRecipe, resolve_recipe
 from scaler.scaling import Coefficients
-from scaler.search_space import Candidate
+from scaler.search_space import Candidate, candidate_from_match
 
 STAGES = ("screen", "confirm", "curve")
 DIMENSIONS = ("depth", "width", "resolution")
 DEFAULT_CONFIRM = 2  # top K of the screen (the dimension leaders come on top of these)
 CONFIRM_FACTORS = {"2x": 2.0, "3x": 3.0, "4x": 4.0}  # --confirm-preset: the screen's epochs times this
 DEFAULT_CONFIRM_PRESET = "2x"
-CURVE_PHIS = (0, 1, 2)
 CURVES = ("best", "all", "none")  # --curves: which single dimensions are drawn beside the chosen point
 
 
@@ -102,19 +101,15 @@ def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Cand
 
 
 def _matched(kind: str, planned: Coefficients, budget: float, coster: Coster) -> Candidate:
-    """A curve's phi = 2 network: matched like a grid point; kept even when a tolerance is missed (said in ``reason``)."""
-    match = match_point(kind, planned, budget, coster)
-    cost = match.cost
-    c = cost.coefficients
-    return Candidate(kind, c, c.product, cost.full_ratio, cost.full.macs, cost.full.params, cost.full.activations,
-                     cost.input_px, "", cost.proxy_ratio, planned)
+    """A curve's phi = 2 network, matched like a grid point, and trained even when a tolerance is
+    missed (the miss shows in its ratios; a reason would fail its runs)."""
+    return replace(candidate_from_match(kind, planned, match_point(kind, planned, budget, coster)), reason="")
 
 
 def baseline_point(coster: Coster) -> Candidate:
     """The baseline as a candidate (coefficients 1, 1, 1): phi = 0 of every curve."""
-    cost = coster(Coefficients(1.0, 1.0, 1.0))
-    return Candidate("baseline", cost.coefficients, 1.0, cost.full_ratio, cost.full.macs, cost.full.params,
-                     cost.full.activations, cost.input_px, "", cost.proxy_ratio)
+    unit = Coefficients(1.0, 1.0, 1.0)
+    return candidate_from_match("baseline", unit, Match(coster(unit)))
 
 
 def curve_strategies(judged: pd.DataFrame, screen: pd.DataFrame, chosen_point: int, cands: list[Candidate],

@@ -40,6 +40,22 @@ def num(v, digits: int = 3) -> str:
     return f"{float(v):.{digits}g}" if isnum(v) else "–"
 
 
+def ratio(v) -> str:
+    """A cost ratio: '2.07'."""
+    return f"{float(v):.2f}" if isnum(v) else "–"
+
+
+def mult(v) -> str:
+    """A multiplier or coefficient, to 4 significant digits."""
+    return num(v, 4)
+
+
+def accuracy(frame: pd.DataFrame) -> list[str]:
+    """'mean ± std' (%) per row of a frame with accuracy_mean and, where it has one, accuracy_std."""
+    stds = frame["accuracy_std"] if "accuracy_std" in frame else [None] * len(frame)
+    return [pct(m, s) for m, s in zip(frame["accuracy_mean"], stds)]
+
+
 def config_table(config: dict) -> pd.DataFrame:
     rows = []
     for key, value in config.items():
@@ -67,17 +83,17 @@ def grid_table(trials: pd.DataFrame) -> pd.DataFrame:
             out[label] = t[col].map(lambda v: num(v, 4) if isnum(v) else str(v))
     for col, label in (("nominal_ratio", "nominal x"), ("macs_ratio", "measured x"), ("proxy_macs_ratio", "proxy x")):
         if col in t:
-            out[label] = t[col].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–")
+            out[label] = t[col].map(ratio)
     if "macs" in t:
         out["MACs (mult-adds)"] = t["macs"].map(macs)
     if "params" in t:
         out["params"] = t["params"].map(integer)
     if "accuracy_mean" in t:
-        out["accuracy %"] = [pct(m, s) for m, s in zip(t["accuracy_mean"], t.get("accuracy_std", [None] * len(t)))]
+        out["accuracy %"] = accuracy(t)
     if "accuracy_n" in t:
         out["seeds"] = t["accuracy_n"].map(integer)
     if "p_best" in t:  # trials.csv written before the verdict has no such column
-        out["P(best)"] = t["p_best"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–")
+        out["P(best)"] = t["p_best"].map(ratio)
     if "seconds" in t:
         out["seconds"] = t["seconds"].map(lambda v: f"{float(v):.0f}" if isnum(v) else "–")
     for col in ("state", "reason"):
@@ -90,14 +106,14 @@ def family_table(family: dict) -> pd.DataFrame:
     f = family_frame(family)
     out = pd.DataFrame({
         "member": f["label"].astype(str),
-        "depth": f["depth_mult"].map(lambda v: num(v, 4)),
-        "width": f["width_mult"].map(lambda v: num(v, 4)),
+        "depth": f["depth_mult"].map(mult),
+        "width": f["width_mult"].map(mult),
         "px": f["input_px"].map(integer),
         "stage depths": f["stage_depths"],
         "stage widths": f["stage_widths"],
         "params": f["params"].map(integer),
         "MACs (mult-adds)": f["macs"].map(macs),
-        "x base": f["macs_ratio"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–"),
+        "x base": f["macs_ratio"].map(ratio),
         "activations": f["activations"].map(macs),
     })
     if f["latency_ms"].notna().any():
@@ -106,7 +122,7 @@ def family_table(family: dict) -> pd.DataFrame:
         if len(batch):
             out[f"latency b{int(batch.iloc[0])} (ms)"] = f["latency_batch_ms"].map(lambda v: f"{float(v):.1f}" if isnum(v) else "–")
     if f["accuracy_mean"].notna().any():
-        out["accuracy %"] = [pct(m, s) for m, s in zip(f["accuracy_mean"], f["accuracy_std"])]
+        out["accuracy %"] = accuracy(f)
     return out
 
 
@@ -114,14 +130,14 @@ def compare_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "strategy": frame["strategy"].astype(str),
         "budget": frame["budget"].astype(str),
-        "depth": frame["depth_mult"].map(lambda v: num(v, 4)),
-        "width": frame["width_mult"].map(lambda v: num(v, 4)),
+        "depth": frame["depth_mult"].map(mult),
+        "width": frame["width_mult"].map(mult),
         "px": frame["input_px"].map(integer),
         "MACs (mult-adds)": frame["macs"].map(macs),
-        "measured x": frame["macs_ratio"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–"),
+        "measured x": frame["macs_ratio"].map(ratio),
         "params": frame["params"].map(integer),
         "activations": frame["activations"].map(macs),
-        "accuracy %": [pct(m, s) for m, s in zip(frame["accuracy_mean"], frame["accuracy_std"])],
+        "accuracy %": accuracy(frame),
         "seeds": frame["accuracy_n"].map(integer),
     })
 
@@ -132,13 +148,13 @@ def curves_table(curves: pd.DataFrame) -> pd.DataFrame:
         "strategy": curves["strategy"].astype(str),
         "phi": curves["phi"].map(integer),
         "kind": curves["kind"].astype(str),
-        "depth": curves["depth_mult"].map(lambda v: num(v, 4)),
-        "width": curves["width_mult"].map(lambda v: num(v, 4)),
+        "depth": curves["depth_mult"].map(mult),
+        "width": curves["width_mult"].map(mult),
         "px": curves["input_px"].map(integer),
         "MACs (mult-adds)": curves["macs"].map(macs),
-        "measured x": curves["macs_ratio"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–"),
-        "proxy x": curves["proxy_macs_ratio"].map(lambda v: f"{float(v):.2f}" if isnum(v) else "–"),
-        "accuracy %": [pct(m, s) for m, s in zip(curves["accuracy_mean"], curves["accuracy_std"])],
+        "measured x": curves["macs_ratio"].map(ratio),
+        "proxy x": curves["proxy_macs_ratio"].map(ratio),
+        "accuracy %": accuracy(curves),
         "seeds": curves["accuracy_n"].map(integer),
         "runs from": curves["runs_from"].astype(str),
     })
