@@ -34,7 +34,7 @@ from scaler.objective import Planned
 from scaler.proxy import dataset
 from scaler.proxy_checks import ProxyWarning, check_baseline_accuracy, check_winners_agree, run_checks
 from scaler.recipe import recipe_defaults, recipe_from_dict
-from scaler.results import choose_winner, curves_table, stage_agreement, stage_runs, trials_table
+from scaler.results import choose_winner, curves_table, point_results, stage_agreement, stage_runs, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.scaling import parse_budget
 from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, grid, load_space
@@ -255,7 +255,7 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], c
     runner.run_stage("screen", screen_plan, f"{len(cands)} points x {config.seeds} seed(s)")
     screen = trials_table(runner.study, cands, "screen")
     screen_winner = choose_winner(screen, runner.study, config, "screen")
-    promoted = promote(screen, config.confirm) if config.confirm and screen_winner else []
+    promoted = promote(point_results(screen, runner.study, "screen"), config.confirm) if config.confirm and screen_winner else []
     final, stage, warnings, confirm = screen, "screen", [], None
     if promoted:
         plan = _plan("confirm", promoted, cands, config.confirm_seeds, config.confirm_recipe)
