@@ -38,6 +38,9 @@ DIMENSIONS = ("depth", "width", "resolution")
 DEFAULT_CONFIRM = 2  # top K of the screen (the dimension leaders come on top of these)
 CONFIRM_FACTORS = {"2x": 2.0, "3x": 3.0, "4x": 4.0}  # --confirm-preset: the screen's epochs times this
 DEFAULT_CONFIRM_PRESET = "2x"
+# The confirm stage's recipe by the screen's preset, where it differs from the default: a GPU affords
+# a longer one, and fidelity grows with training length (docs/design.md, "Stages").
+DEFAULT_CONFIRM_PRESETS = {"gpu": "4x"}
 CURVES = ("best", "all", "none")  # --curves: which single dimensions are drawn beside the chosen point
 
 
@@ -62,6 +65,11 @@ def promote(points: list[PointResult], k: int) -> list[int]:
         if led and led[0] not in chosen:
             chosen.append(led[0])
     return chosen
+
+
+def default_confirm_preset(preset: str) -> str:
+    """``--confirm-preset`` when it is not given: by the screen's ``--preset``."""
+    return DEFAULT_CONFIRM_PRESETS.get(preset, DEFAULT_CONFIRM_PRESET)
 
 
 def confirm_recipe(screen: ProxyRecipe, spec: str, baseline: Baseline) -> ProxyRecipe:

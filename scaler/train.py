@@ -26,7 +26,6 @@ Note:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 
 from scaler.baselines import Baseline, get_baseline
 from scaler.data import DEFAULT_SOURCE, Dataset, augment, load_dataset, resize_pad
-from scaler.devices import set_threads
+from scaler.devices import autocast, set_threads
 from scaler.errors import UsageError
 from scaler.evaluation import NonFiniteOutputs, evaluate, recalibrate_bn
 from scaler.initialisation import init_classifier, param_groups, zero_init_residuals
@@ -204,7 +203,7 @@ class _Run:
         if recipe.head_init_std is not None:
             init_classifier(model, recipe.head_init_std)
         self.model = model.to(device=device, memory_format=torch.channels_last)
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        self.autocast = autocast(device)
         # In-memory data: on a GPU the whole (resized) set moves there once; no loader workers.
         self.train_x = data.train.images_at(px).to(device)
         self.val_x = data.val.images_at(px).to(device)
