@@ -160,8 +160,10 @@ def _interval(statistic, n: int, resamples: int, seed: int) -> list[float] | Non
         warnings.simplefilter("ignore")
         res = scipy_stats.bootstrap((np.arange(n),), stat, n_resamples=resamples, method="percentile",
                                     vectorized=False, rng=np.random.default_rng(seed))
-    low, high = res.confidence_interval
-    return None if not (math.isfinite(low) and math.isfinite(high)) else [float(low), float(high)]
+    # Percentiles of the finite resamples: one that drew a single point many times can have no tau (all ties).
+    values = np.asarray(res.bootstrap_distribution, float)
+    values = values[np.isfinite(values)]
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if len(values) else None
 
 
 def _nanmedian(values) -> float:
