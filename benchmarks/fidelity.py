@@ -405,6 +405,8 @@ def train_steps(bench: Bench, args, steps: list[str], log) -> None:
         cpu = (f"; about {sum(queue) / rate / 3600:.2f} h of training left on this machine (rate from {source}, "
                f"{set_threads()} torch thread(s))")
     log("plan: " + ", ".join(counts) + cpu)
+    if args.dry_run:
+        return
     tracker = Tracker(queue, total, total - len(queue), log)
     for name in steps:
         runner = StageRunner(bench.config, studies[name], RunFolder(bench.out), "optuna", None, log, on_record=tracker.record)
@@ -566,6 +568,7 @@ def parse_args(argv):
     p.add_argument("--control-replays", type=int, default=5)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--out", help="folder of the runs and results (default runs/fidelity-<baseline>)")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and the time they will take; train nothing")
     args = p.parse_args(argv)
     args.confirm_seeds = args.confirm_seeds or args.screen_seeds + 1
     args.out = args.out or f"runs/fidelity-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.baseline)}"
@@ -603,6 +606,8 @@ def run(args, command: str, log=print) -> dict:
         steps = {"all": ["pool", "reference"], "pool": ["pool"], "reference": ["reference"]}.get(args.stage, [])
         if steps:
             train_steps(bench, args, steps, log)
+        if args.dry_run:
+            return out
         if args.stage in ("all", "analyse"):
             screen, confirm, reference = stored(bench)
             out["fidelity"] = analyse(bench.cands, screen, confirm, reference, replays=args.replays,
