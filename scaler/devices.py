@@ -40,6 +40,18 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def release_memory(device: torch.device) -> None:
+    """Hand a finished run's cached GPU memory back to the driver; a no-op on a CPU.
+
+    PyTorch's caching allocator keeps freed blocks for its own process: with several processes
+    sharing one GPU (several searches, or a search's workers) a process that trained a large
+    candidate would hold that memory through its next, smaller runs and starve the others.
+    """
+    if device.type == "cuda" and torch.cuda.is_available():
+        with torch.cuda.device(device):
+            torch.cuda.empty_cache()
+
+
 _THREADS_SET = False
 
 

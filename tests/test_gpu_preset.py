@@ -65,6 +65,23 @@ def test_a_cpu_run_trains_and_evaluates_in_fp32():
     assert seen == {(torch.float32, False, False)}  # training steps, BN recalibration and evaluation alike
 
 
+def test_every_run_hands_its_device_memory_back_finished_or_stopped(monkeypatch):
+    import scaler.train
+
+    released = []
+    monkeypatch.setattr(scaler.train, "release_memory", lambda device: released.append(str(device)))
+    recipe = PRESETS["smoke"].replace(subset=64, batch_size=32)
+    data = load_dataset(SMOKE_DATA)
+    train("resnet18", width=0.125, depth=1.0, resolution_px=16, data=data, recipe=recipe)
+
+    def stop(epoch, accuracy):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train("resnet18", width=0.125, depth=1.0, resolution_px=16, data=data, recipe=recipe, on_epoch=stop)
+    assert released == ["cpu", "cpu"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_cuda_asked_for_without_a_gpu_is_one_line_and_exit_2(cli):
     done = cli("train", "--baseline", "resnet18", "--preset", "smoke", "--data", SMOKE_DATA, "--device", "cuda")
