@@ -61,7 +61,7 @@ from scaler.files import dumps
 from scaler.objective import Planned
 from scaler.progress import duration
 from scaler.proxy import dataset, train_point
-from scaler.recipe import PRESETS, ProxyRecipe, check_preset, resolve_recipe
+from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, check_preset, resolve_recipe
 from scaler.results import accuracies_by_seed
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients, parse_budget
@@ -297,7 +297,7 @@ class Bench:
 
 def setup(args) -> Bench:
     baseline = get_baseline(args.baseline)
-    screen = resolve_recipe(check_preset(args.preset), baseline)
+    screen = resolve_recipe(check_preset(args.preset), baseline, recipe_overrides(args.set))
     confirm = confirm_recipe(screen, args.confirm_preset or default_confirm_preset(args.preset), baseline)
     f = args.reference_factor
     reference = confirm.replace(epochs=int(round(confirm.epochs * f)), warmup_epochs=confirm.warmup_epochs * f)
@@ -313,6 +313,20 @@ def setup(args) -> Bench:
                           recipe=dataclasses.asdict(screen), device=str(resolve_device(args.device)))
     return Bench(baseline, points.kept, points.dropped, screen, confirm, reference, config, data.describe(),
                  len(data.subset_indices(screen.subset)), Path(args.out))
+
+
+def recipe_overrides(items: list[str]) -> dict:
+    """``--set FIELD=VALUE`` items as recipe fields; values read as JSON (numbers, true, false, null)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in FIELDS:
+            raise UsageError(f"--set takes FIELD=VALUE with a recipe field ({', '.join(sorted(FIELDS))}), got {item!r}")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            raise UsageError(f"--set {name}: {value!r} is not a number, true, false or null") from None
+    return out
 
 
 def _label(c: Candidate) -> str:
@@ -552,6 +566,8 @@ def parse_args(argv):
     p.add_argument("--data", default=DEFAULT_SOURCE, help=f"data spec (default {DEFAULT_SOURCE}, the project's default)")
     p.add_argument("--space", help="search space (default: the search's default grid)")
     p.add_argument("--preset", default="default", help=f"the screen's recipe: {', '.join(PRESETS)} (default: default)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a field of the screen's recipe, e.g. proxy_resolution=48 (repeatable)")
     p.add_argument("--confirm-preset", help="the confirm stage's recipe (default: the search's for --preset)")
     p.add_argument("--stage", default="all", choices=STEPS)
     p.add_argument("--pool-seeds", type=int, default=6, help="seeds per point at the screen's and the confirm's recipe (default 6)")

@@ -139,6 +139,8 @@ def test_controls_run_the_search_and_say_which_dimension_leads(tmp_path):
     (["--stage", "controls"], "needs at least one --control"),
     (["--control", "size", "synthetic"], "one of depth, width, resolution"),
     (["--reference-factor", "nan"], "--reference-factor must be 1 or more"),
+    (["--set", "epochs=two"], "is not a number"),
+    (["--set", "speed=3"], "--set takes FIELD=VALUE with a recipe field"),
 ])
 def test_bad_input_is_one_line_and_exit_2(bad, message, capsys, tmp_path):
     assert fidelity.main([*TINY, "--out", str(tmp_path / "x"), *bad]) == 2
