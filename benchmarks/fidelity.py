@@ -393,11 +393,12 @@ def estimate_rate(bench: Bench, studies: dict[str, optuna.Study], log) -> tuple[
                 seconds += t.user_attrs["seconds"]
     if seconds > 0:
         return work / seconds, f"{seconds / 60:.1f} min of finished runs"
-    probe = bench.screen.replace(epochs=1, warmup_epochs=min(1.0, bench.screen.warmup_epochs))
-    log("estimate: timing one epoch of the first grid point ...")
-    result = train_point(bench.baseline, bench.cands[0].coefficients.multipliers(1.0), data=dataset(bench.config.data, bench.screen.seed),
-                         recipe=probe, device=bench.config.device, seed=0)
-    return bench.work(probe, 0) / result.seconds, f"a one-epoch probe ({result.seconds:.1f} s)"
+    # Two epochs, timed by the second: the first also builds the model and resizes the data.
+    probe = bench.screen.replace(epochs=2, warmup_epochs=min(1.0, bench.screen.warmup_epochs))
+    log("estimate: timing two epochs of the first grid point ...")
+    result = train_point(bench.baseline, bench.cands[0].coefficients.multipliers(1.0),
+                         data=dataset(bench.config.data, bench.screen.seed), recipe=probe, device=bench.config.device, seed=0)
+    return bench.work(probe, 0) / 2 / result.epoch_seconds[-1], f"a probe's second epoch ({result.epoch_seconds[-1]:.1f} s)"
 
 
 def train_steps(bench: Bench, args, steps: list[str], log) -> None:
