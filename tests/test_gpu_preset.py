@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import warnings
 
@@ -97,3 +98,15 @@ def test_gpu_check_reads_nvidia_smi_lines():
     samples = module.parse_smi("37, 1024\n[N/A], [N/A]\n\n100, 80000\n", 5.0)
     assert samples == [{"t": 5.0, "gpu": 0, "utilisation": 37.0, "memory_mib": 1024.0},
                        {"t": 5.0, "gpu": 2, "utilisation": 100.0, "memory_mib": 80000.0}]  # the third GPU
+
+
+def test_a_search_at_the_gpu_preset_records_a_4x_confirm_recipe(cli, tmp_path):
+    space = tmp_path / "tiny.toml"
+    space.write_text("depth = [0.0, 1.0]\nresolution = [0.0]\n")
+    done = cli("search", "--baseline", "resnet18", "--preset", "gpu", "--epochs", "1", "--subset", "32", "--batch-size", "16",
+               "--data", "synthetic:size=16,images=120,classes=2", "--space", str(space), "--seeds", "1", "--confirm", "0",
+               "--curves", "none", "--no-family", "--no-report", "--device", "cpu", "--out", str(tmp_path / "a"))
+    assert done.returncode == 0, done.stderr
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert (config["recipe"]["proxy_width"], config["recipe"]["proxy_resolution"]) == (0.5, 64)
+    assert config["confirm_recipe"]["epochs"] == 4  # 4x the screen's 1 epoch
