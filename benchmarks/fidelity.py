@@ -74,7 +74,8 @@ from scaler.verdict import PointResult, judge, rank
 
 STEPS = ("pool", "reference", "analyse", "controls", "all")
 REFERENCE_SEED = 1000  # the reference's seed indices start here: other initialisations than the pool's
-MIN_POINTS = 10  # fewer grid points than this make tau and top-2 coarse: said in the report
+# The design's minimums (docs/fidelity.md); a smaller benchmark runs, and says so in its report.
+MIN_POINTS, MIN_POOL_SEEDS, MIN_REFERENCE_SEEDS, MIN_REFERENCE_FACTOR, MIN_REPLAYS = 10, 6, 4, 2.0, 10
 CEILING = 0.8  # the reference is usable when its split-half tau reaches this
 GOAL_REGRET = 0.003  # median regret, as a fraction (0.3 points)
 GOAL_TOP2 = 0.8
@@ -455,10 +456,9 @@ def markdown(result: dict, bench: Bench, command: str) -> str:
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`, device {bench.config.device}, "
         f"{set_threads()} torch thread(s).",
-        f"Grid: {s['points']} cost-matched point(s) ({len(bench.dropped)} dropped by matching)"
-        + (f" — under the {MIN_POINTS} the benchmark asks for: tau and top-2 are coarse" if s["points"] < MIN_POINTS else "")
-        + f". Recipes (epochs): screen {bench.screen.epochs}, confirm {bench.confirm.epochs}, "
+        f"Grid: {s['points']} cost-matched point(s) ({len(bench.dropped)} dropped by matching). Recipes (epochs): screen {bench.screen.epochs}, confirm {bench.confirm.epochs}, "
         f"reference {bench.reference.epochs}. Replays: {s['replays']}.",
+        *(["", "**Under the design's minimums:**", *(f"- {note}." for note in result["notes"])] if result.get("notes") else []),
         "",
         "| measure | value | goal |",
         "|---|---|---|",
@@ -610,15 +610,29 @@ def check(args) -> None:
         raise UsageError("--stage controls needs at least one --control DIMENSION DATA")
 
 
+def below_minimums(bench: Bench, args) -> list[str]:
+    """Where this benchmark is smaller than the design asks (docs/fidelity.md): said in its log and report."""
+    checks = [
+        (len(bench.cands) >= MIN_POINTS, f"the grid keeps {len(bench.cands)} cost-matched point(s), under {MIN_POINTS}: "
+                                         "tau and top-2 are coarse (a finer space, e.g. --space compound_fine, keeps more)"),
+        (args.pool_seeds >= MIN_POOL_SEEDS, f"--pool-seeds {args.pool_seeds} is under {MIN_POOL_SEEDS}"),
+        (args.reference_seeds >= MIN_REFERENCE_SEEDS, f"--reference-seeds {args.reference_seeds} is under {MIN_REFERENCE_SEEDS}"),
+        (args.reference_factor >= MIN_REFERENCE_FACTOR, f"--reference-factor {args.reference_factor:g} is under "
+                                                       f"{MIN_REFERENCE_FACTOR:g} (the reference must train longer than the confirm stage)"),
+        (args.replays >= MIN_REPLAYS, f"--replays {args.replays} is under {MIN_REPLAYS}"),
+    ]
+    return [text for ok, text in checks if not ok]
+
+
 def run(args, command: str, log=print) -> dict:
     check(args)
     bench = setup(args)
     lock = _lock(bench.out)
     try:
         _check_identity(bench)
-        if len(bench.cands) < MIN_POINTS:
-            log(f"note: the grid keeps {len(bench.cands)} cost-matched point(s), under {MIN_POINTS}: tau and top-2 "
-                f"are coarse (a finer space, e.g. --space compound_fine, keeps more)")
+        notes = below_minimums(bench, args)
+        for note in notes:
+            log(f"note: {note}")
         out = {}
         steps = {"all": ["pool", "reference"], "pool": ["pool"], "reference": ["reference"]}.get(args.stage, [])
         if steps:
@@ -630,7 +644,7 @@ def run(args, command: str, log=print) -> dict:
             out["fidelity"] = analyse(bench.cands, screen, confirm, reference, replays=args.replays,
                                       screen_seeds=args.screen_seeds, confirm_seeds=args.confirm_seeds,
                                       confirm_k=args.confirm, seed=args.seed, resamples=args.resamples)
-            out["fidelity"]["command"] = command
+            out["fidelity"].update(command=command, notes=notes)
             text = markdown(out["fidelity"], bench, command)
             write(bench.out, "fidelity", out["fidelity"], text)
             log(text)

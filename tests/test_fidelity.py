@@ -107,7 +107,8 @@ def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp
     for tau in (s["tau_screen"], s["tau_confirm"], s["split_half_tau"]):
         assert math.isnan(tau) or -1 <= tau <= 1
     assert json.loads((out / "fidelity.json").read_text())["summary"]["replays"] == 3
-    assert "| regret, median (points) |" in (out / "fidelity.md").read_text()
+    report = (out / "fidelity.md").read_text()
+    assert "| regret, median (points) |" in report and "\n- --pool-seeds 3 is under 6.\n" in report
 
     lines.clear()
     again = fidelity.run(args, "test", log=lines.append)["fidelity"]
