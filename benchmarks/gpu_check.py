@@ -1,4 +1,4 @@
-"""One prepared check for a session that has a GPU: run it once (it stops itself within ``--limit``, 7 minutes).
+"""One prepared check for a session that has a GPU: run it once (it ends within ``--limit`` + 1 minute: 7.7 minutes).
 
     python benchmarks/gpu_check.py --out runs/gpu_check.json            # on the GPU machine
     python benchmarks/gpu_check.py --quick --out /tmp/gpu_check.json    # anywhere: a tiny CPU run of the same steps
@@ -115,14 +115,14 @@ def throughput(baseline: str, processes: int, args, env: dict) -> dict:
         cmd = [sys.executable, __file__, "--child", baseline, "--barrier", barrier, "--device", args.device,
                "--data", args.data, "--recipe", json.dumps(args.recipe_overrides)]
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(processes)]
-        deadline = time.time() + 300
+        deadline = min(time.time() + 240, args.end)
         while len(list(Path(barrier).glob("ready-*"))) < processes and time.time() < deadline:
             if any(p.poll() not in (None, 0) for p in procs):
                 break
             time.sleep(0.05)
         with Sampler() as sampler:
             (Path(barrier) / "go").touch()
-            outs = [p.communicate(timeout=max(1.0, deadline - time.time())) for p in procs]
+            outs = [_finish(p, deadline) for p in procs]
     runs, errors = [], []
     for p, (stdout, stderr) in zip(procs, outs):
         if p.returncode == 0 and stdout.strip():
@@ -135,6 +135,16 @@ def throughput(baseline: str, processes: int, args, env: dict) -> dict:
             "errors": errors, "gpu": sampler.summary()}
 
 
+def _finish(proc: subprocess.Popen, deadline: float) -> tuple[str, str]:
+    """A child's output; one still running at the deadline is killed (this script started it) and says so."""
+    try:
+        return proc.communicate(timeout=max(1.0, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, _ = proc.communicate()
+        return stdout, "timed out"
+
+
 def smoke_search(args, env: dict) -> dict:
     with tempfile.TemporaryDirectory(prefix="gpu_check-search-") as out:
         cmd = [sys.executable, "-m", "scaler", "search", "--baseline", "resnet50", "--budget", "2x", "--preset", "smoke",
@@ -143,7 +153,11 @@ def smoke_search(args, env: dict) -> dict:
             cmd += ["--data", QUICK_DATA, "--confirm", "0"]
         start = time.perf_counter()
         with Sampler() as sampler:
-            done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+            limit = max(10.0, min(240.0, args.end - time.time()))
+            try:
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=limit)
+            except subprocess.TimeoutExpired:
+                done = subprocess.CompletedProcess(cmd, -1, "", f"timed out after {limit:.0f} s")
         return {"command": " ".join(cmd[1:]).replace(out, "TMP"), "wall_s": time.perf_counter() - start,
                 "returncode": done.returncode,
                 "chosen": next((line for line in done.stdout.splitlines() if line.startswith("chosen:")), None),
@@ -173,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="a tiny CPU-sized run of every step (tests the script)")
     p.add_argument("--data", default=None, help="default: the project's default data (quick: synthetic 16 px)")
     p.add_argument("--epochs", type=int, default=4, help="epochs of each throughput run (default 4)")
-    p.add_argument("--limit", type=float, default=420, help="skip the steps left after this many seconds (default 420)")
+    p.add_argument("--limit", type=float, default=400,
+                   help="start no step after this many seconds, and cut a step short 40 s later (default 400)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--barrier", help=argparse.SUPPRESS)
     p.add_argument("--recipe", default="{}", help=argparse.SUPPRESS)
@@ -186,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     from scaler.data import DEFAULT_SOURCE
 
     started = time.perf_counter()
+    args.end = time.time() + args.limit + 40  # no step runs past this: the script ends within --limit + 1 minute
     args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.data = args.data or (QUICK_DATA if args.quick else DEFAULT_SOURCE)
     # A GPU trains the whole training split (the gpu preset keeps the default's 2,000-image subset; more
@@ -197,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "command": " ".join(["python", *sys.argv]),
               "quick": args.quick, "data": args.data, "recipe": {"preset": "gpu", **args.recipe_overrides},
               "device": describe_device(args.device), "throughput": [], "skipped": []}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every step: a run cut short still leaves what it measured
+        report["total_s"] = time.perf_counter() - started
+        out.write_text(json.dumps(report, indent=1) + "\n")
+
     print(f"device: {report['device']['name']} ({args.device}); data {args.data}", flush=True)
     for baseline in BASELINES:
         for processes in (1, 2) if args.quick else (1, 2, 4):
@@ -205,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             row = throughput(baseline, processes, args, env)
             report["throughput"].append(row)
+            save()
             rates = ", ".join(f"{r:.0f}" for r in row["per_process_images_per_s"])
             aggregate = row["aggregate_images_per_s"]
             print(f"{baseline} x{processes}: {rates} images/s per process; aggregate "
@@ -214,10 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         report["search"] = smoke_search(args, env)
         print(f"smoke search: {report['search']['wall_s']:.1f} s wall, exit {report['search']['returncode']}", flush=True)
-    report["total_s"] = time.perf_counter() - started
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    save()
     print(f"wrote {out} ({report['total_s']:.0f} s)")
     return 0
 
