@@ -39,7 +39,7 @@ DEFAULT_CONFIRM = 2  # top K of the screen (the dimension leaders come on top of
 CONFIRM_FACTORS = {"2x": 2.0, "3x": 3.0, "4x": 4.0}  # --confirm-preset: the screen's epochs times this
 DEFAULT_CONFIRM_PRESET = "2x"
 # The confirm stage's recipe by the screen's preset, where it differs from the default: a GPU affords
-# a longer one, and fidelity grows with training length (docs/design.md, "Stages").
+# a longer one, nearer the long training whose ranking the answer stands for (docs/fidelity.md).
 DEFAULT_CONFIRM_PRESETS = {"gpu": "4x"}
 CURVES = ("best", "all", "none")  # --curves: which single dimensions are drawn beside the chosen point
 
