@@ -425,7 +425,8 @@ def train_steps(bench: Bench, args, steps: list[str], log) -> None:
         return
     tracker = Tracker(queue, total, total - len(queue), log)
     for name in steps:
-        runner = StageRunner(bench.config, studies[name], RunFolder(bench.out), "optuna", None, log, on_record=tracker.record)
+        runner = StageRunner(bench.config, studies[name], RunFolder(bench.out), backend="optuna", address=None, log=log,
+                             on_record=tracker.record)
         for stage, plan, what in all_plans[name]:
             runner.run_stage(stage, plan, what)
 
