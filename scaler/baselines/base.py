@@ -47,6 +47,9 @@ class Baseline:
     # Proxy-recipe fields this family trains better with (scaler.train.ProxyRecipe names), applied
     # over the preset and under the user's flags, as timm keeps a default config per model.
     proxy_recipe: dict = field(default_factory=dict)
+    # How the multipliers reach the network: the builder's own arguments, a library's knobs, or a
+    # rewrite of the built module (scaler.baselines.any_model); said by `scaler baselines --show`.
+    scaling: str = "the builder's width_mult and depth_mult"
 
     def build(self, *, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000) -> nn.Module:
         """Build the network; a user builder that raises or returns no module is a UsageError."""

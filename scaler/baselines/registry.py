@@ -12,7 +12,7 @@ import importlib
 import os
 import sys
 
-from scaler.baselines import mbconv, mobilenet, resnet
+from scaler.baselines import any_model, mbconv, mobilenet, resnet
 from scaler.baselines.base import Baseline
 from scaler.errors import UsageError
 
@@ -55,6 +55,8 @@ def _load_user_function(spec: str) -> Baseline:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise UsageError(f"a user baseline is written module.path:function, got {spec!r}")
+    if module_name == "timm":
+        return any_model.timm_baseline(spec, attr)
     # A user's module usually sits beside where they run the command.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -69,6 +71,10 @@ def _load_user_function(spec: str) -> Baseline:
     proxy_recipe = getattr(fn, "proxy_recipe", {})
     if not isinstance(proxy_recipe, dict):
         raise UsageError(f"{spec}.proxy_recipe must be a dict of recipe fields, got {type(proxy_recipe).__name__}")
+    if not any_model.takes_multipliers(fn):  # a class or a library's builder: the tool scales what it builds
+        source = "torchvision" if module_name.startswith("torchvision.") else "user"
+        return any_model.any_model_baseline(spec, fn, module_name, attr, resolution=int(resolution), source=source,
+                                            proxy_recipe=proxy_recipe)
     return Baseline(name=spec, build_fn=fn, resolution=int(resolution), description=(fn.__doc__ or "").strip().split("\n")[0],
                     source="user", proxy_recipe=dict(proxy_recipe))
 

@@ -32,6 +32,8 @@ from scaler.scaling import current_divisor, round_channels
 
 def width_rule(model: nn.Module, width: float):
     """The function original width -> new width: the rounding rule, with grouped convs' divisibility."""
+    if width == 1:
+        return lambda channels: channels  # (1, 1) is the network itself, whatever its rounding
     divisor = current_divisor()
     need: dict[int, int] = {}  # width -> the group count it must stay divisible by
     for m in model.modules():
