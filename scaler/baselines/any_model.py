@@ -82,8 +82,12 @@ def any_model_baseline(spec: str, fn: Callable, module_name: str, attr: str, *, 
         return rewrite(model, width, depth, None if took_classes else num_classes)
 
     def stages(width: float, depth: float) -> list[Stage]:
-        model = build(width, depth, 10)
-        return [Stage(f"{s.label} {s.block}", s.channels, s.blocks) for s in find_stages(model)]
+        if native:  # the library's knobs decide the blocks: read them off its network
+            found = find_stages(build(width, depth, 10))
+            return [Stage(f"{s.label} {s.block}", s.channels, s.blocks) for s in found]
+        # The rewrite grows the stages found at depth 1 (a stage cut to one block is no longer found as one).
+        found = find_stages(build(width, 1.0, 10))
+        return [Stage(f"{s.label} {s.block}", s.channels, s.target(depth)) for s in found]
 
     doc = (inspect.getdoc(fn) or "").strip().split("\n")[0]
     return Baseline(name=spec, build_fn=build, resolution=resolution, stages_fn=stages,
