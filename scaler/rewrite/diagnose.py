@@ -34,10 +34,10 @@ def fixed_reshapes(model: nn.Module) -> list[str]:
 
 def _where(node: fx.Node) -> str:
     trace = (node.stack_trace or "").strip().splitlines()
-    # The last frame is the user's line: '  File "x.py", line 12, in forward' then the code.
+    # The last frame outside torch is the user's line: '  File "x.py", line 12, in forward' then the code.
     for i in range(len(trace) - 1, -1, -1):
         line = trace[i].strip()
-        if line.startswith("File "):
+        if line.startswith("File ") and "/torch/" not in line:  # the user's frame, not the tracer's
             parts = line.split(",")
             file = parts[0].removeprefix('File "').rstrip('"').rsplit("/", 1)[-1]
             code = trace[i + 1].strip() if i + 1 < len(trace) else node.name

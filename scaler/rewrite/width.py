@@ -26,6 +26,7 @@ from torch import nn
 
 from scaler.errors import UsageError
 from scaler.rewrite import layers
+from scaler.rewrite.diagnose import fixed_reshapes
 from scaler.rewrite.probe import Probe, evaluating, first_tensor, probe, probe_input
 from scaler.scaling import current_divisor, round_channels
 
@@ -113,7 +114,7 @@ def scale_width(model: nn.Module, width: float, num_classes: int | None = None, 
         where = running[-1] if running else ""
         layer = model.get_submodule(where) if where else model
         raise UsageError(f"cannot widen {where or 'the network'} ({type(layer).__name__}): "
-                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{_reshape_hint(model)}") from None
     finally:
         for h in handles:
             h.remove()
@@ -133,9 +134,11 @@ def check_output(model: nn.Module, out, batch: int, shapes: Probe, num_classes: 
     expected = (batch, *shapes.output[1:-1], shapes.output[-1] if num_classes is None else int(num_classes))
     got = tuple(out.shape) if hasattr(out, "shape") else None
     if got != expected:
-        from scaler.rewrite.diagnose import fixed_reshapes
-
-        found = fixed_reshapes(model)
-        where = f" ({found[0]})" if found else ""
         raise UsageError(f"cannot widen the network: its output is {got}, not {expected}, once its channels change"
-                         f"{where}: a reshape to a fixed size cannot follow a new width")
+                         f"{_reshape_hint(model) or ''}")
+
+
+def _reshape_hint(model: nn.Module) -> str:
+    """'; a reshape to a fixed size at FILE:LINE: CODE cannot follow a new width', where fx finds one."""
+    found = fixed_reshapes(model)
+    return f"; a reshape to a fixed size at {found[0]} cannot follow a new width" if found else ""
