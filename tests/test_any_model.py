@@ -4,6 +4,7 @@ knobs or by rewriting its width and depth (scaler/baselines/any_model.py, scaler
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -16,6 +17,7 @@ from scaler.baselines import get_baseline
 from scaler.baselines.any_model import REWRITE, rewrite
 from scaler.cost import count_cost, count_params
 from scaler.errors import UsageError
+from scaler.family_files import build_member, load_family
 from scaler.rewrite import find_stages, layers
 from scaler.rewrite.width import width_rule
 from scaler.scaling import round_channels
@@ -229,3 +231,32 @@ def test_show_lists_the_stages_depth_repeats():
     for stage, blocks, deeper in (("stage2", 4, 8), ("stage3", 8, 16), ("stage4", 4, 8)):
         assert any(line.split()[:1] == [f"{stage}.[0..{blocks - 1}]"] and line.split()[-2:] == [str(blocks), str(deeper)]
                    for line in result.stdout.splitlines()), result.stdout
+
+
+@pytest.mark.slow
+def test_the_whole_pipeline_on_a_torchvision_builder(tmp_path):
+    spec, out = "torchvision.models:mobilenet_v3_small", tmp_path / "run"
+    # Four points (width, depth, resolution, one compound): each is cost-matched by building and tracing it.
+    space = tmp_path / "small.toml"
+    space.write_text("depth = [0.0, 0.3333, 1.0]\nresolution = [0.0, 0.5]\ntolerance = 0.35\n")
+    result = run_cli("search", "--baseline", spec, "--budget", "2x", "--out", str(out), "--preset", "smoke", "--space", str(space),
+                     "--data", "synthetic:size=16,images=400,classes=4", "--device", "cpu", "--confirm", "0",
+                     "--curves", "none", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "chosen: alpha=" in result.stdout and (out / "report.html").is_file()
+    family = load_family(out)
+    assert family["baseline"] == spec and len(family["members"]) > 1
+    for entry in family["members"]:  # a member records the callable and its multipliers, and rebuilds from them
+        assert entry["baseline"] == spec
+        rebuilt = build_member(entry)
+        again = get_baseline(spec).build(width=entry["width_mult"], depth=entry["depth_mult"], num_classes=entry["num_classes"])
+        assert count_params(rebuilt) == entry["params"] == count_params(again)
+        assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in again.state_dict().items()}
+    onnx = tmp_path / "member.onnx"
+    exported = run_cli("export", "--run", str(out), "--phi", "1", "--onnx", str(onnx))
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert onnx.stat().st_size > 100_000
+    compared = run_cli("compare", "--baseline", spec, "--budget", "2x", "--no-train", "--out", str(tmp_path / "cmp"), "--json")
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    rows = json.loads(compared.stdout)["rows"]
+    assert all(abs(r["macs_ratio"] - 2) < 0.15 for r in rows if r["strategy"] != "baseline")
