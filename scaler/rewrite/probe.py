@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 PROBE_RESOLUTION = 64  # small enough to be cheap, large enough for a 32x-downsampling network
+FALLBACK_RESOLUTION = 224  # for a network that needs more (Inception's fixed pools): ImageNet's size
 PROBE_BATCH = 2  # two images, so a reshape that folds the batch away is seen in the output
 
 
@@ -27,6 +28,7 @@ class Probe:
     outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # a tensor output only
     order: list[str] = field(default_factory=list)  # modules in the order their forward started
     output: tuple[int, ...] | None = None  # the network's own output
+    resolution: int = PROBE_RESOLUTION  # the input size the probe ran at: a rewrite runs at the same
 
 
 def probe_input(resolution: int = PROBE_RESOLUTION, batch: int = PROBE_BATCH) -> torch.Tensor:
@@ -52,9 +54,21 @@ def evaluating(model: nn.Module):
         model.train(training)
 
 
-def probe(model: nn.Module, resolution: int = PROBE_RESOLUTION, batch: int = PROBE_BATCH) -> Probe:
-    """Run ``model`` once on zeros, recording every module's input and output shapes."""
-    result = Probe()
+def probe(model: nn.Module, resolution: int | None = None, batch: int = PROBE_BATCH) -> Probe:
+    """Run ``model`` once on zeros, recording every module's input and output shapes.
+
+    At ``resolution`` if given, else at 64 px, or 224 px where the network fails at 64.
+    """
+    if resolution is not None:
+        return _probe(model, resolution, batch)
+    try:
+        return _probe(model, PROBE_RESOLUTION, batch)
+    except Exception:
+        return _probe(model, FALLBACK_RESOLUTION, batch)  # its error, if it fails here too, is the user's to see
+
+
+def _probe(model: nn.Module, resolution: int, batch: int) -> Probe:
+    result = Probe(resolution=resolution)
     names = {id(m): name for name, m in model.named_modules()}
 
     def before(module, args):

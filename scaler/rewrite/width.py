@@ -104,10 +104,10 @@ def scale_width(model: nn.Module, width: float, num_classes: int | None = None, 
     handles = []
     for m in model.modules():
         handles += [m.register_forward_pre_hook(resize), m.register_forward_hook(leave)]
-    batch = shapes.inputs.get("", (2,))[0] if "" in shapes.inputs else 2
+    batch = shapes.inputs[""][0] if "" in shapes.inputs else 2
     try:
         with evaluating(model):
-            out = model(probe_input(batch=batch))
+            out = model(probe_input(shapes.resolution, batch))
     except UsageError:
         raise
     except Exception as exc:
