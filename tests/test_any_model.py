@@ -261,3 +261,12 @@ def test_the_whole_pipeline_on_a_torchvision_builder(tmp_path):
     assert compared.returncode == 0, compared.stderr[-2000:]
     rows = json.loads(compared.stdout)["rows"]
     assert [r["strategy"] for r in rows] == ["baseline", "compound"] and abs(rows[1]["macs_ratio"] - 2) < 0.15
+
+
+def test_a_rewrite_at_width_one_changes_only_the_classes():
+    torch.manual_seed(0)
+    model = torchvision_model("shufflenet_v2_x0_5")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    after = rewrite(model, 1.0, 1.0, num_classes=3).state_dict()
+    changed = {k for k in before if before[k].shape != after[k].shape or not torch.equal(before[k], after[k])}
+    assert changed == {"fc.weight", "fc.bias"} and after["fc.weight"].shape == (3, 1024)

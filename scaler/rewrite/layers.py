@@ -49,6 +49,8 @@ def _param(shape, like: torch.Tensor | None) -> nn.Parameter | None:
 
 
 def resize_conv(conv: nn.Module, c_in: int, c_out: int, groups: int) -> None:
+    if (conv.in_channels, conv.out_channels, conv.groups) == (c_in, c_out, groups):
+        return  # the same layer: its parameters stay as the builder drew them
     conv.in_channels, conv.out_channels, conv.groups = c_in, c_out, groups
     conv.weight = _param((c_out, c_in // groups, *conv.kernel_size), conv.weight)
     conv.bias = _param((c_out,), conv.bias)
@@ -56,6 +58,8 @@ def resize_conv(conv: nn.Module, c_in: int, c_out: int, groups: int) -> None:
 
 
 def resize_linear(linear: nn.Linear, f_in: int, f_out: int) -> None:
+    if (linear.in_features, linear.out_features) == (f_in, f_out):
+        return
     linear.in_features, linear.out_features = f_in, f_out
     linear.weight = _param((f_out, f_in), linear.weight)
     linear.bias = _param((f_out,), linear.bias)
@@ -72,11 +76,15 @@ def resize_norm(norm: nn.Module, x: torch.Tensor, original_input: tuple[int, ...
             shape = (x.shape[1],)  # a channels-first subclass (LayerNorm2d) that permutes inside
         else:
             return f"its normalized shape {tuple(norm.normalized_shape)} matches no dimension of its input"
+        if shape == tuple(norm.normalized_shape):
+            return None
         norm.normalized_shape = shape
         norm.weight = _param(shape, norm.weight)
         norm.bias = _param(shape, norm.bias)
     else:
         channels = x.shape[1]
+        if channels == (norm.num_channels if isinstance(norm, nn.GroupNorm) else norm.num_features):
+            return None
         if isinstance(norm, nn.GroupNorm):
             if channels % norm.num_groups:
                 return f"{channels} channels do not divide into its {norm.num_groups} groups"

@@ -82,10 +82,10 @@ def scale_width(model: nn.Module, width: float, num_classes: int | None = None, 
             if c_in % module.groups:
                 raise UsageError(f"cannot widen {name} ({type(module).__name__}): its input of {c_in} channels does not "
                                  f"divide into its {module.groups} groups")
-            c_out = _out(name, module.out_channels)
+            c_out = out_width(name, module.out_channels)
             layers.resize_conv(module, c_in, c_out, module.groups)
         elif isinstance(module, nn.Linear):
-            layers.resize_linear(module, x.shape[-1], _out(name, module.out_features))
+            layers.resize_linear(module, x.shape[-1], out_width(name, module.out_features))
         elif isinstance(module, layers.NORMS):
             why = layers.resize_norm(module, x, old)
             if why:
@@ -93,7 +93,7 @@ def scale_width(model: nn.Module, width: float, num_classes: int | None = None, 
         elif old and len(old) > 1 and x.dim() > 1 and old[1] != x.shape[1]:
             layers.resize_owned(module, old[1], x.shape[1])
 
-    def _out(name: str, channels: int) -> int:
+    def out_width(name: str, channels: int) -> int:
         if name == classifier:
             return channels if num_classes is None else int(num_classes)
         return rule(channels)
