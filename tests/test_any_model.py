@@ -186,6 +186,10 @@ class Branchy(TinyNet):
         return self.head(x.mean((2, 3)))
 
 
+def plain():
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+
 def ignores_depth(width_mult, depth_mult, num_classes):
     return TinyNet(num_classes) if width_mult == 1 else nn.Sequential(TinyNet(num_classes), nn.Linear(num_classes, num_classes))
 '''
@@ -219,6 +223,8 @@ def test_what_cannot_be_rewritten_is_named(user_nets):
     with pytest.raises(UsageError, match=r"cannot widen branch .*never ran on a probe input"):
         get_baseline("user_nets:Branchy").build(width=1.5)
     assert get_baseline("user_nets:ignores_depth").ignored_multipliers() == ["depth_mult"]
+    assert get_baseline("user_nets:plain").ignored_multipliers() == ["depth_mult"]  # no stage for depth to grow
+    assert get_baseline("user_nets:TinyNet").ignored_multipliers() == []
     result = run_cli("flops", "--baseline", "user_nets:Fixed", "--width", "1.5", "--latency-runs", "0", cwd=user_nets)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "reshape to a fixed size" in result.stderr

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from torch import nn
 
 from scaler.baselines.base import Baseline, Stage
-from scaler.baselines.native import native_builder
+from scaler.baselines.native import native_builder, native_stages
 from scaler.errors import UsageError
 from scaler.rewrite import find_stages, probe, scale_depth, scale_width
 
@@ -83,8 +83,11 @@ def any_model_baseline(spec: str, fn: Callable, module_name: str, attr: str, *, 
 
     def stages(width: float, depth: float) -> list[Stage]:
         if native:  # the library's knobs decide the blocks: read them off its network
-            found = find_stages(build(width, depth, 10))
-            return [Stage(f"{s.label} {s.block}", s.channels, s.blocks) for s in found]
+            model = build(width, depth, 10)
+            rows = native_stages(model)
+            if rows is not None:
+                return [Stage(*row) for row in rows]
+            return [Stage(f"{s.label} {s.block}", s.channels, s.blocks) for s in find_stages(model)]
         # The rewrite grows the stages found at depth 1 (a stage cut to one block is no longer found as one).
         found = find_stages(build(width, 1.0, 10))
         return [Stage(f"{s.label} {s.block}", s.channels, s.target(depth)) for s in found]

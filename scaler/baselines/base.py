@@ -73,11 +73,13 @@ class Baseline:
         return model
 
     def ignored_multipliers(self, num_classes: int = 10) -> list[str]:
-        """The multipliers a user's builder takes but does not use: its network is the same size
-        at 2 as at 1. Named before any training, else its "width" or "depth" points would silently
-        be copies of the baseline."""
-        if self.source != "user" or self.scaling != BUILDER_SCALING:
+        """The multipliers a baseline takes but does not use: a user's builder whose network is the
+        same size at 2 as at 1, or a rewritten network with no stage for depth to grow. Named before
+        any training, else its "width" or "depth" points would silently be copies of the baseline."""
+        if self.source == "built-in":
             return []
+        if self.scaling != BUILDER_SCALING:  # a library's knobs or a rewrite: width always moves;
+            return [] if self.stages(depth=2.0) else ["depth_mult"]  # depth only where stages were found
 
         def params(width: float, depth: float) -> int:
             return sum(p.numel() for p in self.build(width=width, depth=depth, num_classes=num_classes).parameters())

@@ -45,6 +45,21 @@ def native_builder(module_name: str, attr: str) -> Native | None:
     return None
 
 
+def native_stages(model: nn.Module) -> list[tuple[str, int, int]] | None:
+    """(name, output channels, blocks) of the stages a library's knob repeats where shape cannot
+    find them (a DenseNet's dense layers each widen the feature map); None elsewhere."""
+    from torchvision.models.densenet import _DenseBlock
+
+    dense = [(name, m) for name, m in model.named_modules() if isinstance(m, _DenseBlock)]
+    if not dense:
+        return None
+    rows = []
+    for name, block in dense:
+        layers = list(block.values())
+        rows.append((f"{name} _DenseLayer", layers[0].conv1.in_channels + len(layers) * layers[0].conv2.out_channels, len(layers)))
+    return rows
+
+
 def _mobilenet_v2(width: float, depth: float, num_classes: int, model: nn.Module) -> nn.Module:
     from torchvision.models.mobilenetv2 import MobileNetV2
 
