@@ -250,6 +250,7 @@ def test_the_whole_pipeline_on_a_torchvision_builder(tmp_path):
                      "--curves", "none", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "chosen: alpha=" in result.stdout and (out / "report.html").is_file()
+    assert f"baseline {spec}: scaled by {REWRITE}" in result.stdout  # which path, said before training
     family = load_family(out)
     assert family["baseline"] == spec and len(family["members"]) > 1
     for entry in family["members"]:  # a member records the callable and its multipliers, and rebuilds from them
