@@ -1,4 +1,8 @@
-"""The baseline registry: built-in names, a user's ``module.path:function``, or a stage-list ``.json``.
+"""The baseline registry: built-in names, ``module.path:callable``, ``timm:NAME``, or a stage-list ``.json``.
+
+A callable that takes ``width_mult`` and ``depth_mult`` is a builder of today's protocol; any other
+callable returning an ``nn.Module`` (a torchvision builder, a class) is scaled by
+:mod:`~scaler.baselines.any_model`.
 
 The built-in families (:mod:`~scaler.baselines.resnet`, :mod:`~scaler.baselines.mobilenet`,
 :mod:`~scaler.baselines.mbconv`) each list their baselines in ``builtin()``; this module registers
