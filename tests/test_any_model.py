@@ -128,6 +128,8 @@ def test_timm_efficientnet_knobs_match_torchvision_and_timm_resnet_is_rewritten(
     assert resnet.scaling == REWRITE and resnet.source == "timm"
     scaled = resnet.build(width=0.5, depth=2.0, num_classes=CLASSES)
     assert block_counts(scaled) == [4, 4, 4, 4]
+    # timm starts each residual branch at zero (zero_init_last): resized and copied blocks still do
+    assert all(not block.bn3.weight.any() and block.bn1.weight.all() for block in scaled.layer1)
     assert scaled(torch.randn(1, 3, 48, 48)).shape == (1, CLASSES)
     with pytest.raises(UsageError, match="timm has no model 'resnet26e'; did you mean"):
         get_baseline("timm:resnet26e")

@@ -31,6 +31,13 @@ def is_depthwise(conv: nn.Module) -> bool:
     return conv.groups > 1 and conv.groups == conv.in_channels
 
 
+def zero_scale(m: nn.Module) -> bool:
+    """A norm whose scale the builder drew as zeros: the last norm of a residual branch (timm's
+    ``zero_init_last``), which a redrawn layer keeps, so the block still starts as the identity."""
+    weight = getattr(m, "weight", None)
+    return isinstance(m, NORMS) and weight is not None and weight.numel() > 0 and not weight.detach().any()
+
+
 def init_layer(m: nn.Module) -> None:
     """Draw a layer's parameters afresh: convolutions as torchvision, timm and pycls draw them
     (Kaiming normal, fan-out), everything else by its own ``reset_parameters``."""
@@ -39,7 +46,10 @@ def init_layer(m: nn.Module) -> None:
         if m.bias is not None:
             nn.init.zeros_(m.bias)
     elif hasattr(m, "reset_parameters"):
+        zero = zero_scale(m)
         m.reset_parameters()
+        if zero:
+            nn.init.zeros_(m.weight)
 
 
 def _param(shape, like: torch.Tensor | None) -> nn.Parameter | None:
@@ -68,6 +78,7 @@ def resize_linear(linear: nn.Linear, f_in: int, f_out: int) -> None:
 
 def resize_norm(norm: nn.Module, x: torch.Tensor, original_input: tuple[int, ...] | None) -> str | None:
     """Make a normalization layer fit its new input ``x``; a reason string where it cannot."""
+    zero = zero_scale(norm)
     if isinstance(norm, nn.LayerNorm):
         dims = len(norm.normalized_shape)
         if original_input is not None and tuple(original_input[-dims:]) == tuple(norm.normalized_shape):
@@ -100,7 +111,7 @@ def resize_norm(norm: nn.Module, x: torch.Tensor, original_input: tuple[int, ...
         if getattr(norm, "num_batches_tracked", None) is not None:
             norm.num_batches_tracked.zero_()
     if norm.weight is not None:
-        nn.init.ones_(norm.weight)
+        (nn.init.zeros_ if zero else nn.init.ones_)(norm.weight)
     if norm.bias is not None:
         nn.init.zeros_(norm.bias)
     return None
