@@ -100,6 +100,8 @@ def run(args) -> int:
     if result["stages"]:
         print("\nstages:")
         print_table(pd.DataFrame(result["stages"]))
+    elif scaled.depth != 1 and b.source != "built-in":
+        print("  no stages found (runs of shape-keeping blocks): depth leaves this network as it is")
     if args.per_layer:
         frame = pd.DataFrame(cost.per_module)
         frame["share %"] = (100 * frame["macs"] / cost.macs).round(1)
