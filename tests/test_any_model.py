@@ -26,6 +26,13 @@ from scaler.scaling import round_channels
 FAMILIES = ["resnet18", "resnext50_32x4d", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf",
             "shufflenet_v2_x0_5", "mnasnet0_5", "convnext_tiny", "densenet121", "squeezenet1_1"]
 CLASSES = 10
+# Parameters at width 1.5, depth 2 (10 classes), measured 2026-11-26: pinned so a change to the
+# rewrite or a library path shows. Independent checks are below (torchvision's and timm's own knobs).
+SCALED_PARAMS = {
+    "resnet18": 53_353_066, "resnext50_32x4d": 100_219_882, "mobilenet_v2": 11_285_058, "mobilenet_v3_small": 5_872_218,
+    "efficientnet_b0": 19_815_010, "regnet_y_400mf": 17_406_368, "shufflenet_v2_x0_5": 1_056_682, "mnasnet0_5": 3_516_442,
+    "convnext_tiny": 121_114_810, "densenet121": 52_189_930, "squeezenet1_1": 3_293_002,
+}
 
 
 def torchvision_model(name: str, **kwargs) -> nn.Module:
@@ -54,7 +61,7 @@ def test_width_and_depth_scale_and_run(name):
     b = get_baseline(f"torchvision.models:{name}")
     base = b.build(num_classes=CLASSES)
     scaled = b.build(width=1.5, depth=2.0, num_classes=CLASSES)
-    assert count_params(scaled) > count_params(base)
+    assert count_params(scaled) > count_params(base) and count_params(scaled) == SCALED_PARAMS[name]
     with torch.no_grad():
         for px in (32, 48):
             out = scaled.eval()(torch.randn(2, 3, px, px))
