@@ -167,6 +167,10 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     space = load_space(config.space)
     data = dataset(config.data, config.recipe.get("seed", 0))  # the same object the runs train on
     baseline.build(num_classes=data.num_classes)  # fails early, with the user's message
+    if baseline.source != "built-in":
+        log(f"baseline {baseline.name}: scaled by {baseline.scaling}")
+    for name in baseline.ignored_multipliers(data.num_classes):  # its points along it would be copies of the baseline
+        log(f"warning: baseline {baseline.name} ignores {name}: its network at {name} 2 is the same size as at 1")
     reference_cost = count_cost(baseline)
     ratio = parse_budget(config.budget).target_ratio(reference_cost.macs)
     if ratio <= 1.0:

@@ -21,7 +21,8 @@ def add_baseline_argument(parser: argparse.ArgumentParser, required: bool = True
     parser.add_argument(
         "--baseline",
         required=required,
-        help="a built-in name (see `scaler baselines`), module.path:function, or a stage-list .json",
+        help="a built-in name (see `scaler baselines`), module.path:callable (any function or class returning an "
+             "nn.Module, e.g. torchvision.models:regnet_y_400mf), timm:NAME, or a stage-list .json",
     )
 
 
