@@ -11,6 +11,7 @@ import time
 import optuna
 import pandas as pd
 import pytest
+import torch
 from conftest import ROOT, complete_trials, run_cli
 
 from scaler.baselines import get_baseline
@@ -19,6 +20,7 @@ from scaler.cost import count_cost, count_model
 from scaler.errors import UsageError
 from scaler.nas.reward import reward
 from scaler.nas.space import architecture, extremes, fit_width, load_nas_space, read_start
+from scaler.scaling import channel_divisor
 
 DATA = "synthetic:size=16,images=400,classes=4"
 SMOKE = ["--preset", "smoke", "--data", DATA, "--device", "cpu", "--confirm-seeds", "2"]
@@ -46,6 +48,10 @@ def test_se_none_and_fused_build_and_cost_exactly():
         assert walked.method == "analytic"
         assert (walked.macs, walked.params, walked.activations, walked.fvcore_total) == (
             traced.macs, traced.params, traced.activations, traced.fvcore_total)
+    # fused stages beside MBConv ones agree on their channels at every proxy divisor (torchvision rounds MBConv's to 8)
+    with channel_divisor(2):
+        model = baseline.build(width=0.25, num_classes=4)
+    assert model(torch.randn(2, 3, 24, 24)).shape == (2, 4)
     # se 0 removes exactly the squeeze-excite layers' parameters
     plain = get_baseline({**b0(), "name": "no_se", "stages": [{**r, "se": 0} for r in b0()["stages"]]})
     squeeze = sum(p.numel() for n, p in get_baseline("efficientnet_b0").build().named_parameters() if ".fc" in n)
@@ -179,20 +185,30 @@ def test_smoke_search_end_to_end_and_best_json_is_a_baseline(tmp_path):
     # a re-run resumes: nothing left to train
     again = run_cli("nas", "--target", "30M", "--trials", "3", "--confirm", "2", *SMOKE, "--out", str(out))
     assert again.returncode == 0 and "trained 0 run(s)" in again.stdout, again.stderr
-    changed = run_cli("nas", "--target", "40M", "--trials", "3", *SMOKE, "--out", str(out))
-    assert changed.returncode == 2 and "different target" in changed.stderr
+
+
+def smoke_config(**changes):
+    import dataclasses
+
+    from scaler.nas.run import NasConfig
+    from scaler.recipe import resolve_recipe
+
+    recipe = dataclasses.asdict(resolve_recipe("smoke", None))
+    return NasConfig(**{"target": "30M", "trials": 2, "data": DATA, "recipe": recipe, "confirm": 0, "band": 0.3,
+                        "confirm_recipe": recipe, **changes})
 
 
 def test_pareto_objective_draws_the_front(tmp_path):
-    out = tmp_path / "run"
-    result = run_cli("nas", "--target", "30M", "--trials", "3", "--objective", "pareto", "--confirm", "1",
-                     "--no-reference", *SMOKE, "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    summary = json.loads((out / "nas.json").read_text())
-    trials = pd.read_csv(out / "trials.csv")
-    front = set(trials[trials.on_front.astype(bool)].number)
-    assert front and set(summary["front"]) == front and summary["winner"]["number"] in front
-    assert summary["reference"] is None
+    from scaler.nas.report import write_nas_report
+    from scaler.nas.run import run_nas
+    from scaler.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    result = run_nas(smoke_config(trials=3, objective="pareto"), run, log=lambda line: None)
+    front = set(result.trials[result.trials.on_front.astype(bool)].number)
+    assert front and set(result.summary["front"]) == front and result.summary["winner"]["number"] in front
+    assert result.summary["reference"] is None  # only a confirmed winner is compared
+    assert write_nas_report(run).is_file()
 
 
 @pytest.mark.slow
@@ -222,11 +238,8 @@ def test_kill_9_and_resume_trains_nothing_twice(tmp_path):
 
 
 def test_a_failing_architecture_is_recorded_and_the_search_goes_on(tmp_path, monkeypatch):
-    import dataclasses
-
     from scaler import objective
-    from scaler.nas import run as nas_run
-    from scaler.recipe import resolve_recipe
+    from scaler.nas.run import run_nas
     from scaler.run_folder import RunFolder
     from scaler.train import TrainingFailed
 
@@ -239,9 +252,7 @@ def test_a_failing_architecture_is_recorded_and_the_search_goes_on(tmp_path, mon
         return real(job, on_epoch)
 
     monkeypatch.setattr(objective, "evaluate_point", first_fails)
-    recipe = dataclasses.asdict(resolve_recipe("smoke", None))
-    config = nas_run.NasConfig(target="30M", trials=2, data=DATA, recipe=recipe, confirm=0, confirm_recipe=recipe)
-    result = nas_run.run_nas(config, RunFolder(tmp_path / "run"), log=lambda line: None)
+    result = run_nas(smoke_config(), RunFolder(tmp_path / "run"), log=lambda line: None)
     counts = result.summary["counts"]
     assert counts["trained"] == 2 and counts["failed"] == 1 and result.summary["winner"] is not None
     failed = result.trials[(result.trials.stage == "screen") & (result.trials.state == "FAIL")]

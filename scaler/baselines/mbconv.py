@@ -107,7 +107,10 @@ def build(spec: dict, num_classes: int = 1000) -> nn.Module:
     for row in spec["stages"]:
         shape = (row["expand"], row["kernel"], row["stride"], in_channels, row["channels"], row["repeats"])
         if row.get("block", "mbconv") == "fused":
-            setting.append(FusedMBConvConfig(*shape))
+            # MBConvConfig rounds its channels to multiples of 8 (width_mult 1 included); FusedMBConvConfig
+            # does not: round them alike, or a fused stage next to an MBConv one disagrees on its channels.
+            adjust = MBConvConfig.adjust_channels
+            setting.append(FusedMBConvConfig(*shape[:3], adjust(in_channels, 1.0), adjust(row["channels"], 1.0), shape[5]))
         else:
             block = None if row.get("se", 0.25) else partial(MBConv, se_layer=_no_squeeze)
             setting.append(MBConvConfig(*shape, 1.0, 1.0, block=block))
