@@ -1,5 +1,6 @@
 """`scaler nas`: the MBConv space as data, the new blocks' cost, cost-first rejection, the search end to end."""
 
+import dataclasses
 import json
 import os
 import random
@@ -258,3 +259,24 @@ def test_a_failing_architecture_is_recorded_and_the_search_goes_on(tmp_path, mon
     failed = result.trials[(result.trials.stage == "screen") & (result.trials.state == "FAIL")]
     assert len(failed) == 1 and "loss diverged" in failed.reason.iloc[0]
     assert calls[0]["baseline"]["stages"]  # each run trains its own stage list
+
+
+def test_an_architecture_sampled_but_never_told_is_finished_on_resume(tmp_path):
+    from scaler.nas.run import NAS_STUDY, prepare, run_nas
+    from scaler.nas.space import suggest
+    from scaler.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    config = smoke_config(trials=1)
+    run_nas(config, run, log=lambda line: None)
+    # a search killed between sampling an architecture and telling its result leaves it RUNNING
+    study = optuna.load_study(study_name=NAS_STUDY, storage=run.storage_url)
+    trial = study.ask()
+    spec = suggest(trial, load_nas_space(), prepare(config).fitted)
+    trial.set_user_attr("macs", count_cost(spec).macs)  # costed, in the band, marked for training: then killed
+    trial.set_user_attr("trained", True)
+    lines = []
+    result = run_nas(dataclasses.replace(config, trials=2), run, log=lines.append)
+    assert any("resuming 1 architecture" in line for line in lines)
+    told = optuna.load_study(study_name=NAS_STUDY, storage=run.storage_url).trials[trial.number]
+    assert told.state == optuna.trial.TrialState.COMPLETE and result.summary["counts"]["trained"] == 2

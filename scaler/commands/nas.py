@@ -32,6 +32,8 @@ from scaler.run_folder import RunFolder
 from scaler.stage_runner import BACKENDS
 from scaler.stages import DEFAULT_CONFIRM_PRESET, confirm_recipe
 
+RAY_BATCH = 4  # a local Ray starts per batch (seconds): a batch of one would spend most of its time starting Ray
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("--target", required=True, help="MACs of the searched baseline: 400M, 1.2G, or a factor of the start's (0.5x)")
@@ -59,8 +61,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--storage", help="SQLAlchemy URL for the studies (default: SQLite in the run folder)")
     parser.add_argument("--backend", default="optuna", choices=BACKENDS, help="who runs the trainings: optuna (this process) or ray")
     parser.add_argument("--ray-address", help="with --backend ray: a Ray cluster's address (default: a local Ray)")
-    parser.add_argument("--batch", type=int, default=1,
-                        help="architectures sampled before their runs go to the backend together (ray: its parallelism; default 1)")
+    parser.add_argument("--batch", type=int,
+                        help="architectures sampled before their runs go to the backend together "
+                             "(default 1; with ray 4: each batch starts Ray once and runs in parallel)")
     parser.add_argument("--out", help="run folder (default runs/nas-<target>)")
     parser.add_argument("--fresh", action="store_true", help="delete the run folder's studies and start over")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
@@ -74,7 +77,8 @@ def run(args) -> int:
                        seeds=args.seeds, objective=args.objective, pareto_cost=args.pareto_cost,
                        reward_target=args.reward_target, reward_w=args.reward_w, reward_form=args.reward_form,
                        band=args.band, confirm=args.confirm, confirm_seeds=args.confirm_seeds,
-                       reference=not args.no_reference, sampler_seed=args.sampler_seed, batch=args.batch,
+                       reference=not args.no_reference, sampler_seed=args.sampler_seed,
+                       batch=args.batch or (RAY_BATCH if args.backend == "ray" else 1),
                        device=str(resolve_device(args.device)), storage=args.storage)
     setup = prepare(config)  # bad input ends here, before any recipe or folder
     args.baseline = config.start or setup.space.start  # the recipe takes the start's own fields (EfficientNet's head init)

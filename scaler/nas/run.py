@@ -182,9 +182,12 @@ def run_nas(config: NasConfig, run: RunFolder, fresh: bool = False, log: Callabl
             f"{config.trials} architecture(s) x{config.seeds} seed(s)"
             + (f" ({recovered} interrupted run(s) retried)" if recovered else ""))
         start = time.perf_counter()
+        def write_table() -> None:  # trials.csv is never behind the studies, as in scaler search
+            run.write_csv(run.trials, trials_frame(nas_study, key_study, config, setup))
+
         search = _Search(config, setup, key_study, nas_study,
                          StageRunner(config, key_study, run, backend, ray_address, _quiet(log),
-                                     on_record=lambda: None), log, run)
+                                     on_record=lambda: None), log, run, on_batch=write_table)
         search.screen()
         summary = search.answer()
         frame = trials_frame(nas_study, key_study, config, setup)
@@ -264,9 +267,10 @@ def _candidate(spec: dict, macs: int, params: int, activations: int, target: flo
 
 
 class _Search:
-    def __init__(self, config: NasConfig, setup: _Setup, key_study, nas_study, runner: StageRunner, log, run) -> None:
+    def __init__(self, config: NasConfig, setup: _Setup, key_study, nas_study, runner: StageRunner, log, run,
+                 on_batch: Callable[[], None]) -> None:
         self.config, self.setup, self.key_study, self.nas_study = config, setup, key_study, nas_study
-        self.runner, self.log, self.run = runner, log, run
+        self.runner, self.log, self.run, self.on_batch = runner, log, run, on_batch
 
     # --- screen ------------------------------------------------------------------------------
 
@@ -358,6 +362,7 @@ class _Search:
                 reasons = [t.user_attrs.get("reason", "") for t in mine if t is not None and t.state != optuna.trial.TrialState.COMPLETE]
                 self._set(n, "reason", "; ".join(r for r in reasons if r) or "training failed")
                 self.nas_study.tell(n, state=optuna.trial.TrialState.FAIL)
+        self.on_batch()
 
     def _set(self, number: int, name: str, value) -> None:
         trial = self.nas_study.trials[number]
