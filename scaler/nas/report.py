@@ -95,32 +95,41 @@ def _reward_plot(trials: pd.DataFrame, s: dict, path: Path) -> bool:
     rejected = screen[screen.state == "rejected"]
     if done.empty:
         return False
+    # The front is drawn on its own cost axis: latency for --pareto-cost latency (rejected architectures have none).
+    x = "latency_ms" if s["objective"] == "pareto" and s["pareto_cost"] == "latency" else "macs"
+    if x == "latency_ms":
+        rejected = rejected.iloc[0:0]
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(FIGSIZE[0] * 1.6, FIGSIZE[1]))
         for ax, column, label in ((left, "reward", "reward ACC x (MACs/T)^w"), (right, "accuracy_mean", "proxy accuracy (%)")):
             scale = 100 if column == "accuracy_mean" else 1
-            ax.scatter(done.macs, scale * done[column], s=18, label="trained", alpha=0.8)
+            ax.scatter(done[x], scale * done[column], s=18, label="trained", alpha=0.8)
             if not rejected.empty:
                 low = scale * done[column].min()
-                ax.scatter(rejected.macs, [low] * len(rejected), marker="x", color="grey", s=14, alpha=0.6,
+                ax.scatter(rejected[x], [low] * len(rejected), marker="x", color="grey", s=14, alpha=0.6,
                            label="rejected by cost (drawn at the lowest value)")
-            front = done[done.on_front.astype(bool)].sort_values("macs")
+            front = done[done.on_front.astype(bool)].sort_values(x)
             if len(front):
-                ax.plot(front.macs, scale * front[column], "-", color="C1", label="Pareto front")
+                ax.plot(front[x], scale * front[column], "-", color="C1", label="Pareto front")
             win = done[done.number == (s.get("winner") or {}).get("number", -1)]
             if len(win):
-                ax.scatter(win.macs, scale * win[column], marker="*", s=160, color="C3", label="winner", zorder=3)
-            for edge in (1 - s["band"], 1 + s["band"]):
-                ax.axvline(s["target"] * edge, color="grey", linestyle=":", linewidth=1)
+                ax.scatter(win[x], scale * win[column], marker="*", s=160, color="C3", label="winner", zorder=3)
             ax.set_xscale("log")
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_macs(v)))
-            ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-            ax.set_xlabel("MACs (multiply-adds per image, log scale; dotted: the band)")
+            if x == "macs":
+                for edge in (1 - s["band"], 1 + s["band"]):
+                    ax.axvline(s["target"] * edge, color="grey", linestyle=":", linewidth=1)
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_macs(v)))
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+                ax.set_xlabel("MACs (multiply-adds per image, log scale; dotted: the band)")
+            else:  # a narrow range: label the minor ticks too (matplotlib's own labels are mathtext)
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+                ax.set_xlabel("latency, batch 1, CPU (ms per image, log scale)")
             ax.set_ylabel(label)
             ax.grid(True, which="both", alpha=0.3)
         left.legend(loc="best", fontsize=8)
         fig.suptitle(f"screen: {len(done)} trained, {len(rejected)} rejected before training")
         fig.savefig(path)
         plt.close(fig)
-    return math.isfinite(float(done.macs.max()))
+    return math.isfinite(float(done[x].max()))
