@@ -280,3 +280,6 @@ def test_an_architecture_sampled_but_never_told_is_finished_on_resume(tmp_path):
     assert any("resuming 1 architecture" in line for line in lines)
     told = optuna.load_study(study_name=NAS_STUDY, storage=run.storage_url).trials[trial.number]
     assert told.state == optuna.trial.TrialState.COMPLETE and result.summary["counts"]["trained"] == 2
+    # the same folder with another target is another search: refused in one line, nothing changed
+    with pytest.raises(UsageError, match="different target"):
+        run_nas(dataclasses.replace(config, target="40M"), run, log=lambda line: None)
