@@ -210,6 +210,10 @@ def test_pareto_objective_draws_the_front(tmp_path):
     assert front and set(result.summary["front"]) == front and result.summary["winner"]["number"] in front
     assert result.summary["reference"] is None  # only a confirmed winner is compared
     assert write_nas_report(run).is_file()
+    from scaler.cli import main
+
+    (run.path / "report.html").unlink()
+    assert main(["report", str(run.path)]) == 0 and (run.path / "report.html").is_file()  # `scaler report` knows a nas run
 
 
 @pytest.mark.slow
