@@ -25,6 +25,7 @@ COMMANDS = {
     "train": ("train", "train one (scaled) network with the proxy recipe: accuracy, time, images/s"),
     "grid": ("grid", "show the coefficient grid for a budget with nominal and measured MACs ratios"),
     "search": ("search", "search compound-scaling coefficients for a baseline under a budget"),
+    "nas": ("nas", "search MBConv choices for a baseline under a MACs target (its best.json is a --baseline)"),
     "family": ("family", "scale a baseline into a family (phi = 0..N) with cost, latency and accuracy"),
     "compare": ("compare", "train depth/width/resolution/compound/dollar scalings at matched MACs"),
     "report": ("report", "write report.html and report.md (plots inline) for one or several runs"),

@@ -95,7 +95,7 @@ class SearchResult:
     curves: pd.DataFrame | None = None
 
 
-def _lock(run: RunFolder) -> int:
+def lock(run: RunFolder) -> int:
     """Hold the folder's lock (a file descriptor) so that one search at a time works in it."""
     try:  # O_NOFOLLOW: a planted symlink must not make scaler create or truncate a file elsewhere
         fd = os.open(run.path / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -181,7 +181,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     proxy_warnings = run_checks(baseline, cands, recipe_from_dict(config.recipe), data)
 
     run.create()
-    lock = _lock(run)  # before --fresh clears anything: another search may own the folder
+    lock_fd = lock(run)  # before --fresh clears anything: another search may own the folder
     try:
         if fresh:
             _forget(config, run)
@@ -213,7 +213,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         return SearchResult(run, answer.table, winner, runner.trained, time.perf_counter() - start,
                             [*proxy_warnings, *answer.warnings], answer.screen, answer.curves)
     finally:
-        os.close(lock)
+        os.close(lock_fd)
 
 
 def _checked(config: SearchConfig, backend: str) -> SearchConfig:

@@ -36,10 +36,13 @@ def list_baselines() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_baseline(spec: str | Baseline) -> Baseline:
-    """Resolve a registered name, a ``module.path:function`` or an MBConv ``.json`` stage list."""
+def get_baseline(spec: str | Baseline | dict) -> Baseline:
+    """Resolve a registered name, a ``module.path:function``, an MBConv ``.json`` stage list, or a
+    stage list given as a dict (a job of ``scaler nas``: plain values that travel to a worker)."""
     if isinstance(spec, Baseline):
         return spec
+    if isinstance(spec, dict):
+        return mbconv.baseline_from_spec(mbconv.decode(spec, str(spec.get("name", "stage list"))))
     spec = str(spec).strip()
     if spec in _REGISTRY:
         return _REGISTRY[spec]
