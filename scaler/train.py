@@ -12,7 +12,7 @@ Example::
     from scaler.data import load_dataset
     from scaler.recipe import PRESETS
     from scaler.train import train
-    result = train("resnet18", width=0.25, depth=1.0, resolution_px=32, data=load_dataset("animals"),
+    result = train("resnet18", width=0.25, depth=1.0, resolution_px=32, data=load_dataset("glyphs"),
                    recipe=PRESETS["smoke"])
     result.accuracy, result.images_per_s
 
