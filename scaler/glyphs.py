@@ -7,7 +7,7 @@ reward all three dimensions a compound-scaling search varies (docs/data.md, "gly
 Each letter is drawn once per font with matplotlib's bundled DejaVu fonts (FreeType, antialiased)
 and scaled to its cell; the images are composed with tensor operations, a batch at a time. A
 large letter is its glyph sampled on a grid of cells (a cell is "on" where the glyph has ink);
-every on-cell holds a small letter. Nuisances, drawn per image: the font of the small letters
+every on-cell holds a small letter. Nuisances, drawn per image: the font of each small letter
 (four faces), their offset inside their cells, the grid size, a rotation, scale and shift of the
 whole figure, ink and background levels, a background gradient, distractor marks in the
 off-cells and pixel noise. No files are written; the output depends only on the options, the seed
@@ -48,6 +48,9 @@ class Focus:
     label: str  # "pair", "large" or "small"
     grids: tuple[int, ...]  # cells per side of the large letter (drawn at random per image)
     mixed: bool = False  # each cell a random small letter (the small letters then carry no label)
+    # The share of cells holding another small letter than the image's: the label is the majority,
+    # which a blurred texture average tells less surely than reading the letters.
+    impostors: float = 0.0
 
     def classes(self) -> list[str]:
         if self.label == "pair":
@@ -57,7 +60,7 @@ class Focus:
 
 # Small letters alike in outline (a/e/o/s, n/u, ...): they differ only in detail a few pixels wide.
 FOCI = {
-    "both": Focus(large="CEHLT", small="aesx", label="pair", grids=(5, 6)),
+    "both": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8, 9, 10), impostors=0.25),
     "resolution": Focus(large="EHLT", small="acemnorsuz", label="small", grids=(8, 9)),
     "depth": Focus(large="CEFHLOPTUZ", small="aesx", label="large", grids=(6, 7), mixed=True),
     "width": Focus(large="EHLT", small="ABDEFGHKMNPRSTUVXYZ23456789", label="small", grids=(4, 5)),
@@ -136,12 +139,15 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
     # Banks of cells, every letter at every offset: (font, letter, dy, dx, cell, cell); distractors alike.
     tiles = _offsets(torch.from_numpy(np.stack([glyph_bitmaps(spec.small, glyph, f) for f in FONTS])), pad)
     marks = _offsets(torch.from_numpy(glyph_bitmaps(DISTRACTORS, glyph, FONTS[0])), pad)
-    font = torch.from_numpy(rng.integers(0, len(FONTS), (b, 1, 1))).expand(b, g, g)
+    font = torch.from_numpy(rng.integers(0, len(FONTS), (b, g, g)))  # a font per cell
     on = masks[torch.from_numpy(large)]  # (b, g, g)
     if spec.mixed:
         which = torch.from_numpy(rng.integers(0, len(spec.small), (b, g, g)))
     else:
         which = torch.from_numpy(small)[:, None, None].expand(b, g, g)
+        if spec.impostors:  # another letter: the image's plus 1..n-1, modulo n
+            other = (which + torch.from_numpy(rng.integers(1, len(spec.small), (b, g, g)))) % len(spec.small)
+            which = torch.where(torch.from_numpy(rng.random((b, g, g)) < spec.impostors), other, which)
     dy, dx = (torch.from_numpy(rng.integers(0, pad + 1, (b, g, g))) for _ in range(2))
     mark = torch.from_numpy(rng.integers(0, len(DISTRACTORS), (b, g, g)))
     # Off-cells: a third hold a faint distractor.

@@ -42,7 +42,7 @@ def _tiny_data(size: int):
 
 def test_resnet50_at_24px_has_a_tiny_last_feature_map_and_the_fix_names_the_real_flag():
     baseline, cands = _grid("resnet50")
-    recipe = ProxyRecipe()  # proxy_resolution 24
+    recipe = ProxyRecipe(proxy_resolution=24)  # the default until 2026-11-26
     smallest = smallest_proxy_resolution(baseline, cands, recipe)
     w = check_feature_map(feature_sizes(baseline, cands, recipe), recipe.proxy_resolution, smallest)
     assert w is not None and w.code == "tiny_feature_map"
@@ -90,7 +90,7 @@ def test_a_traced_network_falls_back_to_the_forward_hook():
     cands = sorted((dataclasses.replace(c, reason="") for c in points.kept + points.dropped
                     if c.kind in ("depth", "width", "resolution")),
                    key=lambda c: ("depth", "width", "resolution").index(c.kind))
-    recipe = ProxyRecipe()
+    recipe = ProxyRecipe(proxy_resolution=24)
     size = size_function(traced)
     hooked = feature_sizes(traced, cands, recipe, size)
     assert [hw for _, _, hw in hooked] == [(1, 1), (1, 1), (2, 2)]  # depth, width at 24 px; resolution at 34 px

@@ -20,6 +20,11 @@ from scaler.errors import UsageError
 BuildFn = Callable[[float, float, int], nn.Module]
 
 
+# The proxy size of the mobile families (MobileNetV2/V3, EfficientNet and stage lists): at the default
+# 40 px and width 0.125 their cost-matched 2x grids keep 0-5 of 9 points and lose the resolution point;
+# at 48 px and 0.25 they keep 6-7 with it (docs/data.md, "Choosing the default").
+MOBILE_PROXY = {"proxy_resolution": 48, "proxy_width": 0.25}
+
 @dataclass(frozen=True)
 class Stage:
     """One stage of a network as reported in family tables: its name, output channels, blocks."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from torch import nn
 from torchvision.models.efficientnet import EfficientNet, MBConvConfig
 
-from scaler.baselines.base import Baseline, Stage
+from scaler.baselines.base import MOBILE_PROXY, Baseline, Stage
 from scaler.complexity import Complexity
 from scaler.errors import UsageError
 from scaler.scaling import round_channels, round_repeats
@@ -139,7 +139,7 @@ def baseline_from_spec(spec: dict, source: str = "built-in") -> Baseline:
     # torchvision's EfficientNet classifier init is sized for 1,000 classes; proxies start it small.
     return Baseline(
         spec["name"], build_fn, spec["resolution"], stages_fn, spec["description"], source,
-        complexity_fn=complexity_fn, proxy_recipe={"head_init_std": 0.01},
+        complexity_fn=complexity_fn, proxy_recipe={"head_init_std": 0.01, **MOBILE_PROXY},
     )
 
 

@@ -16,7 +16,7 @@ from torchvision.models._utils import _make_divisible
 from torchvision.models.mobilenetv2 import MobileNetV2
 from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
 
-from scaler.baselines.base import Baseline, Stage
+from scaler.baselines.base import MOBILE_PROXY, Baseline, Stage
 from scaler.complexity import Complexity
 from scaler.scaling import round_channels, round_repeats
 
@@ -123,7 +123,7 @@ def builtin() -> list[Baseline]:
             "MobileNetV2 (Sandler et al. 2018)",
             complexity_fn=mobilenet_v2_complexity,
             # At lr 0.1 its proxy swings 8 points between seeds and a 32-epoch run collapsed (docs/calibration.md).
-            proxy_recipe={"lr": 0.05, "weight_decay": 5e-5},
+            proxy_recipe={"lr": 0.05, "weight_decay": 5e-5, **MOBILE_PROXY},
         ),
         Baseline(
             "mobilenet_v3_large",
@@ -132,5 +132,6 @@ def builtin() -> list[Baseline]:
             mobilenet_v3_large_stages,
             "MobileNetV3-Large (Howard et al. 2019)",
             complexity_fn=mobilenet_v3_large_complexity,
+            proxy_recipe=dict(MOBILE_PROXY),
         ),
     ]
