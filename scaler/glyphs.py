@@ -7,7 +7,7 @@ reward all three dimensions a compound-scaling search varies (docs/data.md, "gly
 Each letter is drawn once per font with matplotlib's bundled DejaVu fonts (FreeType, antialiased)
 and scaled to its cell; the images are composed with tensor operations, a batch at a time. A
 large letter is its glyph sampled on a grid of cells (a cell is "on" where the glyph has ink);
-every on-cell holds a small letter. Nuisances, drawn per image: the font of each small letter
+every on-cell holds a small letter. Nuisances, drawn per image: the font of the small letters
 (four faces), their offset inside their cells, the grid size, a rotation, scale and shift of the
 whole figure, ink and background levels, a background gradient, distractor marks in the
 off-cells and pixel noise. No files are written; the output depends only on the options, the seed
@@ -51,6 +51,9 @@ class Focus:
     # The share of cells holding another small letter than the image's: the label is the majority,
     # which a blurred texture average tells less surely than reading the letters.
     impostors: float = 0.0
+    # The share of images with a blank rectangle (a quarter to a half of each side) over the figure:
+    # where it hides what tells the large letters apart, no resolution helps (a ceiling below 100%).
+    occluded: float = 0.0
 
     def classes(self) -> list[str]:
         if self.label == "pair":
@@ -60,7 +63,10 @@ class Focus:
 
 # Small letters alike in outline (a/e/o/s, n/u, ...): they differ only in detail a few pixels wide.
 FOCI = {
-    "both": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8, 9, 10), impostors=0.25),
+    "both": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8)),
+    "xi10": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8), impostors=0.1),
+    "xocc": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8), occluded=0.5),
+    "xocc3": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8), occluded=0.3),
     "resolution": Focus(large="EHLT", small="acemnorsuz", label="small", grids=(8, 9)),
     "depth": Focus(large="CEFHLOPTUZ", small="aesx", label="large", grids=(6, 7), mixed=True),
     "width": Focus(large="EHLT", small="ABDEFGHKMNPRSTUVXYZ23456789", label="small", grids=(4, 5)),
@@ -139,7 +145,7 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
     # Banks of cells, every letter at every offset: (font, letter, dy, dx, cell, cell); distractors alike.
     tiles = _offsets(torch.from_numpy(np.stack([glyph_bitmaps(spec.small, glyph, f) for f in FONTS])), pad)
     marks = _offsets(torch.from_numpy(glyph_bitmaps(DISTRACTORS, glyph, FONTS[0])), pad)
-    font = torch.from_numpy(rng.integers(0, len(FONTS), (b, g, g)))  # a font per cell
+    font = torch.from_numpy(rng.integers(0, len(FONTS), (b, 1, 1))).expand(b, g, g)
     on = masks[torch.from_numpy(large)]  # (b, g, g)
     if spec.mixed:
         which = torch.from_numpy(rng.integers(0, len(spec.small), (b, g, g)))
@@ -156,6 +162,8 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
     figure = placed.permute(0, 1, 3, 2, 4).reshape(b, 1, g * cell, g * cell)
     before, after = (size - g * cell) // 2, size - g * cell - (size - g * cell) // 2
     figure = F.pad(figure, (before, after, before, after))
+    if spec.occluded:
+        figure = figure * _occluder(b, size, spec.occluded, rng)
     # The whole figure: rotated, scaled and shifted (an inverse affine map, output -> input).
     theta = rng.uniform(-0.12, 0.12, b)  # radians, about ±7 degrees
     scale = rng.uniform(0.85, 1.05, b)
@@ -190,3 +198,15 @@ def _sample_points(affine: torch.Tensor, size: int) -> torch.Tensor:
     ramp = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
     base = torch.stack([ramp.expand(size, size), ramp[:, None].expand(size, size), torch.ones(size, size)], -1)
     return torch.einsum("hwk,bjk->bhwj", base, affine)
+
+
+def _occluder(b: int, size: int, share: float, rng: np.random.Generator) -> torch.Tensor:
+    """(b, 1, size, size): 0 inside one random rectangle, a quarter to a half of each side, in ``share`` of the images; else 1."""
+    h, w = (rng.uniform(0.25, 0.5, b) * size for _ in range(2))
+    top, left = rng.uniform(0, 1, b) * (size - h), rng.uniform(0, 1, b) * (size - w)
+    on = rng.random(b) < share
+    ramp = torch.arange(size, dtype=torch.float32)
+    rows = (ramp[None, :] >= torch.from_numpy(top)[:, None]) & (ramp[None, :] < torch.from_numpy(top + h)[:, None])
+    cols = (ramp[None, :] >= torch.from_numpy(left)[:, None]) & (ramp[None, :] < torch.from_numpy(left + w)[:, None])
+    hidden = rows[:, :, None] & cols[:, None, :] & torch.from_numpy(on)[:, None, None]
+    return (~hidden).float()[:, None]

@@ -83,7 +83,9 @@ def test_single_dimension_points_move_only_their_own_dimension():
 
 def test_reasons_say_which_cost_missed():
     baseline = get_baseline("resnet50")
-    points = grid(load_space(), baseline, 2.0, recipe=resolve_recipe("default", baseline))
+    # the proxy of the default until 2026-11-26 (24 px, width 0.25), whose resolution point cannot be matched
+    earlier = resolve_recipe("default", baseline, {"proxy_resolution": 24, "proxy_width": 0.25})
+    points = grid(load_space(), baseline, 2.0, recipe=earlier)
     reasons = {c.kind: c.reason for c in points.dropped if c.kind in SINGLES}
     assert set(reasons) == {"resolution"}
     assert reasons["resolution"].startswith("proxy costs x2.68")  # the full size itself is matched
