@@ -48,12 +48,6 @@ class Focus:
     label: str  # "pair", "large" or "small"
     grids: tuple[int, ...]  # cells per side of the large letter (drawn at random per image)
     mixed: bool = False  # each cell a random small letter (the small letters then carry no label)
-    # The share of cells holding another small letter than the image's: the label is the majority,
-    # which a blurred texture average tells less surely than reading the letters.
-    impostors: float = 0.0
-    # The share of images with a blank rectangle (a quarter to a half of each side) over the figure:
-    # where it hides what tells the large letters apart, no resolution helps (a ceiling below 100%).
-    occluded: float = 0.0
 
     def classes(self) -> list[str]:
         if self.label == "pair":
@@ -64,9 +58,6 @@ class Focus:
 # Small letters alike in outline (a/e/o/s, n/u, ...): they differ only in detail a few pixels wide.
 FOCI = {
     "both": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8)),
-    "xi10": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8), impostors=0.1),
-    "xocc": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8), occluded=0.5),
-    "xocc3": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8), occluded=0.3),
     "resolution": Focus(large="EHLT", small="acemnorsuz", label="small", grids=(8, 9)),
     "depth": Focus(large="CEFHLOPTUZ", small="aesx", label="large", grids=(6, 7), mixed=True),
     "width": Focus(large="EHLT", small="ABDEFGHKMNPRSTUVXYZ23456789", label="small", grids=(4, 5)),
@@ -151,9 +142,6 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
         which = torch.from_numpy(rng.integers(0, len(spec.small), (b, g, g)))
     else:
         which = torch.from_numpy(small)[:, None, None].expand(b, g, g)
-        if spec.impostors:  # another letter: the image's plus 1..n-1, modulo n
-            other = (which + torch.from_numpy(rng.integers(1, len(spec.small), (b, g, g)))) % len(spec.small)
-            which = torch.where(torch.from_numpy(rng.random((b, g, g)) < spec.impostors), other, which)
     dy, dx = (torch.from_numpy(rng.integers(0, pad + 1, (b, g, g))) for _ in range(2))
     mark = torch.from_numpy(rng.integers(0, len(DISTRACTORS), (b, g, g)))
     # Off-cells: a third hold a faint distractor.
@@ -162,8 +150,6 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
     figure = placed.permute(0, 1, 3, 2, 4).reshape(b, 1, g * cell, g * cell)
     before, after = (size - g * cell) // 2, size - g * cell - (size - g * cell) // 2
     figure = F.pad(figure, (before, after, before, after))
-    if spec.occluded:
-        figure = figure * _occluder(b, size, spec.occluded, rng)
     # The whole figure: rotated, scaled and shifted (an inverse affine map, output -> input).
     theta = rng.uniform(-0.12, 0.12, b)  # radians, about ±7 degrees
     scale = rng.uniform(0.85, 1.05, b)
@@ -198,15 +184,3 @@ def _sample_points(affine: torch.Tensor, size: int) -> torch.Tensor:
     ramp = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
     base = torch.stack([ramp.expand(size, size), ramp[:, None].expand(size, size), torch.ones(size, size)], -1)
     return torch.einsum("hwk,bjk->bhwj", base, affine)
-
-
-def _occluder(b: int, size: int, share: float, rng: np.random.Generator) -> torch.Tensor:
-    """(b, 1, size, size): 0 inside one random rectangle, a quarter to a half of each side, in ``share`` of the images; else 1."""
-    h, w = (rng.uniform(0.25, 0.5, b) * size for _ in range(2))
-    top, left = rng.uniform(0, 1, b) * (size - h), rng.uniform(0, 1, b) * (size - w)
-    on = rng.random(b) < share
-    ramp = torch.arange(size, dtype=torch.float32)
-    rows = (ramp[None, :] >= torch.from_numpy(top)[:, None]) & (ramp[None, :] < torch.from_numpy(top + h)[:, None])
-    cols = (ramp[None, :] >= torch.from_numpy(left)[:, None]) & (ramp[None, :] < torch.from_numpy(left + w)[:, None])
-    hidden = rows[:, :, None] & cols[:, None, :] & torch.from_numpy(on)[:, None, None]
-    return (~hidden).float()[:, None]

@@ -76,7 +76,8 @@ def test_each_focus_labels_what_it_says(focus, label):
     spec = FOCI[focus]
     assert spec.label == label
     labels, large, small = draw_letters(spec, 4000, np.random.default_rng(0))
-    assert np.bincount(labels).tolist() == [4000 // len(spec.classes())] * len(spec.classes())
+    counts = np.bincount(labels, minlength=len(spec.classes()))
+    assert counts.max() - counts.min() <= 1  # balanced
     if label == "pair":
         assert (labels == large * len(spec.small) + small).all()
         return
