@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from scaler.baselines.base import MOBILE_PROXY
 from scaler.data import DEFAULT_SOURCE, list_sources, load_dataset
 from scaler.dataset import DEFAULT_CLASSES, MAX_VAL
 from scaler.errors import UsageError
@@ -48,7 +49,7 @@ def test_default_is_balanced_with_5000_validation_images_at_128_px(default):
 def test_native_detail_is_above_the_largest_default_proxy_input(default):
     """Area-downsampling to the proxy's pixels and back loses a measurable part of the image, and
     less when the proxy input grows: a resolution variant sees detail the baseline cannot."""
-    px = PRESETS["default"].proxy_resolution
+    px = max(PRESETS["default"].proxy_resolution, MOBILE_PROXY["proxy_resolution"])
     largest = round(px * 2)  # the curves' resolution member at phi = 2 of the 2x budget
     assert default.image_size[0] > largest
     x = default.images[:500].float() / 255

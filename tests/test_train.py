@@ -162,6 +162,9 @@ def test_baseline_recipe_fields_sit_between_preset_and_flags():
     assert (mv2.lr, mv2.weight_decay, mv2.epochs) == (0.05, 5e-5, PRESETS["default"].epochs)
     assert (mv2.proxy_resolution, mv2.proxy_width) == (48, 0.25) != (PRESETS["default"].proxy_resolution,
                                                                     PRESETS["default"].proxy_width)
+    assert get_recipe("long", get_baseline("mobilenet_v2")).proxy_resolution == 48  # long shares the default's size
+    smoke = get_recipe("smoke", get_baseline("mobilenet_v2"))  # a preset's own size stays
+    assert (smoke.proxy_resolution, smoke.proxy_width, smoke.lr) == (24, 0.125, 0.05)
     assert get_recipe("default", get_baseline("efficientnet_b0")).head_init_std == 0.01
     argv = ["train", "--baseline", "mobilenet_v2", "--lr", "0.2"]
     recipe = resolve_recipe(build_parser(argv).parse_args(argv))
