@@ -60,7 +60,6 @@ FOCI = {
     "both": Focus(large="CEHLT", small="aesx", label="pair", grids=(7, 8)),
     "resolution": Focus(large="EHLT", small="acemnorsuz", label="small", grids=(8, 9)),
     "depth": Focus(large="CEFHLOPTUZ", small="aesx", label="large", grids=(6, 7), mixed=True),
-    "xdepth2": Focus(large="BDEFHKNPRU", small="aesx", label="large", grids=(5, 6), mixed=True),
     "width": Focus(large="EHLT", small="ABDEFGHKMNPRSTUVXYZ23456789", label="small", grids=(4, 5)),
 }
 
