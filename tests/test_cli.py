@@ -25,7 +25,8 @@ def test_baselines_lists_params_and_macs(cli):
     rows = {row["baseline"]: row for row in json.loads(result.stdout)}
     assert rows["efficientnet_b0"]["macs"] == 385_825_092
     assert rows["resnet50"]["params"] == 25_557_032
-    assert rows["mobilenet_v2"]["proxy_recipe"] == {"lr": 0.05, "weight_decay": 5e-5} and rows["resnet50"]["proxy_recipe"] == {}
+    assert rows["mobilenet_v2"]["proxy_recipe"] == {"lr": 0.05, "weight_decay": 5e-5, "proxy_resolution": 48, "proxy_width": 0.25}
+    assert rows["resnet50"]["proxy_recipe"] == {}
 
 
 def test_flops_json(cli):

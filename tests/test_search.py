@@ -15,10 +15,14 @@ from conftest import FLAKY_MODEL, ROOT, SMOKE_SEARCH, complete_trials, run_cli
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
+from scaler.recipe import resolve_recipe
 from scaler.search_space import DEFAULT_SPACE, grid, load_space, share_points
 from scaler.stats import welch_margin
 
 SMOKE = SMOKE_SEARCH
+# The default proxy until 2026-11-26: at 24 px and width 0.25 some points cannot be priced, which the
+# tests of dropped points need.
+EARLIER_PROXY = {"proxy_resolution": 24, "proxy_width": 0.25}
 
 
 # --- grid arithmetic ------------------------------------------------------------------------------
@@ -38,7 +42,7 @@ def test_single_dimension_points_are_never_filtered_by_tolerance():
     space = load_space()
     tight = type(space)(**{**space.__dict__, "tolerance": 1e-6})
     points = grid(tight, get_baseline("efficientnet_b0"), 2.0)
-    assert {c.kind for c in points.kept} == {"depth", "width"}  # resolution: the proxy cannot be matched
+    assert {c.kind for c in points.kept} == {"depth", "width", "resolution"}  # every single point matched at 48 px
     for c in points.dropped:  # singles are dropped only by matching; compound points by it or the tolerance
         assert c.kind == "compound" or "outside the space's tolerance" not in c.reason, c
     assert any("outside the space's tolerance" in c.reason for c in points.dropped)
@@ -46,7 +50,8 @@ def test_single_dimension_points_are_never_filtered_by_tolerance():
 
 def test_measured_filter_reports_real_cost():
     b = get_baseline("efficientnet_b0")
-    points = grid(load_space("compound_fine"), b, 2.0)
+    earlier = resolve_recipe("default", b, EARLIER_PROXY)  # the proxy that cannot price this point
+    points = grid(load_space("compound_fine"), b, 2.0, recipe=earlier)
     by_planned = {c.planned.as_tuple(): c for c in points.kept + points.dropped}
     # the paper's point costs 2.57x after rounding (B0's 16 blocks become 23 at depth 1.2) ...
     paper = by_planned[(1.2, 1.1, 1.15)]
@@ -237,7 +242,7 @@ def test_search_bad_input(tmp_path, args, message):
 
 def test_grid_command_reports_nominal_and_measured():
     result = run_cli("grid", "--baseline", "efficientnet_b0", "--space", "compound_fine", "--filter", "nominal",
-                     "--tolerance", "0.05", "--json")
+                     "--tolerance", "0.05", "--proxy-resolution", "24", "--proxy-width", "0.25", "--json")
     assert result.returncode == 0, result.stderr
     rows = {(r["planned_alpha"], r["planned_beta"], r["planned_gamma"]): r for r in json.loads(result.stdout)}
     paper = rows[(1.2, 1.1, 1.15)]  # matched: alpha and gamma kept, beta solved so that it costs 2x at full size
