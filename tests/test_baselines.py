@@ -6,6 +6,7 @@ import torchvision
 from torch import nn
 
 from scaler.baselines import Baseline, builtin_dir, get_baseline, list_baselines, register
+from scaler.baselines.base import MOBILE_PROXY
 from scaler.errors import UsageError
 from scaler.recipe import resolve_recipe as get_recipe
 
@@ -114,7 +115,7 @@ def test_stage_list_json(tmp_path):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(spec))
     b = get_baseline(str(path))
-    assert b.name == "tiny_mbconv" and b.proxy_recipe == {"head_init_std": 0.01}
+    assert b.name == "tiny_mbconv" and b.proxy_recipe == {"head_init_std": 0.01, **MOBILE_PROXY}
     out = b.build(width=1.0, depth=1.0, num_classes=7)(torch.randn(1, 3, 32, 32))
     assert out.shape == (1, 7)
 
