@@ -83,11 +83,11 @@ def _source(name: str, usage: str, description: str, needs: str | None = None, t
 
 
 def list_sources() -> list[dict]:
-    """The data sources: name, how to write the spec, what it holds, and whether it is usable here."""
+    """The data sources, the default first: name, how to write the spec, what it holds, and whether it is usable here."""
     return [
         {"name": s.name, "usage": s.usage, "description": s.description, "available": s.available(),
          "install": s.install}
-        for s in _SOURCES.values()
+        for s in sorted(_SOURCES.values(), key=lambda s: s.name != DEFAULT_SOURCE)
     ]
 
 
