@@ -148,15 +148,20 @@ class Dataset:
         }
 
 
+STATS_CHUNK_BYTES = 16 * 1024**2  # the float64 temporary of channel_stats
+
+
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and standard deviation (at least 1e-3) of uint8 images in [0, 1], as (1, C, 1, 1).
 
-    Summed in float64 a chunk at a time: a float copy of 10,000 images at 128 px would be 655 MB.
+    Summed in float64 a chunk of at most STATS_CHUNK_BYTES at a time: a float copy of 10,000 images
+    at 128 px would be 655 MB, and a fixed count of images per chunk would grow with the image size.
     """
     total = torch.zeros(images.shape[1], dtype=torch.float64)
     squares = torch.zeros_like(total)
-    for start in range(0, len(images), 1024):
-        chunk = images[start : start + 1024].to(torch.float64).div_(255)
+    step = max(1, STATS_CHUNK_BYTES // max(1, images[0].numel() * 8))
+    for start in range(0, len(images), step):
+        chunk = images[start : start + step].to(torch.float64).div_(255)
         total += chunk.sum(dim=(0, 2, 3))
         squares += chunk.square().sum(dim=(0, 2, 3))
     n = images.numel() // images.shape[1]
