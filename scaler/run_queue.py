@@ -153,6 +153,11 @@ def reclaim(study: optuna.Study) -> int:
     return reclaimed
 
 
+def interrupted_runs(study: optuna.Study) -> int:
+    """How many runs' latest trial failed without a final reason (Ctrl-C, a reclaimed worker): to run again."""
+    return sum(t.state == TrialState.FAIL and not is_final(t) for t in latest_by_key(study.get_trials(deepcopy=False)).values())
+
+
 # --- the queue ---------------------------------------------------------------------------------------
 
 

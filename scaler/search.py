@@ -37,6 +37,7 @@ from scaler.proxy_checks import ProxyWarning, check_baseline_accuracy, check_win
 from scaler.recipe import recipe_defaults, recipe_from_dict
 from scaler.results import choose_winner, curves_table, stage_agreement, stage_runs, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
+from scaler.run_queue import interrupted_runs, reclaim
 from scaler.scaling import parse_budget
 from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, grid, load_space
 from scaler.stage_runner import BACKENDS, StageRunner
@@ -228,8 +229,10 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         study = open_study(config, run, name, heartbeat)
         _claim(study, config, resolved)
         storage_url = config.storage or run.storage_url
+        retried = reclaim(study) + interrupted_runs(study)
         log(f"search {prep.baseline.name} at {config.budget} (x{prep.ratio:.3g} MACs): {len(cands)} grid points; screen "
-            f"x{config.seeds} seed(s), confirm top {config.confirm} x{config.confirm_seeds} seed(s), curves: {config.curves}")
+            f"x{config.seeds} seed(s), confirm top {config.confirm} x{config.confirm_seeds} seed(s), curves: {config.curves}"
+            + (f" ({retried} interrupted run(s) retried)" if retried else ""))
         log(f"study {name} in {redact_url(storage_url)}" + (f"; {workers} local workers" if workers > 1 else ""))
         for w in prep.warnings:
             log(f"warning: {w.line()}")
