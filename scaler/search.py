@@ -51,7 +51,17 @@ from scaler.stages import (
     curve_strategies,
     promote,
 )
-from scaler.study import HEARTBEAT, PRUNERS, Key, open_study, redact_error, redact_url, stage_keys, study_name
+from scaler.study import (
+    HEARTBEAT,
+    PRUNERS,
+    Key,
+    driver_url,
+    open_study,
+    redact_error,
+    redact_url,
+    stage_keys,
+    study_name,
+)
 
 # Keys of config.json that define the study; a re-run must match them (in canonical form) to resume.
 # The confirm stage's K and the curves' strategies may change: they only choose which runs to make.
@@ -316,7 +326,7 @@ def _forget(config: SearchConfig, run: RunFolder, names: set[str]) -> None:
     if config.storage:
         for name in names:
             try:
-                optuna.delete_study(study_name=name, storage=config.storage)
+                optuna.delete_study(study_name=name, storage=driver_url(config.storage))
             except KeyError:
                 pass
             except Exception as exc:

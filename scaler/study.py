@@ -88,8 +88,21 @@ def _password(url: str) -> str | None:
         return None
 
 
+def driver_url(url: str) -> str:
+    """``postgresql://`` with the driver scaler installs (psycopg 3; SQLAlchemy's default is psycopg2)."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and not importlib.util.find_spec("psycopg2") and importlib.util.find_spec("psycopg"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
 def open_storage(url: str, heartbeat: int = HEARTBEAT) -> optuna.storages.RDBStorage:
-    """An RDB storage with heartbeats whose stale runs are queued again; on SQLite, serialisable."""
+    """An RDB storage with heartbeats whose stale runs are queued again; on SQLite, serialisable.
+
+    The password may be in the URL or where libpq looks (PGPASSWORD, ~/.pgpass).
+    """
+    url = driver_url(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -232,7 +245,7 @@ def storage_status(url: str):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = optuna.storages.RDBStorage(url, skip_compatibility_check=False)
+        storage = optuna.storages.RDBStorage(driver_url(url))
         studies = storage.get_all_studies()
     except Exception as exc:
         raise UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}") from None
