@@ -29,7 +29,7 @@ from scaler.cost import count_cost
 from scaler.devices import set_threads
 from scaler.errors import UsageError
 from scaler.files import dumps
-from scaler.local_workers import local_workers
+from scaler.local_workers import local_workers, thread_share
 from scaler.matching import Coster
 from scaler.objective import Planned
 from scaler.proxy import dataset
@@ -55,6 +55,7 @@ from scaler.study import (
     HEARTBEAT,
     PRUNERS,
     Key,
+    check_storage,
     driver_url,
     open_study,
     redact_error,
@@ -218,6 +219,10 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     config = _checked(config, backend)
     if workers > 1 and backend != "optuna":
         raise UsageError("--workers starts Optuna workers; with --backend ray, Ray places the trials (--trial-resources)")
+    if workers > 1:
+        set_threads(thread_share(workers))  # this process is one of the workers
+    if config.storage:  # an unreachable database is said before minutes of grid costing
+        check_storage(config.storage)
     prep = _prepare(config, log)
     cands = prep.cands
 

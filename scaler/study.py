@@ -69,6 +69,14 @@ def open_study(config, run: RunFolder | None, name: str = STUDY_NAME, heartbeat:
     )
 
 
+def check_storage(url: str) -> None:
+    """Connect to the storage at ``url`` once (creating Optuna's tables), or say in one line why not."""
+    try:
+        open_storage(url).engine.dispose()
+    except Exception as exc:
+        raise UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}") from None
+
+
 def redact_error(exc: BaseException, url: str) -> str:
     """``Type: first line`` of an exception, with the URL's password (and the URL) hidden."""
     reason = str(exc).splitlines()[0] if str(exc) else ""
