@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from conftest import ROOT, run_cli
 
@@ -220,3 +222,57 @@ def test_unreachable_storage_is_one_line_without_the_password(tmp_path):
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert PASSWORD not in result.stderr + result.stdout and "scaler:***@127.0.0.1:1" in result.stderr
     assert not (tmp_path / "r" / "config.json").exists() or PASSWORD not in (tmp_path / "r" / "config.json").read_text()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_address_refused_in_one_line(tmp_path):
+    base = ["search", "--baseline", "resnet18", "--out", str(tmp_path / "r"), "--preset", "smoke", "--data", "synthetic",
+            "--backend", "ray"]
+    for address, said in [(f"127.0.0.1:{_free_port()}", "cannot reach the Ray cluster at 127.0.0.1:"),
+                          ("ray://127.0.0.1:10001", "Ray Client (ray://) is not supported")]:
+        result = run_cli(*base, "--ray-address", address, timeout=120)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert said in result.stderr
+
+
+@pytest.mark.slow
+def test_ray_cluster_of_two_nodes_runs_on_both_and_ctrl_c_leaves_a_resumable_run(tmp_path, monkeypatch):
+    temp = Path(tempfile.mkdtemp(prefix="scaler-rc-"))  # short: Ray's socket paths hold 107 bytes
+    (temp / "home").mkdir()
+    (temp / "home" / "ray_bootstrap_config.yaml").write_text("provider:\n  type: local\n")  # no cloud metadata probe
+    # The driver and the nodes use 127.0.0.1, and never probe 8.8.8.8 for an outward address.
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    cluster = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ray_cluster.py"), str(temp / "ray")],
+                               env={**os.environ, "HOME": str(temp / "home")}, stdout=subprocess.PIPE, text=True)
+    try:
+        address = cluster.stdout.readline().strip()
+        assert address.startswith("127.0.0.1:"), "the test cluster did not start"
+        out = tmp_path / "run"
+        args = ["search", *_work(seeds=1), "--out", str(out), "--backend", "ray", "--ray-address", address,
+                "--trial-resources", "cpu=1"]
+        first = _scaler(*args)
+        _wait_for(lambda: (out / "trials.csv").exists() and "COMPLETE" in (out / "trials.csv").read_text(), 240,
+                  "a first run")
+        first.send_signal(signal.SIGINT)  # Ctrl-C: the runs in flight are dropped, nothing is answered
+        _, stderr = first.communicate(timeout=120)
+        assert first.returncode == 130, stderr[-3000:]
+        assert not (out / "coefficients.json").exists()
+
+        again = run_cli(*args, timeout=300)
+        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+        assert "0 done before" not in again.stdout  # resumed
+        table = pd.read_csv(out / "trials.csv")
+        assert (table.state == "COMPLETE").all()
+        assert table.nodes.str.startswith("127.0.0.1/").all() and table.nodes.nunique() == 2  # both nodes trained
+    finally:
+        cluster.terminate()  # the helper ends the node processes it started
+        cluster.wait(timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -89,6 +89,12 @@ def run(args) -> int:
     # Everything the end of a search uses is checked here: a typo must not cost the whole search.
     check_numbers(args, {"seeds": 1, "latency_runs": 0, "confirm": 0, "confirm_seeds": 1, "workers": 1, "heartbeat": 1})
     resources = parse_resources(args.trial_resources, args.device)
+    if args.ray_address:
+        if args.backend != "ray":
+            raise UsageError("--ray-address is for --backend ray")
+        from scaler.ray_backend import check_address
+
+        check_address(args.ray_address)  # before minutes of grid costing
     phis = parse_phi_range(args.phi)
     recipe = resolve_recipe(args)
     parse_budget(args.budget)
