@@ -287,12 +287,13 @@ def _claim(study: optuna.Study, config: SearchConfig, resolved: dict) -> None:
                          f"{', '.join(differs)}; use --fresh to start it over")
 
 
-def work(storage: str, name: str, log: Callable[[str], None] = print, heartbeat: int = HEARTBEAT) -> int:
+def work(storage: str, name: str, log: Callable[[str], None] = print, heartbeat: int = HEARTBEAT) -> tuple[int, SearchConfig]:
     """``scaler worker``: take and run the queued runs of the study ``name`` until its search is done.
 
     The worker runs the stages of the search stored in the study, and first checks that its grid
     and data (their fingerprint) are the search's: a machine with other data must not add runs.
-    Returns how many runs it made.
+    Returns how many runs it made, and the search's configuration (to write its results with
+    :func:`run_search`, which then finds every run done).
     """
     probe = SearchConfig(baseline="", storage=storage)
     study = open_study(probe, None, name, heartbeat, create=False)
@@ -307,7 +308,7 @@ def work(storage: str, name: str, log: Callable[[str], None] = print, heartbeat:
     log(f"worker on study {name} in {redact_url(storage)}: {config.baseline} at {config.budget}, {len(prep.cands)} grid points")
     runner = StageRunner(config, study, None, "optuna", None, log, on_record=lambda: None)
     _stages(runner, config, prep.cands, prep.coster, prep.ratio, prep.data.num_classes)
-    return runner.trained
+    return runner.trained, config
 
 
 def _checked(config: SearchConfig, backend: str) -> SearchConfig:

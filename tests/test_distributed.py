@@ -140,7 +140,9 @@ def test_three_workers_on_postgres_one_killed_each_run_once(postgres, tmp_path):
     search = _scaler("search", *WORK, "--out", str(out), "--storage", postgres)
     name = _wait_for(lambda: next(iter(_study_names(postgres)), None), 120, "the search's study")
     assert name == RunFolder(out).study_name() and name.startswith("resnet18-2x-")
-    workers = [_scaler("worker", "--study", name, "--heartbeat", "1", env={"SCALER_STORAGE": postgres}) for _ in range(2)]
+    # The survivor also writes the results when every run is done (--out), as the search does.
+    workers = [_scaler("worker", "--study", name, "--heartbeat", "1", *extra, env={"SCALER_STORAGE": postgres})
+               for extra in ([], ["--out", str(tmp_path / "by-worker"), "--no-family", "--no-report"])]
     victim = workers[0]
 
     def victim_running():
@@ -162,6 +164,8 @@ def test_three_workers_on_postgres_one_killed_each_run_once(postgres, tmp_path):
     assert len(killed) == 1 and "stopped; retried" in killed[0].user_attrs["reason"]
     assert len({t.user_attrs["worker"] for t in complete}) >= 2  # the search and the surviving worker shared them
     assert f"study {name} in postgresql://scaler:***@/postgres" in stdout
+    by_search, by_worker = (pd.read_csv(p / "trials.csv") for p in (out, tmp_path / "by-worker"))
+    assert by_worker.accuracy_mean.tolist() == by_search.accuracy_mean.tolist() and len(by_search) == 6
 
     # The password is in no file, log line or message; status shows the study's progress.
     status = run_cli("status", "--storage", postgres)

@@ -109,19 +109,24 @@ def run(args) -> int:
     result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True),
                         backend=args.backend, ray_address=args.ray_address, workers=args.workers,
                         heartbeat=args.heartbeat, trial_resources=resources)
+    return finish(result, phis, config.device, args.latency_runs, family=not args.no_family, report=not args.no_report)
+
+
+def finish(result, phis, device: str, latency_runs: int, family: bool = True, report: bool = True) -> int:
+    """Print a finished search's tables; write its family and report; the exit status."""
     print_results(result)
     if result.winner is None:
         print("no grid point finished; nothing to scale", file=sys.stderr)
         return 1
-    if not args.no_family:
+    if family:
         from scaler.family_files import write_family
 
-        write_family(run_folder, phis=phis, device=config.device, latency_runs=args.latency_runs)
-        print(f"family:  {run_folder.family_csv}")
-    if not args.no_report:
+        write_family(result.run, phis=phis, device=device, latency_runs=latency_runs)
+        print(f"family:  {result.run.family_csv}")
+    if report:
         from scaler.report import write_report
 
-        print(f"report:  {write_report([run_folder])}")
+        print(f"report:  {write_report([result.run])}")
     return 0
 
 

@@ -4,8 +4,9 @@ A search started with --storage (PostgreSQL, MySQL; SQLite for workers on one ma
 study when it starts (`study resnet50-2x-<id> in ...`; `scaler status` lists them). Any number
 of workers, on any machines sharing that database, take its runs; each run is made once. A worker
 that dies is noticed by its heartbeat (or at once, by a worker of the same machine) and its run is
-queued again. The worker needs the same data at the same path (its fingerprint is checked), and
-the search itself (or a re-run of its command) writes the results.
+queued again. The worker needs the same data at the same path (its fingerprint is checked). The
+search itself writes the results; so does a worker given --out, once every run has finished
+(trials.csv, coefficients.json, family and report in that folder).
 
 The password may be in the URL, in PGPASSWORD, or in ~/.pgpass; the URL may also come from the
 SCALER_STORAGE environment variable, which `ps` does not show.
@@ -13,6 +14,7 @@ SCALER_STORAGE environment variable, which `ps` does not show.
 examples:
   scaler worker --storage postgresql://scaler@db/scaler --study resnet50-2x-3f9a0c21d4
   SCALER_STORAGE=postgresql://scaler:secret@db/scaler scaler worker --study resnet50-2x-3f9a0c21d4
+  scaler worker --storage postgresql://scaler@db/scaler --study resnet50-2x-3f9a0c21d4 --out runs/resnet50-2x
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--study", required=True, help="the search's study name (see `scaler status`)")
     parser.add_argument("--heartbeat", type=int, default=None,
                         help="seconds between heartbeats; a run is reclaimed after 6 missed (default 10)")
+    parser.add_argument("--out", help="when every run is done, write the search's results, family and report here")
+    parser.add_argument("--no-family", action="store_true", help="with --out: do not write the family")
+    parser.add_argument("--no-report", action="store_true", help="with --out: do not write the report")
 
 
 def run(args) -> int:
@@ -41,6 +46,16 @@ def run(args) -> int:
     if heartbeat < 1:
         raise UsageError(f"--heartbeat must be 1 or more seconds, got {heartbeat}")
     tag = f"worker {os.getpid()}:"
-    ran = work(storage, args.study, log=lambda line: print(tag, line, flush=True), heartbeat=heartbeat)
+    ran, config = work(storage, args.study, log=lambda line: print(tag, line, flush=True), heartbeat=heartbeat)
     print(f"{tag} the search's runs are all done; {ran} made here", flush=True)
-    return 0
+    if not args.out:
+        return 0
+    from pathlib import Path
+
+    from scaler.commands.search import finish
+    from scaler.run_folder import RunFolder
+    from scaler.scaling import parse_phi_range
+    from scaler.search import run_search
+
+    result = run_search(config, RunFolder(Path(args.out)), log=lambda line: print(tag, line, flush=True), heartbeat=heartbeat)
+    return finish(result, parse_phi_range("0..3"), config.device, 3, family=not args.no_family, report=not args.no_report)
