@@ -170,7 +170,7 @@ def test_three_workers_on_postgres_one_killed_each_run_once(postgres, tmp_path):
     # The password is in no file, log line or message; status shows the study's progress.
     status = run_cli("status", "--storage", postgres)
     assert status.returncode == 0 and name in status.stdout
-    text = "".join(p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+    text = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())  # both run folders
     for where in (text, stdout, stderr, survivor_out, survivor_err, status.stdout, status.stderr):
         assert PASSWORD not in where
 
