@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import warnings
 
@@ -252,6 +253,14 @@ def storage_status(url: str):
     import pandas as pd
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        parsed = None  # RDBStorage below says why
+    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database and not os.path.isfile(parsed.database):
+        raise UsageError(f"no SQLite database at {parsed.database}")  # not created by a look
     try:
         storage = optuna.storages.RDBStorage(driver_url(url))
         studies = storage.get_all_studies()
