@@ -164,7 +164,8 @@ def key_params(key: Key) -> dict:
 
 def key_of(trial) -> Key | None:
     """A trial's (stage, point, seed), or None for a trial that is not a run of the search."""
-    params = trial.params or trial.system_attrs.get("fixed_params") or {}  # a queued trial: its fixed params
+    # A queued trial has only its fixed params; a taken one gains its params one suggest at a time.
+    params = {**(getattr(trial, "system_attrs", None) or {}).get("fixed_params", {}), **trial.params}
     if "point" not in params or "seed" not in params:
         return None
     return (params.get("stage", "screen"), int(params["point"]), int(params["seed"]))
