@@ -284,6 +284,9 @@ def _tune_callback(recorder: _Recorder, stopped_by: str | None):
         def on_trial_complete(self, iteration, trials, trial, **info):
             recorder.record(tuple(trial.config["key"]), trial.last_result or {}, tid=trial.trial_id, stopped_by=stopped_by)
 
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            recorder.progress.log(f"{recorder.labels.get(trial.trial_id, trial.trial_id)}  retried: its Ray worker or node was lost")
+
         def on_trial_error(self, iteration, trials, trial, **info):
             recorder.record(tuple(trial.config["key"]), trial.last_result or {}, error=_error_line(trial), tid=trial.trial_id)
 

@@ -250,7 +250,7 @@ def test_ray_address_refused_in_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_cluster_of_two_nodes_runs_on_both_and_ctrl_c_leaves_a_resumable_run(tmp_path, monkeypatch):
+def test_ray_cluster_of_two_nodes_ctrl_c_resume_and_a_lost_node(tmp_path, monkeypatch):
     temp = Path(tempfile.mkdtemp(prefix="scaler-rc-"))  # short: Ray's socket paths hold 107 bytes
     (temp / "home").mkdir()
     (temp / "home" / "ray_bootstrap_config.yaml").write_text("provider:\n  type: local\n")  # no cloud metadata probe
@@ -263,7 +263,7 @@ def test_ray_cluster_of_two_nodes_runs_on_both_and_ctrl_c_leaves_a_resumable_run
         address = cluster.stdout.readline().strip()
         assert address.startswith("127.0.0.1:"), "the test cluster did not start"
         out = tmp_path / "run"
-        args = ["search", *_work(seeds=1), "--out", str(out), "--backend", "ray", "--ray-address", address,
+        args = ["search", *_work(seeds=2), "--out", str(out), "--backend", "ray", "--ray-address", address,
                 "--trial-resources", "cpu=1"]
         first = _scaler(*args)
         _wait_for(lambda: (out / "trials.csv").exists() and "COMPLETE" in (out / "trials.csv").read_text(), 240,
@@ -273,12 +273,23 @@ def test_ray_cluster_of_two_nodes_runs_on_both_and_ctrl_c_leaves_a_resumable_run
         assert first.returncode == 130, stderr[-3000:]
         assert not (out / "coefficients.json").exists()
 
-        again = run_cli(*args, timeout=300)
-        assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
-        assert "0 done before" not in again.stdout  # resumed
+        # The resume; once both nodes have made runs, the second is lost mid-run: its trial runs again.
+        def runs() -> list[str]:  # the node of each finished run
+            table = pd.read_csv(out / "trials.csv")
+            return [n for n in ";".join(table.nodes.fillna("")).split(";") if n]
+
+        before = len(runs())
+        again = _scaler(*args)
+        # Both nodes busy: runs on both, and many still to make (both stay busy until the last few).
+        _wait_for(lambda: len(runs()) >= before + 2 and len(set(runs())) == 2, 240, "runs on both nodes")
+        cluster.send_signal(signal.SIGUSR1)
+        assert cluster.stdout.readline().strip() == "lost"
+        stdout, stderr = again.communicate(timeout=300)
+        assert again.returncode == 0, stdout[-2000:] + stderr[-3000:]
+        assert "0 done before" not in stdout  # resumed
+        assert "retried: its Ray worker or node was lost" in stdout
         table = pd.read_csv(out / "trials.csv")
-        assert (table.state == "COMPLETE").all()
-        assert table.nodes.str.startswith("127.0.0.1/").all() and table.nodes.nunique() == 2  # both nodes trained
+        assert (table.state == "COMPLETE").all() and table.nodes.str.startswith("127.0.0.1/").all()
     finally:
         cluster.terminate()  # the helper ends the node processes it started
         cluster.wait(timeout=120)
