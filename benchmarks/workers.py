@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,13 +85,16 @@ def main() -> None:
     parser.add_argument("--storage", help="a database for part 2 (default: SQLite in the run folder)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="scaler-workers-"))
-    load = os.getloadavg()[0]
-    one = timed_search(1, folder)
-    two = timed_search(2, folder)
-    print(f"smoke grid ({RUNS} runs): 1 worker {one:.0f} s, 2 workers {two:.0f} s, ratio {two / one:.2f} "
-          f"(load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)", flush=True)
-    complete, duplicates, lost = killed_worker(folder, args.storage)
-    print(f"3 workers, one killed mid-run: {complete} runs complete, duplicates: {duplicates}, lost: {lost}")
+    try:
+        load = os.getloadavg()[0]
+        one = timed_search(1, folder)
+        two = timed_search(2, folder)
+        print(f"smoke grid ({RUNS} runs): 1 worker {one:.0f} s, 2 workers {two:.0f} s, ratio {two / one:.2f} "
+              f"(load average {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)", flush=True)
+        complete, duplicates, lost = killed_worker(folder, args.storage)
+        print(f"3 workers, one killed mid-run: {complete} runs complete, duplicates: {duplicates}, lost: {lost}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
