@@ -1,13 +1,16 @@
 """How long costing one candidate takes: scaler's counter against plain fvcore, in one run.
 
-For each built-in baseline at its base resolution, and for efficientnet_b0 at B7's multipliers
-(width 2.0, depth 3.1) at 600 px, time
+For each built-in baseline at its base resolution, for efficientnet_b0 at B7's multipliers
+(width 2.0, depth 3.1) at 600 px, and for baselines the tool did not write (a torchvision builder
+scaled by its own knobs, one rewritten, a timm model) at a 2x candidate (depth 1.26, width 1.12,
+251 px: EfficientNet's split of 2x), time
 
 - ``scaler.cost.count_cost(...)`` — the project's counter (analytic for the built-ins), and
 - plain fvcore: build the model, then ``fvcore.nn.FlopCountAnalysis(model, x).total()``,
 
 and print them side by side with their ratio, and whether fvcore's total equals the counter's
-``fvcore_total`` (the counts must be exact, not just fast). Usage::
+``fvcore_total`` (the counts must be exact, not just fast). Goals: 0.1 s for an analytic count,
+2 s for a traced one (a build, a rewrite and an fvcore trace). Usage::
 
     .venv/bin/python benchmarks/cost.py [--repeats 5] [--fvcore-repeats 1] [--threads N]
 """
@@ -27,6 +30,15 @@ from fvcore.nn import FlopCountAnalysis
 from scaler.baselines import get_baseline, list_baselines
 from scaler.cost import count_cost
 from scaler.scaling import format_macs
+
+TRACED = ["torchvision.models:regnet_y_400mf", "torchvision.models:shufflenet_v2_x1_0", "torchvision.models:convnext_tiny"]
+try:
+    import timm  # noqa: F401  (the optional extra)
+
+    TRACED.append("timm:resnet26d")
+except ImportError:
+    pass
+GOALS = {"analytic": 0.1, "fvcore": 2.0, "flop_counter": 2.0}
 
 
 def _seconds(fn, repeats: int) -> tuple[float, object]:
@@ -60,29 +72,32 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = [(name, 1.0, 1.0, get_baseline(name).resolution) for name in list_baselines()]
     rows.append(("efficientnet_b0", 2.0, 3.1, 600))  # = efficientnet_b7
+    # A 2x candidate of networks the tool did not write: a library's knobs, a rewrite, timm's.
+    rows += [(spec, 1.12, 1.26, 251) for spec in TRACED]
     _plain_fvcore("resnet18", 1.0, 1.0, 32)  # warm-up: the first trace pays one-off costs
     count_cost("resnet18")
 
     header = (
-        f"{'model':<34} {'px':>4} {'MACs':>7} {'count_cost s':>12} {'method':>8} "
+        f"{'model':<52} {'px':>4} {'MACs':>7} {'count_cost s':>12} {'method':>8} "
         f"{'fvcore s':>9} {'ratio':>8} {'same total':>10}"
     )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; MACs are multiply-adds; "
           "fvcore s = build + FlopCountAnalysis(...).total()")
     print(header)
     print("-" * len(header))
-    worst = 0.0
+    missed = []
     for name, width, depth, resolution in rows:
         ours_s, cost = _seconds(lambda n=name, w=width, d=depth, r=resolution: count_cost(n, width=w, depth=d, resolution=r), args.repeats)
         fv_s, fv_total = _seconds(lambda n=name, w=width, d=depth, r=resolution: _plain_fvcore(n, w, d, r), args.fvcore_repeats)
-        worst = max(worst, ours_s)
-        label = name if (width, depth) == (1.0, 1.0) else f"{name} w{width:g} d{depth:g} (B7)"
+        if ours_s > GOALS[cost.method]:
+            missed.append(f"{name} {ours_s:.3f} s > {GOALS[cost.method]:g} s")
+        label = name if (width, depth) == (1.0, 1.0) else f"{name} w{width:g} d{depth:g}" + (" (B7)" if depth == 3.1 else "")
         print(
-            f"{label:<34} {resolution:>4} {format_macs(cost.macs):>7} {ours_s:>12.6f} {cost.method:>8} "
+            f"{label:<52} {resolution:>4} {format_macs(cost.macs):>7} {ours_s:>12.6f} {cost.method:>8} "
             f"{fv_s:>9.3f} {fv_s / ours_s:>7.0f}x {'yes' if fv_total == cost.fvcore_total else 'NO':>10}"
         )
-    print(f"slowest count_cost: {worst:.6f} s (goal <= 0.1 s)")
-    return 0 if worst <= 0.1 else 1
+    print("every count within its goal (analytic <= 0.1 s, traced <= 2 s)" if not missed else f"over the goal: {'; '.join(missed)}")
+    return 0 if not missed else 1
 
 
 if __name__ == "__main__":

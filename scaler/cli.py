@@ -28,6 +28,7 @@ COMMANDS = {
     "search": ("search", "search compound-scaling coefficients for a baseline under a budget"),
     "worker": ("worker", "take a search's queued runs from its study, on any machine sharing its database"),
     "status": ("status", "list the searches a study storage holds and the progress of each"),
+    "nas": ("nas", "search MBConv choices for a baseline under a MACs target (its best.json is a --baseline)"),
     "family": ("family", "scale a baseline into a family (phi = 0..N) with cost, latency and accuracy"),
     "compare": ("compare", "train depth/width/resolution/compound/dollar scalings at matched MACs"),
     "report": ("report", "write report.html and report.md (plots inline) for one or several runs"),

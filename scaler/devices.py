@@ -1,7 +1,8 @@
-"""The device a command runs on: ``auto`` (a GPU when one is present), ``cpu``, ``cuda[:N]``."""
+"""The device a command runs on: ``auto`` (a GPU when one is present), ``cpu``, ``cuda[:N]``, and its numerics."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -25,6 +26,30 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UsageError(f"device {str(name)!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
     return device
+
+
+def autocast(device: torch.device):
+    """The precision a run computes in on ``device``: bf16 autocast on a GPU, plain fp32 on a CPU.
+
+    The same context wraps the training step, the batch-norm recalibration and the evaluation, so a
+    candidate is trained and judged in one precision. On a CPU it is a no-op: bf16 there is slower
+    and would end the bit-for-bit repeatability of a seeded run (docs/benchmarks.md, "Repeatability").
+    """
+    if torch.device(device).type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def release_memory(device: torch.device) -> None:
+    """Hand a finished run's cached GPU memory back to the driver; a no-op on a CPU.
+
+    PyTorch's caching allocator keeps freed blocks for its own process: with several processes
+    sharing one GPU (several searches, or a search's workers) a process that trained a large
+    candidate would hold that memory through its next, smaller runs and starve the others.
+    """
+    if device.type == "cuda" and torch.cuda.is_available():
+        with torch.cuda.device(device):
+            torch.cuda.empty_cache()
 
 
 _THREADS_SET = False

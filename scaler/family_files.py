@@ -103,7 +103,8 @@ def run_coefficients(run: RunFolder) -> tuple[str, Coefficients]:
 def warn_user_module(spec, where: Path) -> None:
     """Say so before a file's ``module:function`` baseline makes scaler import that module."""
     spec = str(spec or "")
-    if ":" in spec and not spec.endswith(".json") and spec not in list_baselines():
+    library = spec.partition(":")[0] in ("timm", "torchvision.models") or spec.startswith("torchvision.models.")
+    if ":" in spec and not spec.endswith(".json") and spec not in list_baselines() and not library:
         warnings.warn(f"{where} names the baseline {spec!r}: importing its module {spec.partition(':')[0]!r}",
                       ScalerWarning, stacklevel=2)
 

@@ -34,6 +34,8 @@ class Planned:
     cand: Candidate
     recipe: dict  # scaler.recipe.ProxyRecipe fields
     label: str  # how progress lines name it
+    # The network's own stage list (``scaler nas``: each point is an architecture), else the search's baseline.
+    baseline: dict | None = None
 
     def attrs(self, stage: str) -> dict:
         """What a trial records of its network, whichever backend ran it."""
@@ -47,7 +49,7 @@ def make_job(config, planned: Planned, seed_index: int) -> dict:
     run's seed is its stage recipe's seed plus the seed index, so seed i pairs across points.
     """
     return {
-        "baseline": config.baseline, "coefficients": list(planned.cand.coefficients.as_tuple()),
+        "baseline": planned.baseline or config.baseline, "coefficients": list(planned.cand.coefficients.as_tuple()),
         "recipe": planned.recipe, "data": config.data, "data_seed": config.recipe.get("seed", 0),
         "seed": planned.recipe.get("seed", 0) + seed_index, "device": config.device,
     }

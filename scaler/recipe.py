@@ -97,8 +97,14 @@ PRESETS: dict[str, ProxyRecipe] = {
     # A few seconds per candidate: for trying the tool, and for tests of the search.
     "smoke": ProxyRecipe(epochs=1, subset=1000, proxy_width=0.125, proxy_resolution=24, warmup_epochs=0.2),
     "default": ProxyRecipe(),
-    # Four times the default's steps: the yardstick of benchmarks/proxy_fidelity.py.
+    # Four times the default's steps.
     "long": ProxyRecipe(epochs=32, warmup_epochs=4.0),
+    # For a GPU: the proxy at half width and 64 px, where a stride-32 network's last feature map is
+    # 2x2 (at the default's 24 px it is 1x1) and the resolution points can be cost-matched. The
+    # step runs in bf16 autocast on a GPU (scaler.devices.autocast). One such proxy leaves a large
+    # GPU mostly idle: run several at once (several searches, or a search's worker processes), and
+    # the confirm stage is longer (stages.DEFAULT_CONFIRM_PRESETS). Not yet timed on a GPU.
+    "gpu": ProxyRecipe(proxy_width=0.5, proxy_resolution=64),
 }
 
 

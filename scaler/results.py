@@ -9,6 +9,7 @@ import optuna
 import pandas as pd
 
 from scaler.files import plain
+from scaler.scaling import Coefficients
 from scaler.search_space import Candidate
 from scaler.study import key_of, latest_by_key
 from scaler.verdict import PointResult, interval_list, judge, p_best
@@ -78,12 +79,18 @@ def point_label(row) -> str:
     return f"{row.kind} point {int(row.point)} ({row.alpha:.3g}, {row.beta:.3g}, {row.gamma:.3g})"
 
 
+def point_results(table: pd.DataFrame, study: optuna.Study, stage: str) -> list[PointResult]:
+    """The complete points of ``table`` as the verdict and the stages judge them: per-seed accuracies, cost, coefficients."""
+    accs = accuracies_by_seed(study, stage)
+    return [PointResult(int(r.point), r.kind, accs.get(int(r.point), {}), float(r.macs), point_label(r),
+                        Coefficients(r.alpha, r.beta, r.gamma))
+            for r in table[table.state == "COMPLETE"].itertuples()]
+
+
 def choose_winner(table: pd.DataFrame, study: optuna.Study, config, stage: str = "screen") -> dict | None:
     """The complete point of ``stage`` chosen by :data:`scaler.verdict.CHOICE_RULE`, with the verdict's evidence."""
     done = table[table.state == "COMPLETE"]
-    accs = accuracies_by_seed(study, stage)
-    points = [PointResult(int(r.point), r.kind, accs.get(int(r.point), {}), float(r.macs), point_label(r))
-              for r in done.itertuples()]
+    points = point_results(table, study, stage)
     verdict = judge(points)
     if verdict is None:
         return None

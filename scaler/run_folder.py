@@ -10,6 +10,7 @@
     coefficients.json  the chosen (alpha, beta, gamma) with its evidence (margin, P(best), verdict)
     family.json/.csv   the scaled family (phi = 0..N)
     compare.csv/.json  `scaler compare`: one row per strategy and budget, and its settings
+    best.json, nas.json  `scaler nas`: the winning stage list (a baseline), and the search's answer
     report.html/.md    the report; its images under plots/
     ray/               the Ray backend's files
 
@@ -36,7 +37,7 @@ STUDY_NAME = "search"
 MANIFEST = ".scaler-run.json"
 # Every name a run may write at the top of its folder.
 KNOWN = ("config.json", "study.db", "trials.csv", "curves.csv", "coefficients.json", "family.json", "family.csv",
-         "compare.csv", "compare.json", "report.html", "report.md", "plots", "ray")
+         "compare.csv", "compare.json", "report.html", "report.md", "plots", "ray", "best.json", "nas.json")
 
 
 @dataclass(frozen=True)

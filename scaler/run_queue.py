@@ -130,7 +130,8 @@ def reclaim(study: optuna.Study) -> int:
     left RUNNING by an older scaler (no worker recorded) once the grace period has passed.
     """
     storage = study._storage
-    grace = _rdb(study).grace_period or 2 * _rdb(study).heartbeat_interval
+    interval = storage.get_heartbeat_interval()  # None: a storage opened without heartbeats
+    grace = _rdb(study).grace_period or 2 * interval if interval else None
     reclaimed = 0
     with study_lock(study):  # a top-up must not queue a run between its failing and its retry
         with warnings.catch_warnings():
@@ -138,7 +139,7 @@ def reclaim(study: optuna.Study) -> int:
             optuna.storages.fail_stale_trials(study)
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = t.user_attrs.get("worker")
-            old = t.datetime_start is not None and (datetime.now() - t.datetime_start).total_seconds() > grace
+            old = grace is not None and t.datetime_start is not None and (datetime.now() - t.datetime_start).total_seconds() > grace
             if not (_gone(worker) if worker else old):
                 continue
             try:
@@ -148,7 +149,8 @@ def reclaim(study: optuna.Study) -> int:
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # finished, or reclaimed by another worker, meanwhile
-            storage.get_heartbeat_stale_trial_callback()(study, storage.get_trial(t._trial_id))
+            retry = storage.get_heartbeat_stale_trial_callback() or optuna.storages.RetryHeartbeatStaleTrialCallback()
+            retry(study, storage.get_trial(t._trial_id))
             reclaimed += 1
     return reclaimed
 
@@ -208,7 +210,7 @@ def heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(storage.get_heartbeat_interval()):
+        while not stop.wait(storage.get_heartbeat_interval() or 10):
             with contextlib.suppress(Exception):  # a database hiccup: the next beat tries again
                 storage.record_heartbeat(trial_id)
 

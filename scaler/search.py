@@ -35,7 +35,7 @@ from scaler.objective import Planned
 from scaler.proxy import dataset
 from scaler.proxy_checks import ProxyWarning, check_baseline_accuracy, check_winners_agree, run_checks
 from scaler.recipe import recipe_defaults, recipe_from_dict
-from scaler.results import choose_winner, curves_table, stage_agreement, stage_runs, trials_table
+from scaler.results import choose_winner, curves_table, point_results, stage_agreement, stage_runs, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.run_queue import interrupted_runs, reclaim
 from scaler.scaling import parse_budget
@@ -108,7 +108,7 @@ class SearchResult:
     curves: pd.DataFrame | None = None
 
 
-def _lock(run: RunFolder) -> int:
+def lock(run: RunFolder) -> int:
     """Hold the folder's lock (a file descriptor) so that one search at a time works in it."""
     try:  # O_NOFOLLOW: a planted symlink must not make scaler create or truncate a file elsewhere
         fd = os.open(run.path / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -187,6 +187,10 @@ def _prepare(config: SearchConfig, log: Callable[[str], None]) -> _Grid:
     space = load_space(config.space)
     data = dataset(config.data, config.recipe.get("seed", 0))  # the same object the runs train on
     baseline.build(num_classes=data.num_classes)  # fails early, with the user's message
+    if baseline.source != "built-in":
+        log(f"baseline {baseline.name}: scaled by {baseline.scaling}")
+    for name in baseline.ignored_multipliers(data.num_classes):  # its points along it would be copies of the baseline
+        log(f"warning: baseline {baseline.name} ignores {name}: its network at {name} 2 is the same size as at 1")
     reference_cost = count_cost(baseline)
     ratio = parse_budget(config.budget).target_ratio(reference_cost.macs)
     if ratio <= 1.0:
@@ -227,7 +231,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     cands = prep.cands
 
     run.create()
-    lock = _lock(run)  # before --fresh clears anything: another search may own the folder
+    lock_fd = lock(run)  # before --fresh clears anything: another search may own the folder
     try:
         resolved = _resolved_config(config, prep.space, cands, prep.data.describe(), prep.dropped)
         previous = run.read_json(run.config) if run.config.exists() else None
@@ -266,7 +270,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         return SearchResult(run, answer.table, winner, runner.trained, time.perf_counter() - start,
                             [*prep.warnings, *answer.warnings], answer.screen, answer.curves)
     finally:
-        os.close(lock)
+        os.close(lock_fd)
 
 
 # The study's user attributes: the search's resolved config (what a worker checks its grid and data
@@ -358,7 +362,7 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], c
     runner.run_stage("screen", screen_plan, f"{len(cands)} points x {config.seeds} seed(s)")
     screen = trials_table(runner.study, cands, "screen")
     screen_winner = choose_winner(screen, runner.study, config, "screen")
-    promoted = promote(screen, config.confirm) if config.confirm and screen_winner else []
+    promoted = promote(point_results(screen, runner.study, "screen"), config.confirm) if config.confirm and screen_winner else []
     final, stage, warnings, confirm = screen, "screen", [], None
     if promoted:
         plan = _plan("confirm", promoted, cands, config.confirm_seeds, config.confirm_recipe)

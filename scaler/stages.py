@@ -31,12 +31,16 @@ from scaler.matching import Coster, Match, match_point
 from scaler.recipe import PRESETS, ProxyRecipe, resolve_recipe
 from scaler.scaling import Coefficients
 from scaler.search_space import Candidate, candidate_from_match
+from scaler.verdict import PointResult, rank
 
 STAGES = ("screen", "confirm", "curve")
 DIMENSIONS = ("depth", "width", "resolution")
 DEFAULT_CONFIRM = 2  # top K of the screen (the dimension leaders come on top of these)
 CONFIRM_FACTORS = {"2x": 2.0, "3x": 3.0, "4x": 4.0}  # --confirm-preset: the screen's epochs times this
 DEFAULT_CONFIRM_PRESET = "2x"
+# The confirm stage's recipe by the screen's preset, where it differs from the default: a GPU affords
+# a longer one, nearer the long training whose ranking the answer stands for (docs/fidelity.md).
+DEFAULT_CONFIRM_PRESETS = {"gpu": "4x"}
 CURVES = ("best", "all", "none")  # --curves: which single dimensions are drawn beside the chosen point
 
 
@@ -46,18 +50,26 @@ def leading_dimension(c: Coefficients) -> str:
     return max(DIMENSIONS, key=lambda d: shares[d])
 
 
-def promote(table: pd.DataFrame, k: int) -> list[int]:
-    """The screen's top ``k`` complete points, then the best point led by each dimension not among them.
+def promote(points: list[PointResult], k: int) -> list[int]:
+    """The screen's top ``k`` points, then the best point led by each dimension not among them.
 
-    Ties in accuracy go to the cheaper point (measured MACs), then the lower grid number.
+    ``points``: the screen's complete points, each with its per-seed accuracies and coefficients.
+    Ranked by the verdict's rule (:func:`scaler.verdict.rank`: mean accuracy, a tie to fewer MACs,
+    then the lower grid number), the rule that picks the winner; plain numbers in, so the search
+    and ``benchmarks/fidelity.py`` (which replays the protocol on stored runs) call the same function.
     """
-    done = table[table.state == "COMPLETE"].sort_values(["accuracy_mean", "macs", "point"], ascending=[False, True, True])
-    chosen = [int(p) for p in done.point[:k]]
+    ranked = rank([p for p in points if p.accs])
+    chosen = [p.point for p in ranked[:k]]
     for dimension in DIMENSIONS:
-        led = [int(r.point) for r in done.itertuples() if leading_dimension(Coefficients(r.alpha, r.beta, r.gamma)) == dimension]
+        led = [p.point for p in ranked if p.coefficients is not None and leading_dimension(p.coefficients) == dimension]
         if led and led[0] not in chosen:
             chosen.append(led[0])
     return chosen
+
+
+def default_confirm_preset(preset: str) -> str:
+    """``--confirm-preset`` when it is not given: by the screen's ``--preset``."""
+    return DEFAULT_CONFIRM_PRESETS.get(preset, DEFAULT_CONFIRM_PRESET)
 
 
 def confirm_recipe(screen: ProxyRecipe, spec: str, baseline: Baseline) -> ProxyRecipe:

@@ -26,7 +26,6 @@ Note:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 
 from scaler.baselines import Baseline, get_baseline
 from scaler.data import DEFAULT_SOURCE, Dataset, augment, load_dataset, resize_pad
-from scaler.devices import set_threads
+from scaler.devices import autocast, release_memory, set_threads
 from scaler.errors import UsageError
 from scaler.evaluation import NonFiniteOutputs, evaluate, recalibrate_bn
 from scaler.initialisation import init_classifier, param_groups, zero_init_residuals
@@ -151,23 +150,27 @@ def train(
     torch.set_flush_denormal(True)  # tiny weights late in a cosine schedule: denormals slow a CPU many-fold
     start = time.perf_counter()
     run = _guarded(lambda: _Run(baseline, width, depth, px, data, recipe, device, seed), px, width, depth, device, recipe)
-    for epoch in range(1, recipe.epochs + 1):
-        epoch_start = time.perf_counter()
-        mean_loss, accuracy = _guarded(lambda e=epoch: run.epoch(e), px, width, depth, device, recipe)
-        run.losses.append(mean_loss)
-        run.val_accs.append(accuracy)
-        run.epoch_seconds.append(time.perf_counter() - epoch_start)
-        if progress is not None:
-            rate = run.steps_per_epoch * run.batch / max(1e-9, run.train_seconds / epoch)
-            progress(EpochStats(epoch, recipe.epochs, mean_loss, accuracy, rate, run.epoch_seconds[-1]))
-        if on_epoch is not None:
-            on_epoch(epoch, accuracy)  # may raise (pruning): propagates as it is
-    return TrainResult(
-        accuracy=run.val_accs[-1], val_accuracies=run.val_accs, train_losses=run.losses,
-        seconds=time.perf_counter() - start, images_per_s=run.images_seen / max(1e-9, run.train_seconds),
-        images_seen=run.images_seen, epochs_run=len(run.val_accs), params=run.params, seed=seed,
-        resolution=px, width=float(width), depth=float(depth), device=str(device), epoch_seconds=run.epoch_seconds,
-    )
+    try:
+        for epoch in range(1, recipe.epochs + 1):
+            epoch_start = time.perf_counter()
+            mean_loss, accuracy = _guarded(lambda e=epoch: run.epoch(e), px, width, depth, device, recipe)
+            run.losses.append(mean_loss)
+            run.val_accs.append(accuracy)
+            run.epoch_seconds.append(time.perf_counter() - epoch_start)
+            if progress is not None:
+                rate = run.steps_per_epoch * run.batch / max(1e-9, run.train_seconds / epoch)
+                progress(EpochStats(epoch, recipe.epochs, mean_loss, accuracy, rate, run.epoch_seconds[-1]))
+            if on_epoch is not None:
+                on_epoch(epoch, accuracy)  # may raise (pruning): propagates as it is
+        return TrainResult(
+            accuracy=run.val_accs[-1], val_accuracies=run.val_accs, train_losses=run.losses,
+            seconds=time.perf_counter() - start, images_per_s=run.images_seen / max(1e-9, run.train_seconds),
+            images_seen=run.images_seen, epochs_run=len(run.val_accs), params=run.params, seed=seed,
+            resolution=px, width=float(width), depth=float(depth), device=str(device), epoch_seconds=run.epoch_seconds,
+        )
+    finally:
+        run = None  # the model, optimizer and data on the device: freed before their cached memory is released
+        release_memory(device)
 
 
 def _guarded(step: Callable, px: int, width: float, depth: float, device: torch.device, recipe: ProxyRecipe):
@@ -182,6 +185,7 @@ def _guarded(step: Callable, px: int, width: float, depth: float, device: torch.
         if _is_oom(exc):
             raise TrainingFailed(
                 f"out of memory at batch {recipe.batch_size}, {px} px, width {width:.3g}, depth {depth:.3g} on {device}"
+                + ("; other processes on the GPU hold memory too: run fewer at once" if device.type == "cuda" else "")
             ) from exc
         raise TrainingFailed(f"the model failed in training: {_first_line(exc)}") from exc
 
@@ -204,7 +208,7 @@ class _Run:
         if recipe.head_init_std is not None:
             init_classifier(model, recipe.head_init_std)
         self.model = model.to(device=device, memory_format=torch.channels_last)
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+        self.autocast = autocast(device)
         # In-memory data: on a GPU the whole (resized) set moves there once; no loader workers.
         self.train_x = data.train.images_at(px).to(device)
         self.val_x = data.val.images_at(px).to(device)

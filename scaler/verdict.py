@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scaler.scaling import Coefficients
 from scaler.stats import Margin, margin_between
 
 CHOICE_RULE = "highest mean accuracy; a tie goes to fewer measured MACs, then the lower point number"
@@ -52,6 +53,7 @@ class PointResult:
     accs: Mapping[int, float]
     macs: float = math.nan
     label: str = ""
+    coefficients: Coefficients | None = None  # what the confirm stage's dimension leaders are chosen by
 
     @property
     def mean(self) -> float:

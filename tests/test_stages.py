@@ -21,6 +21,7 @@ from scaler.recipe import PRESETS
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
 from scaler.stages import confirm_recipe, leading_dimension, promote
+from scaler.verdict import PointResult, rank
 
 STAGED = ["--preset", "smoke", "--data", "synthetic:size=16,images=400,classes=4", "--no-family", "--no-report",
           "--device", "cpu", "--confirm", "2"]
@@ -38,13 +39,26 @@ def test_leading_dimension_is_the_largest_share_of_the_cost():
     assert leading_dimension(Coefficients(1.0, 1.12, 1.26)) == "resolution"
 
 
+def _points(rows):
+    return [PointResult(p, k, {0: acc, 1: acc}, 1e9, coefficients=Coefficients(a, b, g)) for p, k, a, b, g, acc in rows]
+
+
 def test_promote_takes_the_top_k_and_the_best_point_led_by_each_dimension():
-    table = _table([(0, "depth", 2, 1, 1, 0.70), (1, "width", 1, 1.41, 1, 0.80), (2, "resolution", 1, 1, 1.41, 0.60),
-                    (3, "compound", 1, 1.26, 1.12, 0.85), (4, "compound", 1.26, 1, 1.26, 0.65)])
+    points = _points([(0, "depth", 2, 1, 1, 0.70), (1, "width", 1, 1.41, 1, 0.80), (2, "resolution", 1, 1, 1.41, 0.60),
+                      (3, "compound", 1, 1.26, 1.12, 0.85), (4, "compound", 1.26, 1, 1.26, 0.65)])
     # top 2: 3 and 1 (both width-led); then depth's best (0), resolution's best (4 beats 2)
-    assert promote(table, 2) == [3, 1, 0, 4]
-    assert promote(table, 0) == [0, 3, 4]  # the dimension leaders alone
-    assert promote(table.assign(state="FAIL"), 2) == []
+    assert promote(points, 2) == [3, 1, 0, 4]
+    assert promote(points, 0) == [0, 3, 4]  # the dimension leaders alone
+    assert promote([], 2) == []
+
+
+def test_promote_ranks_by_the_verdicts_rule():
+    # equal means (to the verdict's tie tolerance): the cheaper point first, then the lower number
+    tied = [PointResult(0, "width", {0: 0.8}, 2e9, coefficients=Coefficients(1, 1.41, 1)),
+            PointResult(1, "width", {0: 0.8 + 1e-12}, 1e9, coefficients=Coefficients(1, 1.42, 1)),
+            PointResult(2, "width", {0: 0.8}, 1e9, coefficients=Coefficients(1, 1.43, 1))]
+    assert promote(tied, 1) == [1] == [rank(tied)[0].point]
+    assert promote(tied, 3) == [1, 2, 0]
 
 
 def test_curves_compare_the_chosen_point_with_the_other_kind():

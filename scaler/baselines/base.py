@@ -18,6 +18,7 @@ from scaler.complexity import Complexity
 from scaler.errors import UsageError
 
 BuildFn = Callable[[float, float, int], nn.Module]
+BUILDER_SCALING = "the builder's own width_mult and depth_mult"
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class Baseline:
     # Proxy-recipe fields this family trains better with (scaler.train.ProxyRecipe names), applied
     # over the preset and under the user's flags, as timm keeps a default config per model.
     proxy_recipe: dict = field(default_factory=dict)
+    # How the multipliers reach the network: the builder's own arguments, a library's knobs, or a
+    # rewrite of the built module (scaler.baselines.any_model); said by `scaler baselines --show`.
+    scaling: str = BUILDER_SCALING
 
     def build(self, *, width: float = 1.0, depth: float = 1.0, num_classes: int = 1000) -> nn.Module:
         """Build the network; a user builder that raises or returns no module is a UsageError."""
@@ -67,6 +71,21 @@ class Baseline:
                 f"baseline {self.name!r} returned {type(model).__name__}, not a torch.nn.Module"
             )
         return model
+
+    def ignored_multipliers(self, num_classes: int = 10) -> list[str]:
+        """The multipliers a baseline takes but does not use: a user's builder whose network is the
+        same size at 2 as at 1, or a rewritten network with no stage for depth to grow. Named before
+        any training, else its "width" or "depth" points would silently be copies of the baseline."""
+        if self.source == "built-in":
+            return []
+        if self.scaling != BUILDER_SCALING:  # a library's knobs or a rewrite: width always moves;
+            return [] if self.stages(depth=2.0) else ["depth_mult"]  # depth only where stages were found
+
+        def params(width: float, depth: float) -> int:
+            return sum(p.numel() for p in self.build(width=width, depth=depth, num_classes=num_classes).parameters())
+
+        base = params(1.0, 1.0)
+        return [name for name, (w, d) in (("width_mult", (2.0, 1.0)), ("depth_mult", (1.0, 2.0))) if params(w, d) == base]
 
     def stages(self, *, width: float = 1.0, depth: float = 1.0) -> list[Stage]:
         return self.stages_fn(width, depth) if self.stages_fn else []

@@ -5,6 +5,11 @@ The format (one row per stage, EfficientNet's Table 1; see ``baselines/efficient
     {"name": ..., "resolution": 224, "dropout": 0.2, "stem_channels": 32, "head_channels": 1280,
      "stages": [{"expand": 1, "kernel": 3, "stride": 1, "channels": 16, "repeats": 1, "se": 0.25}, ...]}
 
+Optional per stage: ``se`` 0.25 (default; squeeze to a quarter of the block's input channels, as
+torchvision's ``MBConv``) or 0 (none); ``block`` ``"mbconv"`` (default) or ``"fused"``
+(EfficientNetV2's Fused-MBConv, torchvision's ``FusedMBConv``: the expansion and depthwise
+convolutions fused into one k x k convolution, without squeeze-excite).
+
 Decode (validate into plain dicts) -> scale (round channels and repeats) -> build: three steps.
 """
 
@@ -15,7 +20,7 @@ from functools import partial
 from pathlib import Path
 
 from torch import nn
-from torchvision.models.efficientnet import EfficientNet, MBConvConfig
+from torchvision.models.efficientnet import EfficientNet, FusedMBConvConfig, MBConv, MBConvConfig
 
 from scaler.baselines.base import Baseline, Stage
 from scaler.complexity import Complexity
@@ -23,8 +28,11 @@ from scaler.errors import UsageError
 from scaler.scaling import round_channels, round_repeats
 
 STAGE_KEYS = ("expand", "kernel", "stride", "channels", "repeats")
-# torchvision's MBConv squeezes to a quarter of the block's input channels; no other ratio exists there.
-SUPPORTED_SE = (0.25,)
+OPTIONAL_KEYS = ("se", "block")
+# torchvision's MBConv squeezes to a quarter of the block's input channels (0.25); 0 builds it without
+# the squeeze-excite layer. No other ratio exists there.
+SUPPORTED_SE = (0, 0.25)
+BLOCKS = ("mbconv", "fused")
 
 
 def decode(spec: dict, source: str = "stage list") -> dict:
@@ -41,7 +49,7 @@ def decode(spec: dict, source: str = "stage list") -> dict:
         missing = [k for k in STAGE_KEYS if k not in row]
         if missing:
             raise UsageError(f"{source}: stage {i} lacks {', '.join(missing)}")
-        unknown = set(row) - set(STAGE_KEYS) - {"se"}
+        unknown = set(row) - set(STAGE_KEYS) - set(OPTIONAL_KEYS)
         if unknown:
             raise UsageError(f"{source}: stage {i} has unknown keys {', '.join(sorted(unknown))}")
         clean = {k: row[k] for k in STAGE_KEYS}
@@ -56,6 +64,12 @@ def decode(spec: dict, source: str = "stage list") -> dict:
         if isinstance(se, bool) or se not in SUPPORTED_SE:  # a string or null is as wrong as 0.5
             raise UsageError(f"{source}: stage {i} se must be one of {SUPPORTED_SE}, got {se!r}")
         clean["se"] = float(se)
+        block = row.get("block", "mbconv")
+        if block not in BLOCKS:
+            raise UsageError(f"{source}: stage {i} block must be one of {', '.join(BLOCKS)}, got {block!r}")
+        if block == "fused" and se:  # torchvision's FusedMBConv (EfficientNetV2) has no squeeze-excite
+            raise UsageError(f"{source}: stage {i} is fused: its se must be 0, got {se!r}")
+        clean["block"] = block
         rows.append(clean)
     out = {
         "name": str(spec.get("name", Path(source).stem)),
@@ -91,17 +105,29 @@ def build(spec: dict, num_classes: int = 1000) -> nn.Module:
     """Build a scaled stage list with torchvision's EfficientNet."""
     setting, in_channels = [], spec["stem_channels"]
     for row in spec["stages"]:
-        setting.append(
-            MBConvConfig(row["expand"], row["kernel"], row["stride"], in_channels, row["channels"], row["repeats"], 1.0, 1.0)
-        )
+        shape = (row["expand"], row["kernel"], row["stride"], in_channels, row["channels"], row["repeats"])
+        if row.get("block", "mbconv") == "fused":
+            # MBConvConfig rounds its channels to multiples of 8 (width_mult 1 included); FusedMBConvConfig
+            # does not: round them alike, or a fused stage next to an MBConv one disagrees on its channels.
+            adjust = MBConvConfig.adjust_channels
+            setting.append(FusedMBConvConfig(*shape[:3], adjust(in_channels, 1.0), adjust(row["channels"], 1.0), shape[5]))
+        else:
+            block = None if row.get("se", 0.25) else partial(MBConv, se_layer=_no_squeeze)
+            setting.append(MBConvConfig(*shape, 1.0, 1.0, block=block))
         in_channels = row["channels"]
     norm = partial(nn.BatchNorm2d, eps=1e-3)  # torchvision's B-models; no effect on counts
     return EfficientNet(setting, spec["dropout"], num_classes=num_classes, norm_layer=norm, last_channel=spec["head_channels"])
 
 
+def _no_squeeze(expanded: int, squeeze: int, activation=None) -> nn.Module:
+    """MBConv's squeeze-excite layer for ``se: 0``: none (the block's layer indices stay the same)."""
+    return nn.Identity()
+
+
 def complexity(spec: dict, resolution: int, num_classes: int = 1000) -> Complexity:
     """The cost of :func:`build`'s network for a scaled stage list, walked as torchvision's
-    EfficientNet runs it: stem, MBConv blocks (expand, depthwise, squeeze-excite, project), head."""
+    EfficientNet runs it: stem, MBConv blocks (expand, depthwise, squeeze-excite, project) or
+    Fused-MBConv blocks (a k x k expansion, project), head."""
     c_in = spec["stem_channels"]
     cx = Complexity.image(resolution).conv_bn(3, c_in, 3, stride=2)
     for row in spec["stages"]:
@@ -110,13 +136,22 @@ def complexity(spec: dict, resolution: int, num_classes: int = 1000) -> Complexi
         c_out = row["channels"]
         for i in range(row["repeats"]):
             expanded = round_channels(c_in, row["expand"])  # MBConvConfig.adjust_channels
-            squeeze = max(1, int(c_in * row["se"]))  # from the block's input, not its expanded width
+            stride = row["stride"] if i == 0 else 1
+            if row.get("block", "mbconv") == "fused":
+                if expanded != c_in:  # FusedMBConv: k x k expansion, then a 1x1 projection
+                    cx.conv_bn(c_in, expanded, row["kernel"], stride).conv_bn(expanded, c_out, 1)
+                else:
+                    cx.conv_bn(c_in, c_out, row["kernel"], stride)
+                c_in = c_out
+                continue
             if expanded != c_in:
                 cx.conv_bn(c_in, expanded, 1)
-            cx.conv_bn(expanded, expanded, row["kernel"], row["stride"] if i == 0 else 1, groups=expanded)
-            with cx.branch():
-                cx.adaptive_avg_pool(expanded)
-                cx.conv2d(expanded, squeeze, 1, bias=True).conv2d(squeeze, expanded, 1, bias=True)
+            cx.conv_bn(expanded, expanded, row["kernel"], stride, groups=expanded)
+            if row.get("se", 0.25):
+                squeeze = max(1, int(c_in * row["se"]))  # from the block's input, not its expanded width
+                with cx.branch():
+                    cx.adaptive_avg_pool(expanded)
+                    cx.conv2d(expanded, squeeze, 1, bias=True).conv2d(squeeze, expanded, 1, bias=True)
             cx.conv_bn(expanded, c_out, 1)
             c_in = c_out
     head = spec["head_channels"]

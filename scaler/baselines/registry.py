@@ -1,4 +1,8 @@
-"""The baseline registry: built-in names, a user's ``module.path:function``, or a stage-list ``.json``.
+"""The baseline registry: built-in names, ``module.path:callable``, ``timm:NAME``, or a stage-list ``.json``.
+
+A callable that takes ``width_mult`` and ``depth_mult`` is a builder of today's protocol; any other
+callable returning an ``nn.Module`` (a torchvision builder, a class) is scaled by
+:mod:`~scaler.baselines.any_model`.
 
 The built-in families (:mod:`~scaler.baselines.resnet`, :mod:`~scaler.baselines.mobilenet`,
 :mod:`~scaler.baselines.mbconv`) each list their baselines in ``builtin()``; this module registers
@@ -12,7 +16,7 @@ import importlib
 import os
 import sys
 
-from scaler.baselines import mbconv, mobilenet, resnet
+from scaler.baselines import any_model, mbconv, mobilenet, resnet
 from scaler.baselines.base import Baseline
 from scaler.errors import UsageError
 
@@ -32,10 +36,13 @@ def list_baselines() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_baseline(spec: str | Baseline) -> Baseline:
-    """Resolve a registered name, a ``module.path:function`` or an MBConv ``.json`` stage list."""
+def get_baseline(spec: str | Baseline | dict) -> Baseline:
+    """Resolve a registered name, a ``module.path:function``, an MBConv ``.json`` stage list, or a
+    stage list given as a dict (a job of ``scaler nas``: plain values that travel to a worker)."""
     if isinstance(spec, Baseline):
         return spec
+    if isinstance(spec, dict):
+        return mbconv.baseline_from_spec(mbconv.decode(spec, str(spec.get("name", "stage list"))))
     spec = str(spec).strip()
     if spec in _REGISTRY:
         return _REGISTRY[spec]
@@ -55,6 +62,8 @@ def _load_user_function(spec: str) -> Baseline:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise UsageError(f"a user baseline is written module.path:function, got {spec!r}")
+    if module_name == "timm":
+        return any_model.timm_baseline(spec, attr)
     # A user's module usually sits beside where they run the command.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -69,6 +78,10 @@ def _load_user_function(spec: str) -> Baseline:
     proxy_recipe = getattr(fn, "proxy_recipe", {})
     if not isinstance(proxy_recipe, dict):
         raise UsageError(f"{spec}.proxy_recipe must be a dict of recipe fields, got {type(proxy_recipe).__name__}")
+    if not any_model.takes_multipliers(fn):  # a class or a library's builder: the tool scales what it builds
+        source = "torchvision" if module_name.startswith("torchvision.") else "user"
+        return any_model.any_model_baseline(spec, fn, module_name, attr, resolution=int(resolution), source=source,
+                                            proxy_recipe=proxy_recipe)
     return Baseline(name=spec, build_fn=fn, resolution=int(resolution), description=(fn.__doc__ or "").strip().split("\n")[0],
                     source="user", proxy_recipe=dict(proxy_recipe))
 

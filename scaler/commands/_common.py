@@ -21,7 +21,8 @@ def add_baseline_argument(parser: argparse.ArgumentParser, required: bool = True
     parser.add_argument(
         "--baseline",
         required=required,
-        help="a built-in name (see `scaler baselines`), module.path:function, or a stage-list .json",
+        help="a built-in name (see `scaler baselines`), module.path:callable (any function or class returning an "
+             "nn.Module, e.g. torchvision.models:regnet_y_400mf), timm:NAME, or a stage-list .json",
     )
 
 
@@ -52,7 +53,7 @@ RECIPE_FLAGS = {  # flag -> (recipe field, type, help)
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     """--preset and one flag per recipe field; resolve them with :func:`resolve_recipe`."""
     recipe = parser.add_argument_group("proxy recipe (defaults: --preset, then the baseline's own fields, e.g. mobilenet_v2 lr 0.05)")
-    recipe.add_argument("--preset", default="default", help="smoke, default or long (default: default)")
+    recipe.add_argument("--preset", default="default", help="smoke, default, long or gpu (default: default)")
     for flag, (_, kind, text) in RECIPE_FLAGS.items():
         recipe.add_argument(flag, type=kind, help=text)
     recipe.add_argument("--no-augment", action="store_true", help="no random crops or flips")

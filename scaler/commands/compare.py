@@ -30,7 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dollar-alpha", type=float, default=0.8, help="share of width in the dollar strategy (default 0.8)")
     train = parser.add_argument_group("proxy training")
     train.add_argument("--data", help="data source (default: the run's, else animals)")
-    train.add_argument("--preset", help="proxy recipe: smoke, default, long (default: the run's, else default)")
+    train.add_argument("--preset", help="proxy recipe: smoke, default, long, gpu (default: the run's, else default)")
     train.add_argument("--seeds", type=int, help="seeds per variant (default: the run's, else 2)")
     train.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     train.add_argument("--no-train", action="store_true", help="only match the MACs and count; train nothing")

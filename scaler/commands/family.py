@@ -50,7 +50,7 @@ def add_arguments(parser) -> None:
     train = parser.add_argument_group("proxy accuracy (--train)")
     train.add_argument("--train", action="store_true", help="train each member with the proxy recipe")
     train.add_argument("--data", help="data source (default: the run's, else animals)")
-    train.add_argument("--preset", help="proxy recipe preset: smoke, default, long (default: the run's, else default)")
+    train.add_argument("--preset", help="proxy recipe preset: smoke, default, long, gpu (default: the run's, else default)")
     train.add_argument("--seeds", type=int, help="seeds per member (default: the run's, else 2)")
     train.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     out = parser.add_argument_group("output")

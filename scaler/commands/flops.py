@@ -74,6 +74,7 @@ def run(args) -> int:
         "stages": [vars(s) for s in b.stages(width=scaled.width, depth=scaled.depth)],
         "unsupported_ops": cost.unsupported,
         "count_method": cost.method,
+        "scaling": b.scaling,
     }
     if args.per_layer:
         result["per_module"] = cost.per_module
@@ -81,6 +82,7 @@ def run(args) -> int:
         print_json(result)
         return 0
     print(f"{b.name}  width {scaled.width:.4g}  depth {scaled.depth:.4g}  resolution {scaled.resolution} px")
+    print(f"  scaled by: {b.scaling}")
     lines = [
         ("params", f"{cost.params:,}"),
         ("MACs (multiply-adds)", f"{cost.macs:,}  ({format_macs(cost.macs)})"),
@@ -98,6 +100,8 @@ def run(args) -> int:
     if result["stages"]:
         print("\nstages:")
         print_table(pd.DataFrame(result["stages"]))
+    elif scaled.depth != 1 and b.source != "built-in":
+        print("  no stages found (runs of shape-keeping blocks): depth leaves this network as it is")
     if args.per_layer:
         frame = pd.DataFrame(cost.per_module)
         frame["share %"] = (100 * frame["macs"] / cost.macs).round(1)

@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--filter", choices=FILTERS, help="keep points by measured or nominal ratio (default: the space's)")
     parser.add_argument("--tolerance", type=float, help="keep points within this fraction of the budget (default: the space's)")
     proxy = parser.add_argument_group("the proxy the points are matched in (as `scaler search` trains it)")
-    proxy.add_argument("--preset", default="default", help="smoke, default or long (default: default)")
+    proxy.add_argument("--preset", default="default", help="smoke, default, long or gpu (default: default)")
     proxy.add_argument("--proxy-width", type=float, help="proxy width (default: the preset's)")
     proxy.add_argument("--proxy-resolution", type=int, help="proxy pixels at resolution multiplier 1 (default: the preset's)")
     proxy.add_argument("--proxy-classes", type=int, default=10, help="classes of the proxy's data (default 10, the built-in animals)")

@@ -8,6 +8,7 @@ importances). Several runs share the charts and get a side-by-side summary.
 examples:
   scaler report runs/resnet50-2x
   scaler report runs/resnet50-2x runs/mobilenet_v2-2x --out reports/resnet-vs-mobilenet
+  scaler report runs/nas-400M                      # a scaler nas run: its own report
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ def run(args) -> int:
     from scaler.report import write_report
     from scaler.run_folder import RunFolder
 
-    html = write_report([RunFolder(Path(p)) for p in args.runs], Path(args.out) if args.out else None)
+    folders = [RunFolder(Path(p)) for p in args.runs]
+    if any((f.path / "nas.json").is_file() for f in folders):  # `scaler nas` runs have a report of their own
+        from scaler.errors import UsageError
+        from scaler.nas.report import write_nas_report
+
+        if len(folders) > 1 or args.out:
+            raise UsageError("a scaler nas run folder is reported alone, into its own folder (no --out)")
+        html = write_nas_report(folders[0])
+    else:
+        html = write_report(folders, Path(args.out) if args.out else None)
     md = html.with_name("report.md")
     plots = sorted(str(p) for p in (html.parent / "plots").glob("*.png"))
     if args.json:

@@ -34,11 +34,18 @@ from scaler.errors import UsageError
 from scaler.run_folder import RunFolder
 from scaler.scaling import parse_budget, parse_phi_range
 from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
-from scaler.stages import CURVES, DEFAULT_CONFIRM, DEFAULT_CONFIRM_PRESET, confirm_recipe
+from scaler.stages import (
+    CURVES,
+    DEFAULT_CONFIRM,
+    DEFAULT_CONFIRM_PRESET,
+    DEFAULT_CONFIRM_PRESETS,
+    confirm_recipe,
+    default_confirm_preset,
+)
 from scaler.study import GRACE_FACTOR, HEARTBEAT
 
 # Seeds per grid point in the screen when --seeds is not given, by preset (docs/design.md: "Stages").
-DEFAULT_SEEDS = {"smoke": 1, "default": 2}
+DEFAULT_SEEDS = {"smoke": 1, "default": 2, "gpu": 2}
 
 
 def add_arguments(parser) -> None:
@@ -69,8 +76,9 @@ def add_arguments(parser) -> None:
     stages = parser.add_argument_group("stages (screen, then confirm, then curves; see docs/design.md)")
     stages.add_argument("--confirm", type=int, default=DEFAULT_CONFIRM,
                         help=f"retrain the screen's top K (plus the best point led by each dimension) longer; 0: no confirm stage (default {DEFAULT_CONFIRM})")
-    stages.add_argument("--confirm-preset", default=DEFAULT_CONFIRM_PRESET,
-                        help=f"the confirm stage's recipe: 2x, 3x, 4x the screen's epochs, or a preset name (default {DEFAULT_CONFIRM_PRESET})")
+    stages.add_argument("--confirm-preset",
+                        help=f"the confirm stage's recipe: 2x, 3x, 4x the screen's epochs, or a preset name "
+                             f"(default {DEFAULT_CONFIRM_PRESET}; with --preset gpu, {DEFAULT_CONFIRM_PRESETS['gpu']})")
     stages.add_argument("--confirm-seeds", type=int, help="seeds per confirmed point (default: one more than --seeds)")
     stages.add_argument("--curves", default="best", choices=CURVES,
                         help="train phi 0..2 of the chosen point and of the best (or all, or no) single dimension (default best)")
@@ -102,7 +110,8 @@ def run(args) -> int:
         baseline=args.baseline, budget=args.budget, space=args.space, data=args.data,
         recipe=dataclasses.asdict(recipe), seeds=args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(args.preset, 2),
         pruner=args.pruner, device=str(resolve_device(args.device)), storage=args.storage, confirm=args.confirm,
-        confirm_recipe=dataclasses.asdict(confirm_recipe(recipe, args.confirm_preset, get_baseline(args.baseline))),
+        confirm_recipe=dataclasses.asdict(confirm_recipe(recipe, args.confirm_preset or default_confirm_preset(args.preset),
+                                                          get_baseline(args.baseline))),
         confirm_seeds=args.confirm_seeds or 0, curves=args.curves, curve_recipe=args.curve_recipe,
     )
     run_folder = RunFolder(Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))

@@ -3,7 +3,7 @@
 --width, --depth and --resolution give the network as trained (the proxy width is NOT applied
 to them); without them the network is the baseline at the recipe's proxy width and proxy
 resolution. --coefficients with --phi gives multipliers, to which the proxy width and resolution
-apply as in a search. Recipe flags override the chosen --preset (smoke, default or long) and the
+apply as in a search. Recipe flags override the chosen --preset (smoke, default, long or gpu) and the
 baseline's own recipe fields.
 
 examples:

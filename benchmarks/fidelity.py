@@ -1,0 +1,672 @@
+"""The regret benchmark: does the search's protocol (screen, promote, confirm) pick what longer training picks?
+
+Every run is a trial of an Optuna study in ``--out`` (``study.db``), keyed (stage, point, seed) as a
+search keys its runs, so a rerun trains only what is missing and the benchmark can run in several
+sittings (``--stage pool``, then ``--stage reference``, ...). The steps:
+
+- **pool**: every cost-matched point of the default grid, ``--pool-seeds`` (6) seeds at the
+  screen's recipe and as many at the confirm stage's: what the replays draw their seeds from.
+- **reference**: every point, ``--reference-seeds`` (4) seeds at ``--reference-factor`` (2) times
+  the confirm stage's epochs, initialised apart from the pool (seeds from 1000). Its own
+  repeatability is the split-half Kendall tau of its seeds; it is usable when that is >= 0.8.
+- **analyse**: replays the shipped protocol ``--replays`` (15) times on seeds drawn from the pool
+  (distinct seed sets while there are any): the screen's seeds, :func:`scaler.stages.promote`
+  (the search's own function), the confirm stage's seeds, the pick by :func:`scaler.verdict.judge`
+  (the search's rule). It reports regret — the reference accuracy of the reference's best point
+  minus that of the pick, median and 90th percentile — how often the pick is in the reference's
+  top 2, and Kendall tau screen -> reference and confirm -> reference (median over the replays,
+  with a 95% bootstrap interval over grid points, scipy) beside the reference's split-half tau,
+  the ceiling. Writes ``fidelity.json`` and ``fidelity.md`` in ``--out``.
+- **controls**: positive controls. The default search (:func:`scaler.search.run_search`: screen and
+  confirm, no curves) on data variants whose right direction is known by construction, given as
+  ``--control DIMENSION DATA``, ``--control-replays`` (5) replays each with fresh seeds (and data
+  splits); a control passes when the expected dimension leads the pick in >= 4 of 5. Writes
+  ``controls.json`` and ``controls.md``.
+
+    python benchmarks/fidelity.py --baseline resnet50                 # pool, reference, analysis
+    python benchmarks/fidelity.py --baseline resnet50 --stage pool    # one sitting: the pool only
+    python benchmarks/fidelity.py --baseline resnet50 --stage controls \\
+        --control resolution glyphs:focus=resolution --control depth glyphs:focus=depth \\
+        --control width glyphs:focus=width
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import optuna
+from scipy import stats as scipy_stats
+
+from scaler.baselines import Baseline, get_baseline
+from scaler.commands.search import DEFAULT_SEEDS
+from scaler.cost import count_cost
+from scaler.data import DEFAULT_SOURCE
+from scaler.devices import resolve_device, set_threads
+from scaler.errors import UsageError
+from scaler.files import dumps
+from scaler.objective import Planned
+from scaler.progress import duration
+from scaler.proxy import dataset, train_point
+from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, check_preset, resolve_recipe
+from scaler.results import accuracies_by_seed
+from scaler.run_folder import RunFolder
+from scaler.scaling import Coefficients, parse_budget
+from scaler.search import SearchConfig, run_search
+from scaler.search_space import Candidate, grid, load_space
+from scaler.stage_runner import StageRunner
+from scaler.stages import DEFAULT_CONFIRM, DIMENSIONS, confirm_recipe, default_confirm_preset, leading_dimension, promote
+from scaler.study import Key, keys_to_run, make_pruner, recover_interrupted
+from scaler.verdict import PointResult, judge, rank
+
+STEPS = ("pool", "reference", "analyse", "controls", "all")
+REFERENCE_SEED = 1000  # the reference's seed indices start here: other initialisations than the pool's
+# The design's minimums (docs/fidelity.md); a smaller benchmark runs, and says so in its report.
+MIN_POINTS, MIN_POOL_SEEDS, MIN_REFERENCE_SEEDS, MIN_REFERENCE_FACTOR, MIN_REPLAYS = 10, 6, 4, 2.0, 10
+CEILING = 0.8  # the reference is usable when its split-half tau reaches this
+GOAL_REGRET = 0.003  # median regret, as a fraction (0.3 points)
+GOAL_TOP2 = 0.8
+CONTROL_PASS = 4  # of 5 replays
+CONTROL_SEED_STEP = 100  # replay r of a control trains with recipe seed r * this (and splits the data by it)
+
+Accs = dict[int, dict[int, float]]  # point -> {seed: accuracy}
+
+
+# ---------------------------------------------------------------- the analysis, on plain numbers
+
+
+def seed_draws(seeds: list[int], size: int, n: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
+    """``n`` sets of ``size`` distinct seeds: every set differs from the others until all were drawn once."""
+    combos = list(itertools.combinations(sorted(seeds), size))
+    if not combos:
+        raise UsageError(f"cannot draw {size} seed(s) from the {len(seeds)} the pool holds")
+    order = rng.permutation(len(combos))
+    return [combos[order[i % len(combos)]] for i in range(n)]
+
+
+def _results(accs: Accs, seeds, cands: list[Candidate], points) -> list[PointResult]:
+    """The points that ran every one of ``seeds``, as the search judges them (a point missing a run is not complete)."""
+    out = []
+    for p in points:
+        own = accs.get(p, {})
+        if all(s in own for s in seeds):
+            c = cands[p]
+            out.append(PointResult(p, c.kind, {s: own[s] for s in seeds}, float(c.macs), coefficients=c.coefficients))
+    return out
+
+
+def replay(cands: list[Candidate], screen: Accs, confirm: Accs, points: list[int], screen_seeds, confirm_seeds,
+           k: int) -> dict | None:
+    """One run of the shipped protocol on stored runs: the search's promote and pick, on the drawn seeds."""
+    screened = _results(screen, screen_seeds, cands, points)
+    if not screened:
+        return None
+    screen_pick = judge(screened).ranked[0].point
+    promoted = promote(screened, k) if k else []
+    confirmed = _results(confirm, confirm_seeds, cands, promoted)
+    final = judge(confirmed) if confirmed else judge(screened)  # as the search: the confirm stage when it finished a point
+    return {"screen_seeds": list(screen_seeds), "confirm_seeds": list(confirm_seeds), "promoted": promoted,
+            "screen_pick": screen_pick, "pick": final.ranked[0].point, "stage": "confirm" if confirmed else "screen",
+            "told_apart": final.told_apart}
+
+
+def _tau(a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 2:
+        return math.nan
+    with warnings.catch_warnings():  # a constant input (every point tied) has no tau: NaN, said as n/a
+        warnings.simplefilter("ignore")
+        return float(scipy_stats.kendalltau(a[ok], b[ok]).statistic)
+
+
+def _means(accs: Accs, seeds, points: list[int]) -> np.ndarray:
+    return np.array([np.mean([accs[p][s] for s in seeds]) if all(s in accs.get(p, {}) for s in seeds) else np.nan
+                     for p in points])
+
+
+def split_half_splits(seeds: list[int]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Every split of the seeds into two halves (the first seed always in the first half, so each split once)."""
+    seeds = sorted(seeds)
+    half = len(seeds) // 2
+    out = []
+    for first in itertools.combinations(seeds, half):
+        if seeds[0] in first or len(seeds) % 2:
+            out.append((first, tuple(s for s in seeds if s not in first)))
+    return out
+
+
+def _interval(statistic, n: int, resamples: int, seed: int) -> list[float] | None:
+    """95% percentile bootstrap interval over the grid points of ``statistic(indices)`` (scipy)."""
+    if n < 3 or resamples < 1:
+        return None
+
+    def stat(idx):
+        return statistic(np.asarray(idx, int))
+
+    with warnings.catch_warnings():  # resamples of few points are often all ties: their NaNs are dropped
+        warnings.simplefilter("ignore")
+        res = scipy_stats.bootstrap((np.arange(n),), stat, n_resamples=resamples, method="percentile",
+                                    vectorized=False, rng=np.random.default_rng(seed))
+    # Percentiles of the finite resamples: one that drew a single point many times can have no tau (all ties).
+    values = np.asarray(res.bootstrap_distribution, float)
+    values = values[np.isfinite(values)]
+    return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if len(values) else None
+
+
+def _nanmedian(values) -> float:
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.median(values)) if values else math.nan
+
+
+def analyse(cands: list[Candidate], screen: Accs, confirm: Accs, reference: Accs, *, replays: int = 15,
+            screen_seeds: int = 2, confirm_seeds: int = 3, confirm_k: int = DEFAULT_CONFIRM, seed: int = 0,
+            resamples: int = 1000) -> dict:
+    """Replay the protocol ``replays`` times and score each pick against the reference (module docstring).
+
+    Accuracies are fractions (0..1), as the study stores them; regret is a fraction too.
+    """
+    points = sorted(p for p, a in reference.items() if a)
+    if len(points) < 2:
+        raise UsageError(f"the reference holds {len(points)} finished point(s); run --stage reference first (2 or more needed)")
+    ref_points = rank([PointResult(p, cands[p].kind, reference[p], float(cands[p].macs)) for p in points])
+    ref_mean = {r.point: r.mean for r in ref_points}
+    best, top2 = ref_points[0].point, [r.point for r in ref_points[:2]]
+    ref = np.array([ref_mean[p] for p in points])
+
+    rng = np.random.default_rng(seed)
+    pool_seeds = sorted({s for p in points for s in screen.get(p, {})})
+    confirm_pool = sorted({s for p in points for s in confirm.get(p, {})})
+    s_draws = seed_draws(pool_seeds, screen_seeds, replays, rng)
+    c_draws = seed_draws(confirm_pool, confirm_seeds, replays, rng) if confirm_k else [()] * replays
+    runs, screen_means, confirm_means = [], [], []
+    for s_seeds, c_seeds in zip(s_draws, c_draws):
+        r = replay(cands, screen, confirm, points, s_seeds, c_seeds, confirm_k)
+        screen_means.append(_means(screen, s_seeds, points))
+        confirm_means.append(_means(confirm, c_seeds, points) if c_seeds else np.full(len(points), np.nan))
+        if r is None:
+            continue
+        r.update(regret=ref_mean[best] - ref_mean[r["pick"]], in_top2=r["pick"] in top2,
+                 screen_regret=ref_mean[best] - ref_mean[r["screen_pick"]], screen_in_top2=r["screen_pick"] in top2,
+                 tau_screen=_tau(screen_means[-1], ref), tau_confirm=_tau(confirm_means[-1], ref))
+        runs.append(r)
+    if not runs:
+        raise UsageError("no replay found a screened point: run --stage pool first")
+
+    def median_tau(means):
+        return lambda idx: _nanmedian([_tau(m[idx], ref[idx]) for m in means])
+
+    ref_seeds = sorted(set.intersection(*(set(reference[p]) for p in points)))
+    splits = split_half_splits(ref_seeds)
+    halves = [(_means(reference, a, points), _means(reference, b, points)) for a, b in splits]
+
+    def split_half(idx):
+        return _nanmedian([_tau(a[idx], b[idx]) for a, b in halves]) if halves else math.nan
+
+    ceiling = split_half(np.arange(len(points)))
+    regrets = np.array([r["regret"] for r in runs])
+    screen_regrets = np.array([r["screen_regret"] for r in runs])
+    summary = {
+        "points": len(points), "replays": len(runs), "best": best, "top2": top2,
+        "regret_median": float(np.median(regrets)), "regret_p90": float(np.percentile(regrets, 90)),
+        "regret_max": float(regrets.max()), "top2_rate": float(np.mean([r["in_top2"] for r in runs])),
+        "screen_regret_median": float(np.median(screen_regrets)),
+        "screen_top2_rate": float(np.mean([r["screen_in_top2"] for r in runs])),
+        "told_apart_rate": float(np.mean([r["told_apart"] for r in runs])),
+        "tau_screen": _nanmedian([r["tau_screen"] for r in runs]),
+        "tau_screen_interval": _interval(median_tau(screen_means), len(points), resamples, seed),
+        "tau_confirm": _nanmedian([r["tau_confirm"] for r in runs]),
+        "tau_confirm_interval": _interval(median_tau(confirm_means), len(points), resamples, seed) if confirm_k else None,
+        "split_half_tau": ceiling, "split_half_splits": len(splits),
+        "split_half_interval": _interval(split_half, len(points), resamples, seed),
+        "reference_usable": bool(math.isfinite(ceiling) and ceiling >= CEILING),
+    }
+    summary["goals"] = {"regret_median": summary["regret_median"] <= GOAL_REGRET + 1e-12,
+                        "top2_rate": summary["top2_rate"] >= GOAL_TOP2}
+    table = [{"point": p, "kind": cands[p].kind, "alpha": cands[p].coefficients.alpha,
+              "beta": cands[p].coefficients.beta, "gamma": cands[p].coefficients.gamma,
+              "macs_ratio": cands[p].macs_ratio, "proxy_macs_ratio": cands[p].proxy_macs_ratio,
+              "reference_mean": ref_mean[p], "reference_std": _std(reference[p]), "reference_n": len(reference[p]),
+              "reference_rank": [r.point for r in ref_points].index(p) + 1,
+              "screen_mean": _mean(screen.get(p, {})), "screen_n": len(screen.get(p, {})),
+              "confirm_mean": _mean(confirm.get(p, {})), "confirm_n": len(confirm.get(p, {}))} for p in points]
+    return {"summary": summary, "points": table, "replays": runs}
+
+
+def _mean(accs: dict) -> float:
+    return float(np.mean(list(accs.values()))) if accs else math.nan
+
+
+def _std(accs: dict) -> float:
+    return float(np.std(list(accs.values()), ddof=1)) if len(accs) > 1 else math.nan
+
+
+# ---------------------------------------------------------------- training the pool and the reference
+
+
+@dataclass
+class Bench:
+    """What the benchmark trains: the grid, the three recipes, and where the runs are kept."""
+
+    baseline: Baseline
+    cands: list[Candidate]
+    dropped: list[Candidate]
+    screen: ProxyRecipe
+    confirm: ProxyRecipe
+    reference: ProxyRecipe
+    config: SearchConfig  # what a run's job is made of (baseline, data, the screen's recipe, device)
+    data_description: dict
+    images: int  # training images per epoch
+    out: Path
+
+    @property
+    def storage(self) -> str:
+        return f"sqlite:///{(self.out / 'study.db').resolve()}"
+
+    def identity(self) -> dict:
+        """What must match for a rerun to resume this folder's runs."""
+        data = {k: self.data_description.get(k) for k in ("classes", "images", "image_size", "fingerprint",
+                                                           "split_seed", "split_fingerprint")}
+        return json.loads(dumps({
+            "baseline": self.config.baseline, "budget": self.config.budget, "data": data,
+            "device": self.config.device.split(":")[0], "candidates": [c.as_dict() for c in self.cands],
+            "recipes": {name: dataclasses.asdict(getattr(self, name)) for name in ("screen", "confirm", "reference")},
+        }))
+
+    def recipes(self) -> dict[tuple[str, str], ProxyRecipe]:
+        """(study, stage) -> the recipe its runs train with."""
+        return {("pool", "screen"): self.screen, ("pool", "confirm"): self.confirm, ("reference", "confirm"): self.reference}
+
+    def work(self, recipe: ProxyRecipe, point: int) -> float:
+        """A run's compute in units of proxy-baseline image passes: what the time estimate scales by."""
+        ratio = self.cands[point].proxy_macs_ratio
+        return recipe.epochs * min(self.images, recipe.subset or self.images) * (ratio if math.isfinite(ratio) else 1.0)
+
+
+def setup(args) -> Bench:
+    baseline = get_baseline(args.baseline)
+    screen = resolve_recipe(check_preset(args.preset), baseline, recipe_overrides(args.set))
+    confirm = confirm_recipe(screen, args.confirm_preset or default_confirm_preset(args.preset), baseline)
+    f = args.reference_factor
+    reference = confirm.replace(epochs=int(round(confirm.epochs * f)), warmup_epochs=confirm.warmup_epochs * f)
+    data = dataset(args.data, screen.seed)
+    cost = count_cost(baseline)
+    ratio = parse_budget(args.budget).target_ratio(cost.macs)
+    if ratio <= 1.0:
+        raise UsageError(f"budget {args.budget} is not above the baseline's cost ({ratio:.3g}x)")
+    points = grid(load_space(args.space), baseline, ratio, reference=cost, recipe=screen, proxy_classes=data.num_classes)
+    if len(points.kept) < 2:
+        raise UsageError(f"the grid keeps {len(points.kept)} cost-matched point(s) at {args.budget}: nothing to rank")
+    config = SearchConfig(baseline=args.baseline, budget=args.budget, space=args.space, data=args.data,
+                          recipe=dataclasses.asdict(screen), device=str(resolve_device(args.device)))
+    return Bench(baseline, points.kept, points.dropped, screen, confirm, reference, config, data.describe(),
+                 len(data.subset_indices(screen.subset)), Path(args.out))
+
+
+def recipe_overrides(items: list[str]) -> dict:
+    """``--set FIELD=VALUE`` items as recipe fields; values read as JSON (numbers, true, false, null)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in FIELDS:
+            raise UsageError(f"--set takes FIELD=VALUE with a recipe field ({', '.join(sorted(FIELDS))}), got {item!r}")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            raise UsageError(f"--set {name}: {value!r} is not a number, true, false or null") from None
+    return out
+
+
+def _label(c: Candidate) -> str:
+    a, b, g = c.coefficients.as_tuple()
+    return f"{c.kind:<10} a={a:.3g} b={b:.3g} g={g:.3g}"
+
+
+def plans(bench: Bench, args) -> dict[str, list[tuple[str, dict[Key, Planned], str]]]:
+    """Per study (pool, reference): its stages' plans, as a search's, keyed (stage, point, seed)."""
+    n = len(bench.cands)
+
+    def plan(stage: str, recipe: ProxyRecipe, seeds: list[int]) -> dict[Key, Planned]:
+        fields = dataclasses.asdict(recipe)
+        return {(stage, p, s): Planned(bench.cands[p], fields, _label(bench.cands[p]))
+                for s in seeds for p in range(n)}
+
+    pool = list(range(args.pool_seeds))
+    ref = [REFERENCE_SEED + i for i in range(args.reference_seeds)]
+    return {
+        "pool": [("screen", plan("screen", bench.screen, pool), f"pool at the screen's recipe: {n} points x {len(pool)} seeds"),
+                 ("confirm", plan("confirm", bench.confirm, pool),
+                  f"pool at the confirm stage's recipe ({bench.confirm.epochs} epochs): {n} points x {len(pool)} seeds")],
+        # The reference is the confirm stage trained longer: its own study, so its keys can be the confirm stage's.
+        "reference": [("confirm", plan("confirm", bench.reference, ref),
+                       f"reference ({bench.reference.epochs} epochs): {n} points x {len(ref)} seeds")],
+    }
+
+
+def open_study(bench: Bench, name: str) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Every trial is queued with its key, so the sampler never samples; no pruner: every run trains in full.
+    return optuna.create_study(study_name=name, storage=bench.storage, direction="maximize", load_if_exists=True,
+                               sampler=optuna.samplers.RandomSampler(seed=0), pruner=make_pruner("none"))
+
+
+class Tracker:
+    """The benchmark's own progress line after every run: runs done of all, and the time left at the rate so far."""
+
+    def __init__(self, queue: list[float], total: int, done: int, log) -> None:
+        self.queue, self.total, self.done, self.log = list(queue), total, done, log
+        self.left = sum(queue)
+        self.work = 0.0
+        self.start = time.perf_counter()
+
+    def record(self) -> None:
+        if self.queue:
+            w = self.queue.pop(0)
+            self.work, self.left = self.work + w, self.left - w
+        self.done += 1
+        rate = self.work / max(1e-9, time.perf_counter() - self.start)
+        self.log(f"fidelity: {self.done}/{self.total} runs of the benchmark done; about "
+                 f"{duration(max(0.0, self.left) / rate) if rate > 0 else '?'} left")
+
+
+def estimate_rate(bench: Bench, studies: dict[str, optuna.Study], log) -> tuple[float, str]:
+    """Work per second: from the finished runs when there are any, else from a one-epoch probe run."""
+    recipes = bench.recipes()
+    work = seconds = 0.0
+    for name, study in studies.items():
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            stage, point = t.params.get("stage"), t.params.get("point")
+            if (name, stage) in recipes and point is not None and point < len(bench.cands) and t.user_attrs.get("seconds"):
+                work += bench.work(recipes[name, stage], int(point))
+                seconds += t.user_attrs["seconds"]
+    if seconds > 0:
+        return work / seconds, f"{seconds / 60:.1f} min of finished runs"
+    # Two epochs, timed by the second: the first also builds the model and resizes the data.
+    probe = bench.screen.replace(epochs=2, warmup_epochs=min(1.0, bench.screen.warmup_epochs))
+    log("estimate: timing two epochs of the first grid point ...")
+    result = train_point(bench.baseline, bench.cands[0].coefficients.multipliers(1.0),
+                         data=dataset(bench.config.data, bench.screen.seed), recipe=probe, device=bench.config.device, seed=0)
+    return bench.work(probe, 0) / 2 / result.epoch_seconds[-1], f"a probe's second epoch ({result.epoch_seconds[-1]:.1f} s)"
+
+
+def train_steps(bench: Bench, args, steps: list[str], log) -> None:
+    studies = {name: open_study(bench, name) for name in steps}
+    for study in studies.values():
+        recover_interrupted(study)
+    all_plans = plans(bench, args)
+    recipes = bench.recipes()
+    queue, total, counts = [], 0, []
+    for name in steps:
+        for stage, plan, _ in all_plans[name]:
+            todo = keys_to_run(studies[name], list(plan))
+            total += len(plan)
+            queue += [bench.work(recipes[name, stage], p) for _, p, _ in todo]
+            counts.append(f"{name} {stage} {len(plan)} run(s) ({len(todo)} to train)")
+    cpu = ""
+    if queue:
+        rate, source = estimate_rate(bench, studies, log)
+        cpu = (f"; about {sum(queue) / rate / 3600:.2f} h of training left on this machine (rate from {source}, "
+               f"{set_threads()} torch thread(s))")
+    log("plan: " + ", ".join(counts) + cpu)
+    if args.dry_run:
+        return
+    tracker = Tracker(queue, total, total - len(queue), log)
+    for name in steps:
+        runner = StageRunner(bench.config, studies[name], RunFolder(bench.out), backend="optuna", address=None, log=log,
+                             on_record=tracker.record)
+        for stage, plan, what in all_plans[name]:
+            runner.run_stage(stage, plan, what)
+
+
+def stored(bench: Bench) -> tuple[Accs, Accs, Accs]:
+    """The complete runs: the pool's screen and confirm, and the reference, point -> {seed: accuracy}."""
+    pool, reference = open_study(bench, "pool"), open_study(bench, "reference")
+    return accuracies_by_seed(pool, "screen"), accuracies_by_seed(pool, "confirm"), accuracies_by_seed(reference, "confirm")
+
+
+# ---------------------------------------------------------------- reports
+
+
+def _pts(x: float) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.2f}"
+
+
+def _tau_text(value: float, interval) -> str:
+    text = "n/a" if not math.isfinite(value) else f"{value:+.2f}"
+    return text + (f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else "")
+
+
+def markdown(result: dict, bench: Bench, command: str) -> str:
+    s = result["summary"]
+    ok = lambda flag: "met" if flag else "not met"  # noqa: E731
+    lines = [
+        f"# Regret benchmark: {bench.config.baseline} at {bench.config.budget} on {bench.config.data}",
+        "",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`, device {bench.config.device}, "
+        f"{set_threads()} torch thread(s).",
+        f"Grid: {s['points']} cost-matched point(s) ({len(bench.dropped)} dropped by matching). Recipes (epochs): screen {bench.screen.epochs}, confirm {bench.confirm.epochs}, "
+        f"reference {bench.reference.epochs}. Replays: {s['replays']}.",
+        *(["", "**Under the design's minimums:**", *(f"- {note}." for note in result["notes"])] if result.get("notes") else []),
+        "",
+        "| measure | value | goal |",
+        "|---|---|---|",
+        f"| regret, median (points) | {_pts(s['regret_median'])} | <= {100 * GOAL_REGRET:.1f}: {ok(s['goals']['regret_median'])} |",
+        f"| regret, 90th percentile (points) | {_pts(s['regret_p90'])} | |",
+        f"| pick in the reference's top 2 | {s['top2_rate']:.0%} | >= {GOAL_TOP2:.0%}: {ok(s['goals']['top2_rate'])} |",
+        f"| the screen alone: median regret, top 2 | {_pts(s['screen_regret_median'])}, {s['screen_top2_rate']:.0%} | |",
+        f"| the verdict told the top points apart | {s['told_apart_rate']:.0%} of replays | |",
+        f"| Kendall tau screen -> reference (95% interval) | {_tau_text(s['tau_screen'], s['tau_screen_interval'])} | |",
+        f"| Kendall tau confirm -> reference | {_tau_text(s['tau_confirm'], s['tau_confirm_interval'])} | |",
+        f"| reference split-half tau (ceiling) | {_tau_text(s['split_half_tau'], s['split_half_interval'])} | "
+        f">= {CEILING}: reference {'usable' if s['reference_usable'] else 'NOT usable'} |",
+        "",
+        "| point | kind | alpha, beta, gamma | full x | proxy x | reference % (seeds) | rank | screen % | confirm % |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in sorted(result["points"], key=lambda r: r["reference_rank"]):
+        lines.append(f"| {p['point']} | {p['kind']} | {p['alpha']:.3f}, {p['beta']:.3f}, {p['gamma']:.3f} | "
+                     f"{p['macs_ratio']:.2f} | {p['proxy_macs_ratio']:.2f} | {_pts(p['reference_mean'])} ± "
+                     f"{_pts(p['reference_std'])} ({p['reference_n']}) | {p['reference_rank']} | "
+                     f"{_pts(p['screen_mean'])} ({p['screen_n']}) | {_pts(p['confirm_mean'])} ({p['confirm_n']}) |")
+    lines += ["", "| replay | screen seeds | confirm seeds | promoted | pick | regret (points) | top 2 |", "|---|---|---|---|---|---|---|"]
+    for i, r in enumerate(result["replays"]):
+        lines.append(f"| {i} | {r['screen_seeds']} | {r['confirm_seeds']} | {r['promoted']} | {r['pick']} ({r['stage']}) | "
+                     f"{_pts(r['regret'])} | {'yes' if r['in_top2'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(out: Path, name: str, payload: dict, text: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(dumps(payload) + "\n")
+    (out / f"{name}.md").write_text(text)
+
+
+# ---------------------------------------------------------------- positive controls
+
+
+def controls(bench: Bench, args, command: str, log) -> dict:
+    """The default search on each control's data, ``--control-replays`` times; does the expected dimension lead?"""
+    rows = []
+    for direction, spec in args.control:
+        replays = []
+        for r in range(args.control_replays):
+            screen = bench.screen.replace(seed=CONTROL_SEED_STEP * r)
+            config = SearchConfig(baseline=args.baseline, budget=args.budget, space=args.space, data=spec,
+                                  recipe=dataclasses.asdict(screen), seeds=args.screen_seeds, confirm=args.confirm,
+                                  confirm_recipe=dataclasses.asdict(bench.confirm.replace(seed=screen.seed)),
+                                  confirm_seeds=args.confirm_seeds, curves="none", device=bench.config.device)
+            folder = bench.out / "controls" / re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{direction}-{spec}") / f"replay-{r}"
+            prefix = f"[control {direction} {spec} replay {r}] "
+            result = run_search(config, RunFolder(folder), log=lambda line, p=prefix: log(p + line))
+            w = result.winner
+            leads = leading_dimension(Coefficients(w["alpha"], w["beta"], w["gamma"])) if w else None
+            offered = sorted({leading_dimension(Coefficients(t.alpha, t.beta, t.gamma)) for t in result.screen.itertuples()})
+            replays.append({"replay": r, "seed": screen.seed, "pick": w and {k: w[k] for k in ("point", "kind", "alpha", "beta", "gamma")},
+                            "leads": leads, "expected_leads": leads == direction, "dimensions_in_grid": offered})
+        hits = sum(r["expected_leads"] for r in replays)
+        rows.append({"direction": direction, "data": spec, "replays": replays, "hits": hits,
+                     "passed": hits >= CONTROL_PASS * len(replays) / 5,
+                     "in_grid": direction in replays[0]["dimensions_in_grid"] if replays else False})
+    lines = [f"# Positive controls: {args.baseline} at {args.budget}", "",
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`; each replay is the default search (screen "
+             f"x{args.screen_seeds} seeds, confirm top {args.confirm} x{args.confirm_seeds}, no curves) with recipe seed "
+             f"{CONTROL_SEED_STEP} x replay. Passes when the expected dimension leads the pick in >= {CONTROL_PASS} of 5.", "",
+             "| expected | data | leads the pick | picks (leading dimension) | result |", "|---|---|---|---|---|"]
+    for row in rows:
+        picks = ", ".join(str(r["leads"]) for r in row["replays"])
+        why = "" if row["in_grid"] else " (no grid point led by it survived cost matching)"
+        lines.append(f"| {row['direction']} | `{row['data']}` | {row['hits']} of {len(row['replays'])} | {picks} | "
+                     f"{'pass' if row['passed'] else 'fail'}{why} |")
+    payload = {"command": command, "controls": rows}
+    write(bench.out, "controls", payload, "\n".join(lines) + "\n")
+    return payload
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _lock(out: Path) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UsageError(f"another benchmark works in {str(out)!r}") from None
+    return fd
+
+
+def _check_identity(bench: Bench) -> None:
+    path = bench.out / "benchmark.json"
+    current = bench.identity()
+    if path.exists():
+        previous = json.loads(path.read_text())
+        differs = [k for k in current if previous.get(k) != current[k]]
+        if differs:
+            raise UsageError(f"{bench.out} holds a benchmark with a different {', '.join(differs)}; choose another --out")
+    else:
+        path.write_text(dumps(current) + "\n")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--baseline", default="resnet50")
+    p.add_argument("--budget", default="2x")
+    p.add_argument("--data", default=DEFAULT_SOURCE, help=f"data spec (default {DEFAULT_SOURCE}, the project's default)")
+    p.add_argument("--space", help="search space (default: the search's default grid)")
+    p.add_argument("--preset", default="default", help=f"the screen's recipe: {', '.join(PRESETS)} (default: default)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a field of the screen's recipe, e.g. proxy_resolution=48 (repeatable)")
+    p.add_argument("--confirm-preset", help="the confirm stage's recipe (default: the search's for --preset)")
+    p.add_argument("--stage", default="all", choices=STEPS)
+    p.add_argument("--pool-seeds", type=int, default=6, help="seeds per point at the screen's and the confirm's recipe (default 6)")
+    p.add_argument("--reference-seeds", type=int, default=4, help="seeds per point of the reference (default 4)")
+    p.add_argument("--reference-factor", type=float, default=2.0, help="the reference's epochs over the confirm's (default 2)")
+    p.add_argument("--replays", type=int, default=15, help="replays of the protocol (default 15)")
+    p.add_argument("--screen-seeds", type=int, default=DEFAULT_SEEDS["default"], help="the search's --seeds (default 2)")
+    p.add_argument("--confirm-seeds", type=int, help="the search's --confirm-seeds (default one more than --screen-seeds)")
+    p.add_argument("--confirm", type=int, default=DEFAULT_CONFIRM, help=f"the search's --confirm K (default {DEFAULT_CONFIRM})")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the tau intervals (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the replays' draws and the bootstrap (default 0)")
+    p.add_argument("--control", nargs=2, action="append", default=[], metavar=("DIMENSION", "DATA"),
+                   help="a positive control: the dimension expected to lead, and its data spec (repeatable)")
+    p.add_argument("--control-replays", type=int, default=5)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument("--out", help="folder of the runs and results (default runs/fidelity-<baseline>)")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and the time they will take; train nothing")
+    args = p.parse_args(argv)
+    args.confirm_seeds = args.confirm_seeds or args.screen_seeds + 1
+    args.out = args.out or f"runs/fidelity-{re.sub(r'[^A-Za-z0-9_.-]+', '_', args.baseline)}"
+    return args
+
+
+def check(args) -> None:
+    counts = {"pool_seeds": 1, "reference_seeds": 2, "replays": 1, "screen_seeds": 1, "confirm_seeds": 1, "confirm": 0,
+              "resamples": 0, "control_replays": 1, "seed": 0}
+    for name, lowest in counts.items():
+        if getattr(args, name) < lowest:
+            raise UsageError(f"--{name.replace('_', '-')} must be {lowest} or more, got {getattr(args, name)}")
+    if not (math.isfinite(args.reference_factor) and args.reference_factor >= 1):
+        raise UsageError(f"--reference-factor must be 1 or more, got {args.reference_factor}")
+    if args.pool_seeds < max(args.screen_seeds, args.confirm_seeds):
+        raise UsageError(f"--pool-seeds ({args.pool_seeds}) must cover --screen-seeds and --confirm-seeds "
+                         f"({args.screen_seeds}, {args.confirm_seeds})")
+    for direction, _ in args.control:
+        if direction not in DIMENSIONS:
+            raise UsageError(f"a control's direction must be one of {', '.join(DIMENSIONS)}, got {direction!r}")
+    if args.stage == "controls" and not args.control:
+        raise UsageError("--stage controls needs at least one --control DIMENSION DATA")
+
+
+def below_minimums(bench: Bench, args) -> list[str]:
+    """Where this benchmark is smaller than the design asks (docs/fidelity.md): said in its log and report."""
+    checks = [
+        (len(bench.cands) >= MIN_POINTS, f"the grid keeps {len(bench.cands)} cost-matched point(s), under {MIN_POINTS}: "
+                                         "tau and top-2 are coarse (a finer space, e.g. --space compound_fine, keeps more)"),
+        (args.pool_seeds >= MIN_POOL_SEEDS, f"--pool-seeds {args.pool_seeds} is under {MIN_POOL_SEEDS}"),
+        (args.reference_seeds >= MIN_REFERENCE_SEEDS, f"--reference-seeds {args.reference_seeds} is under {MIN_REFERENCE_SEEDS}"),
+        (args.reference_factor >= MIN_REFERENCE_FACTOR, f"--reference-factor {args.reference_factor:g} is under "
+                                                       f"{MIN_REFERENCE_FACTOR:g} (the reference must train longer than the confirm stage)"),
+        (args.replays >= MIN_REPLAYS, f"--replays {args.replays} is under {MIN_REPLAYS}"),
+    ]
+    return [text for ok, text in checks if not ok]
+
+
+def run(args, command: str, log=print) -> dict:
+    check(args)
+    bench = setup(args)
+    lock = _lock(bench.out)
+    try:
+        _check_identity(bench)
+        notes = below_minimums(bench, args)
+        for note in notes:
+            log(f"note: {note}")
+        out = {}
+        steps = {"all": ["pool", "reference"], "pool": ["pool"], "reference": ["reference"]}.get(args.stage, [])
+        if steps:
+            train_steps(bench, args, steps, log)
+        if args.dry_run:
+            return out
+        if args.stage in ("all", "analyse"):
+            screen, confirm, reference = stored(bench)
+            out["fidelity"] = analyse(bench.cands, screen, confirm, reference, replays=args.replays,
+                                      screen_seeds=args.screen_seeds, confirm_seeds=args.confirm_seeds,
+                                      confirm_k=args.confirm, seed=args.seed, resamples=args.resamples)
+            out["fidelity"].update(command=command, notes=notes)
+            text = markdown(out["fidelity"], bench, command)
+            write(bench.out, "fidelity", out["fidelity"], text)
+            log(text)
+        if args.control and args.stage in ("all", "controls"):
+            out["controls"] = controls(bench, args, command, log)
+            log((bench.out / "controls.md").read_text())
+        return out
+    finally:
+        os.close(lock)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+    try:
+        run(parse_args(argv), " ".join(["python benchmarks/fidelity.py", *argv]), log=lambda line: print(line, flush=True))
+    except UsageError as exc:
+        print(f"fidelity: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""benchmarks/fidelity.py: the regret benchmark's analysis on hand-built accuracies, and its machinery end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+
+import numpy as np
+import optuna
+import pytest
+from conftest import ROOT
+
+from scaler.scaling import Coefficients
+from scaler.search_space import Candidate
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("fidelity", ROOT / "benchmarks" / "fidelity.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+fidelity = _load()
+
+# Four points: depth, width, resolution and a width-led compound point.
+CANDS = [Candidate(kind, Coefficients(*abc), 2.0, 2.0, 1_000_000, 1, 1, 224)
+         for kind, abc in (("depth", (2, 1, 1)), ("width", (1, 1.41, 1)), ("resolution", (1, 1, 1.41)),
+                           ("compound", (1, 1.26, 1.12)))]
+SCREEN = {0: 0.80, 1: 0.85, 2: 0.70, 3: 0.86}
+CONFIRM = {0: 0.90, 1: 0.87, 2: 0.75, 3: 0.88}
+REFERENCE = {0: 0.92, 1: 0.91, 2: 0.80, 3: 0.93}
+
+
+def _same(means: dict, seeds) -> dict:
+    return {p: {s: m for s in seeds} for p, m in means.items()}
+
+
+def test_constant_seeds_give_the_regret_and_top2_computed_by_hand():
+    # The screen ranks 3, 1, 0, 2: promote(k=2) takes 3 and 1 (both width-led), then the depth and
+    # resolution leaders 0 and 2. The confirm stage ranks 0 first: the pick. The reference ranks
+    # 3 (0.93), 0 (0.92), 1, 2: regret 0.93 - 0.92 = 1 point, the pick in the top 2; the screen
+    # alone would have picked 3: no regret.
+    out = fidelity.analyse(CANDS, _same(SCREEN, range(6)), _same(CONFIRM, range(6)), _same(REFERENCE, range(4)),
+                           replays=5, resamples=200)
+    s = out["summary"]
+    assert [r["promoted"] for r in out["replays"]] == [[3, 1, 0, 2]] * 5
+    assert {r["pick"] for r in out["replays"]} == {0} and {r["screen_pick"] for r in out["replays"]} == {3}
+    assert s["best"] == 3 and s["top2"] == [3, 0]
+    assert s["regret_median"] == pytest.approx(0.01) and s["regret_p90"] == pytest.approx(0.01)
+    assert s["top2_rate"] == 1.0 and s["screen_regret_median"] == pytest.approx(0.0)
+    # tau by hand: of the 6 pairs only (0, 1) is discordant, for the screen and for the confirm: 4/6
+    assert s["tau_screen"] == pytest.approx(4 / 6) and s["tau_confirm"] == pytest.approx(4 / 6)
+    assert s["split_half_tau"] == pytest.approx(1.0) and s["split_half_splits"] == 3  # 4 seeds: 3 splits 2 + 2
+    assert s["reference_usable"] and s["goals"] == {"regret_median": False, "top2_rate": True}
+    low, high = s["tau_screen_interval"]
+    assert -1 <= low <= s["tau_screen"] <= high <= 1
+
+
+def test_a_lucky_seed_changes_the_pick_only_in_the_replays_that_draw_it():
+    # Width's confirm seed 3 reads 0.99: any 3 of 4 seeds holding it give width (0.87 + 0.87 + 0.99) / 3
+    # = 0.91 > depth's 0.90, so the pick is width (reference 0.91: regret 2 points, not in the top 2).
+    confirm = _same(CONFIRM, range(4))
+    confirm[1][3] = 0.99
+    out = fidelity.analyse(CANDS, _same(SCREEN, range(6)), confirm, _same(REFERENCE, range(4)), replays=4,
+                           confirm_seeds=3, resamples=0)
+    runs = out["replays"]
+    assert sorted(tuple(r["confirm_seeds"]) for r in runs) == [(0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)]  # each set once
+    for r in runs:
+        assert r["pick"] == (1 if 3 in r["confirm_seeds"] else 0)
+        assert r["regret"] == pytest.approx(0.02 if 3 in r["confirm_seeds"] else 0.01)
+    s = out["summary"]
+    assert s["regret_median"] == pytest.approx(0.02) and s["top2_rate"] == 0.25
+    assert s["regret_p90"] == pytest.approx(0.02) and s["tau_screen_interval"] is None  # no resamples asked
+
+
+def test_seed_draws_are_distinct_sets_until_every_set_was_drawn():
+    draws = fidelity.seed_draws(list(range(6)), 2, 20, np.random.default_rng(0))
+    assert len(set(draws[:15])) == 15 and all(len(set(d)) == 2 for d in draws)  # C(6, 2) = 15
+    assert fidelity.split_half_splits([0, 1, 2, 3]) == [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]
+
+
+TINY = ["--baseline", "resnet18", "--data", "synthetic:size=16,images=300", "--preset", "smoke", "--pool-seeds", "3",
+        "--confirm-seeds", "2", "--reference-seeds", "2", "--reference-factor", "1", "--replays", "3", "--resamples", "50"]
+
+
+def _trials(out) -> dict[str, int]:
+    storage = f"sqlite:///{out / 'study.db'}"
+    return {name: len(optuna.load_study(study_name=name, storage=storage).trials) for name in ("pool", "reference")}
+
+
+def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp_path):
+    space = tmp_path / "tiny.toml"
+    space.write_text("depth = [0.0, 1.0]\nresolution = [0.0]\n")  # depth and width (resolution is dropped at 24 px)
+    out = tmp_path / "bench"
+    lines: list[str] = []
+    args = fidelity.parse_args([*TINY, "--space", str(space), "--out", str(out)])
+    result = fidelity.run(args, "test", log=lines.append)["fidelity"]
+    assert _trials(out) == {"pool": 2 * 3 * 2, "reference": 2 * 2}  # 2 points x 3 seeds x (screen, confirm); 2 x 2
+    assert any(line.startswith("plan: pool screen 6 run(s) (6 to train)") and "h of training left" in line for line in lines)
+    s = result["summary"]
+    assert s["points"] == 2 and s["replays"] == 3
+    assert 0 <= s["regret_median"] <= s["regret_p90"] <= s["regret_max"] <= 1 and 0 <= s["top2_rate"] <= 1
+    for tau in (s["tau_screen"], s["tau_confirm"], s["split_half_tau"]):
+        assert math.isnan(tau) or -1 <= tau <= 1
+    assert json.loads((out / "fidelity.json").read_text())["summary"]["replays"] == 3
+    report = (out / "fidelity.md").read_text()
+    assert "| regret, median (points) |" in report and "\n- --pool-seeds 3 is under 6.\n" in report
+
+    lines.clear()
+    again = fidelity.run(args, "test", log=lines.append)["fidelity"]
+    assert _trials(out) == {"pool": 12, "reference": 4}  # nothing retrained
+    assert "plan: pool screen 6 run(s) (0 to train), pool confirm 6 run(s) (0 to train), reference confirm 4 run(s) (0 to train)" in lines
+    assert again["summary"] == result["summary"]
+
+    other = fidelity.parse_args([*TINY, "--space", str(space), "--out", str(out), "--preset", "default"])
+    with pytest.raises(fidelity.UsageError, match="different candidates, recipes"):
+        fidelity.run(other, "test", log=lines.append)
+
+
+def test_controls_run_the_search_and_say_which_dimension_leads(tmp_path):
+    space = tmp_path / "tiny.toml"
+    space.write_text("depth = [0.0, 1.0]\nresolution = [0.0]\n")
+    args = fidelity.parse_args([*TINY, "--space", str(space), "--out", str(tmp_path / "c"), "--stage", "controls",
+                                "--screen-seeds", "1", "--confirm-seeds", "1", "--control-replays", "2",
+                                "--control", "depth", "synthetic:size=16,images=300"])
+    row = fidelity.run(args, "test", log=lambda line: None)["controls"]["controls"][0]
+    assert [r["seed"] for r in row["replays"]] == [0, 100]  # fresh seeds per replay
+    assert all(r["leads"] in ("depth", "width") for r in row["replays"])
+    assert row["hits"] == sum(r["leads"] == "depth" for r in row["replays"]) and row["in_grid"]
+    assert row["passed"] == (row["hits"] == 2)  # 4 of 5, scaled to 2 replays
+    assert "| depth |" in (tmp_path / "c" / "controls.md").read_text()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--pool-seeds", "1"], "--pool-seeds (1) must cover"),
+    (["--stage", "controls"], "needs at least one --control"),
+    (["--control", "size", "synthetic"], "one of depth, width, resolution"),
+    (["--reference-factor", "nan"], "--reference-factor must be 1 or more"),
+    (["--set", "epochs=two"], "is not a number"),
+    (["--set", "speed=3"], "--set takes FIELD=VALUE with a recipe field"),
+])
+def test_bad_input_is_one_line_and_exit_2(bad, message, capsys, tmp_path):
+    assert fidelity.main([*TINY, "--out", str(tmp_path / "x"), *bad]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not (tmp_path / "x").exists()
