@@ -3,6 +3,8 @@
 A real PostgreSQL (Debian's ``postgresql``; initdb in a temporary folder, a unix socket there, no
 TCP) holds the study; three workers take its runs and one is killed mid-run. The same with SQLite
 and ``--workers 2``; and the heartbeat path (a worker on "another machine" goes silent) directly.
+A two-node Ray cluster on 127.0.0.1 (``tests/ray_cluster.py``) runs a search on both nodes,
+survives Ctrl-C (exit 130, resumable) and the loss of a node mid-run.
 """
 
 from __future__ import annotations
