@@ -296,3 +296,15 @@ def test_ray_cluster_of_two_nodes_ctrl_c_resume_and_a_lost_node(tmp_path, monkey
         cluster.terminate()  # the helper ends the node processes it started
         cluster.wait(timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_trial_resources_take_fractions_and_refuse_nonsense():
+    from scaler.commands.search import parse_resources
+    from scaler.errors import UsageError
+
+    assert parse_resources("cpu=2,gpu=0.25", "cuda") == {"cpu": 2.0, "gpu": 0.25}  # four trials share a GPU
+    assert parse_resources("cpu=0.5", "cpu") == {"cpu": 0.5, "gpu": 0.0}
+    assert parse_resources("cpu=1", "cuda") == {"cpu": 1.0, "gpu": 1.0}
+    for bad in ("cpu=-1", "tpu=1", "cpu=two", "cpu=0,gpu=0", "cpu=inf"):
+        with pytest.raises(UsageError, match="trial-resources"):
+            parse_resources(bad, "cpu")
