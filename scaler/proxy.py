@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from scaler.baselines import Baseline
-from scaler.data import Dataset, load_dataset
+from scaler.data import DEFAULT_SOURCE, Dataset, load_dataset
 from scaler.devices import resolve_device
 from scaler.errors import UsageError
 from scaler.recipe import ProxyRecipe, check_preset, proxy_rounding, proxy_settings, resolve_recipe
@@ -44,7 +44,7 @@ def train_point(baseline: Baseline | str, multipliers: Multipliers, *, data: Dat
 class ProxyTraining:
     """What `--train` and `scaler compare` train with: data, recipe, seeds, device."""
 
-    data: str = "animals"
+    data: str = DEFAULT_SOURCE
     preset: str = "default"
     seeds: int = 2
     seed: int = 0

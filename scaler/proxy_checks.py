@@ -1,9 +1,9 @@
 """Checks that the proxy can see what it is asked to judge, each a small pure function.
 
 A proxy trains every grid point at a small width and resolution on the data set; some settings
-leave it blind to the very differences the search ranks (measured: at the default 24 px, resnet50's
-and mobilenet_v2's last feature map is 1×1, and the resolution variants only upsample the 28-px
-built-in images). Each check returns a :class:`ProxyWarning` (a code, a one-line message and what
+leave it blind to the very differences the search ranks (measured: at the 24 px that was the default
+until 2026-11-26, resnet50's and mobilenet_v2's last feature map is 1×1, and on the 28-px `animals`
+the resolution variants only upsample). Each check returns a :class:`ProxyWarning` (a code, a one-line message and what
 to change) or None; :func:`run_checks` runs those a search can run before it trains.
 :func:`feature_sizes` and :func:`smallest_proxy_resolution` compute what the feature-map check
 judges: analytically for the built-in baselines (:func:`scaler.cost.final_feature_size`), by one

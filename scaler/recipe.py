@@ -114,20 +114,34 @@ FIELDS = frozenset(f.name for f in dataclasses.fields(ProxyRecipe))
 def resolve_recipe(preset: str = "default", baseline: Baseline | None = None, overrides: dict | None = None) -> ProxyRecipe:
     """The recipe a run trains with: ``preset``, then ``baseline``'s own fields, then ``overrides``.
 
+    A baseline's proxy size (:data:`SIZE_FIELDS`) applies only to presets of the default's size.
+
     ``overrides`` holds recipe fields (keys that are not fields, such as labels a run recorded
     beside them, are ignored). When it sets ``epochs`` but not ``warmup_epochs``, the warm-up is
     cut to fit the epochs.
     """
     recipe = PRESETS[check_preset(preset)]
     if baseline is not None and baseline.proxy_recipe:
+        own = dict(baseline.proxy_recipe)
+        if _own_size(recipe):  # a preset that chose its own proxy size (smoke) keeps it
+            own = {k: v for k, v in own.items() if k not in SIZE_FIELDS}
         try:
-            recipe = recipe.replace(**baseline.proxy_recipe)
+            recipe = recipe.replace(**own)
         except TypeError as exc:
             raise UsageError(f"baseline {baseline.name!r}: bad proxy_recipe {baseline.proxy_recipe!r}: {exc}") from None
     changes = {k: v for k, v in (overrides or {}).items() if k in FIELDS}
     if "epochs" in changes and "warmup_epochs" not in changes:
         changes["warmup_epochs"] = min(recipe.warmup_epochs, changes["epochs"])
     return recipe.replace(**changes) if changes else recipe
+
+
+# The proxy's size. A baseline's values of these (a user's `fn.proxy_recipe = {"proxy_resolution": 48}`)
+# replace the default preset's size, which ``long`` shares, not a size a preset chose for itself (smoke, gpu).
+SIZE_FIELDS = ("proxy_resolution", "proxy_width")
+
+
+def _own_size(recipe: ProxyRecipe) -> bool:
+    return any(getattr(recipe, f) != getattr(PRESETS["default"], f) for f in SIZE_FIELDS)
 
 
 def check_preset(name: str) -> str:

@@ -26,6 +26,7 @@ import pandas as pd
 from scaler import __version__
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
+from scaler.data import DEFAULT_SOURCE
 from scaler.devices import set_threads
 from scaler.errors import UsageError
 from scaler.files import dumps
@@ -78,7 +79,7 @@ class SearchConfig:
     baseline: str
     budget: str = "2x"
     space: str | None = None
-    data: str = "animals"
+    data: str = DEFAULT_SOURCE
     recipe: dict = dataclasses.field(default_factory=dict)  # scaler.recipe.ProxyRecipe fields
     seeds: int = 2
     pruner: str = "none"

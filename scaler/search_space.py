@@ -185,8 +185,8 @@ def grid(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classe
 
     ``reference``: the baseline's cost at (1, 1) and ``num_classes``, when the caller has it already
     (a user model is traced, which takes seconds). ``recipe``: the proxy's (default: the default
-    preset with the baseline's fields); ``proxy_classes``: the classes it trains on (the built-in
-    animals data has 10).
+    preset with the baseline's fields); ``proxy_classes``: the classes it trains on (a search
+    passes its data's).
     """
     coster = Coster(baseline, recipe or resolve_recipe("default", baseline), num_classes, proxy_classes, reference)
     out = Grid()

@@ -161,6 +161,11 @@ def test_baseline_recipe_fields_sit_between_preset_and_flags():
     mv2 = get_recipe("default", get_baseline("mobilenet_v2"))
     assert (mv2.lr, mv2.weight_decay, mv2.epochs) == (0.05, 5e-5, PRESETS["default"].epochs)
     assert get_recipe("default", get_baseline("efficientnet_b0")).head_init_std == 0.01
+    # a baseline's proxy size replaces the default's (which long shares), never a preset's own (smoke)
+    sized = dataclasses.replace(get_baseline("resnet18"), proxy_recipe={"proxy_resolution": 48, "lr": 0.05})
+    assert get_recipe("default", sized).proxy_resolution == get_recipe("long", sized).proxy_resolution == 48
+    smoke = get_recipe("smoke", sized)
+    assert (smoke.proxy_resolution, smoke.lr) == (PRESETS["smoke"].proxy_resolution, 0.05)
     argv = ["train", "--baseline", "mobilenet_v2", "--lr", "0.2"]
     recipe = resolve_recipe(build_parser(argv).parse_args(argv))
     assert (recipe.lr, recipe.weight_decay) == (0.2, 5e-5)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaler.baselines import Baseline, get_baseline
+from scaler.dataset import DEFAULT_SOURCE
 from scaler.devices import resolve_device  # noqa: F401  (the commands' one way to a device)
 from scaler.errors import UsageError
 from scaler.scaling import Multipliers, parse_coefficients, round_resolution
@@ -181,7 +182,7 @@ def resolve_training(args, config: dict | None):
     config = config or {}
     recipe = config.get("recipe") if not args.preset else None  # a run's recorded recipe, unless a preset is asked
     return ProxyTraining(
-        data=args.data or run_data(config) or "animals",
+        data=args.data or run_data(config) or DEFAULT_SOURCE,
         preset=args.preset or (recipe or {}).get("preset") or "default",
         seeds=args.seeds if args.seeds is not None else int(config.get("seeds") or 2),
         seed=args.seed,

@@ -1,13 +1,16 @@
 """List the data sources, or load one and show what it holds and how it splits.
 
-The default source, `animals`, is real images shipped inside an installed package, so nothing is
-downloaded. Your own images come in as imagefolder:PATH (one folder per class; PATH/train and
+The default source, `animals`, is real images shipped inside an installed package, and `glyphs` is
+generated from a seed (Navon figures: a large letter made of small letters, at 128 px, where
+resolution is real; glyphs:focus=resolution|depth|width are positive controls), so nothing is downloaded. Your own images come in as imagefolder:PATH (one folder per class; PATH/train and
 PATH/val, or imagefolder:train=PATH,val=PATH, for your own split); CIFAR-10 and MNIST are read
 from torchvision's files on disk (pass --download to fetch them). Unreadable images are skipped
 and duplicates named, each as one warning line.
 
 examples:
   scaler data
+  scaler data glyphs
+  scaler data glyphs:focus=depth,images=2000
   scaler data animals
   scaler data imagefolder:./my_images --json
   scaler data synthetic:size=64,images=2000

@@ -23,6 +23,7 @@ import pandas as pd
 from scaler.baselines import get_baseline
 from scaler.commands._common import add_baseline_argument, add_json_argument, check_numbers, print_json, print_table
 from scaler.cost import count_cost
+from scaler.dataset import DEFAULT_CLASSES, DEFAULT_SOURCE
 from scaler.errors import UsageError
 from scaler.recipe import resolve_recipe
 from scaler.scaling import format_macs, parse_budget
@@ -39,7 +40,8 @@ def add_arguments(parser) -> None:
     proxy.add_argument("--preset", default="default", help="smoke, default, long or gpu (default: default)")
     proxy.add_argument("--proxy-width", type=float, help="proxy width (default: the preset's)")
     proxy.add_argument("--proxy-resolution", type=int, help="proxy pixels at resolution multiplier 1 (default: the preset's)")
-    proxy.add_argument("--proxy-classes", type=int, default=10, help="classes of the proxy's data (default 10, the built-in animals)")
+    proxy.add_argument("--proxy-classes", type=int, default=DEFAULT_CLASSES,
+                       help=f"classes of the proxy's data (default {DEFAULT_CLASSES}, the built-in {DEFAULT_SOURCE})")
     add_json_argument(parser)
 
 

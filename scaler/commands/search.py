@@ -30,6 +30,7 @@ from scaler.commands._common import (
     resolve_device,
     resolve_recipe,
 )
+from scaler.dataset import DEFAULT_SOURCE
 from scaler.errors import UsageError
 from scaler.run_folder import RunFolder
 from scaler.scaling import parse_budget, parse_phi_range
@@ -51,7 +52,7 @@ DEFAULT_SEEDS = {"smoke": 1, "default": 2, "gpu": 2}
 def add_arguments(parser) -> None:
     add_baseline_argument(parser)
     parser.add_argument("--budget", default="2x", help="a factor of the baseline's MACs (2x) or absolute MACs (1.2G); default 2x")
-    parser.add_argument("--data", default="animals", help="data source (see `scaler data`); default animals")
+    parser.add_argument("--data", default=DEFAULT_SOURCE, help=f"data source (see `scaler data`); default {DEFAULT_SOURCE}")
     parser.add_argument("--space", help="search-space TOML file or built-in name (default search_spaces/compound.toml)")
     parser.add_argument("--seeds", type=int, help="proxy runs per grid point (default: 3; smoke: 1)")
     parser.add_argument("--pruner", default="none", choices=PRUNERS, help="cut hopeless runs early (default none)")

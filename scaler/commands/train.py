@@ -29,13 +29,14 @@ from scaler.commands._common import (
     resolve_device,
     resolve_recipe,
 )
+from scaler.dataset import DEFAULT_SOURCE
 from scaler.errors import UsageError
 
 
 def add_arguments(parser) -> None:
     add_baseline_argument(parser, required=False)
     parser.set_defaults(baseline="resnet18")
-    parser.add_argument("--data", default="animals", help="data source (see `scaler data`); default animals")
+    parser.add_argument("--data", default=DEFAULT_SOURCE, help=f"data source (see `scaler data`); default {DEFAULT_SOURCE}")
     parser.add_argument("--download", action="store_true", help="let torchvision download cifar10/mnist files")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (default 0)")
     group = parser.add_argument_group("the network (as trained)")
