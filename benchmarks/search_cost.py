@@ -24,12 +24,12 @@ from scaler.search import SearchConfig, run_search
 
 
 def images_seen(run: RunFolder) -> int:
-    study = optuna.load_study(study_name="search", storage=run.storage_url)
+    study = optuna.load_study(study_name=run.study_name(), storage=run.storage_url)
     return sum(int(t.user_attrs.get("images_seen", 0)) for t in study.trials)
 
 
 def train_seconds(run: RunFolder) -> float:
-    study = optuna.load_study(study_name="search", storage=run.storage_url)
+    study = optuna.load_study(study_name=run.study_name(), storage=run.storage_url)
     # pruned runs record no result; their time is the span of the trial
     return sum(
         t.user_attrs.get("seconds") or ((t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else 0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 import warnings
@@ -25,6 +26,8 @@ COMMANDS = {
     "train": ("train", "train one (scaled) network with the proxy recipe: accuracy, time, images/s"),
     "grid": ("grid", "show the coefficient grid for a budget with nominal and measured MACs ratios"),
     "search": ("search", "search compound-scaling coefficients for a baseline under a budget"),
+    "worker": ("worker", "take a search's queued runs from its study, on any machine sharing its database"),
+    "status": ("status", "list the searches a study storage holds and the progress of each"),
     "nas": ("nas", "search MBConv choices for a baseline under a MACs target (its best.json is a --baseline)"),
     "family": ("family", "scale a baseline into a family (phi = 0..N) with cost, latency and accuracy"),
     "compare": ("compare", "train depth/width/resolution/compound/dollar scalings at matched MACs"),
@@ -86,6 +89,9 @@ def _one_line_data_warnings(command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    # OpenMP threads that wait for work sleep instead of spinning: a spinning thread whose core is
+    # busy (another worker, a browser) stalls every step. Read once, when torch loads below.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
     argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
     parser = build_parser(argv)

@@ -55,10 +55,14 @@ def release_memory(device: torch.device) -> None:
 _THREADS_SET = False
 
 
-def set_threads() -> int:
-    """Use every core this process may run on (once; respects OMP_NUM_THREADS when set)."""
+def set_threads(threads: int | None = None) -> int:
+    """Train with ``threads`` threads (a worker's share of the CPUs, a Ray trial's ``cpu``); else, once,
+    with every core this process may run on, unless OMP_NUM_THREADS says otherwise."""
     global _THREADS_SET
-    if not _THREADS_SET:
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
+        _THREADS_SET = True
+    elif not _THREADS_SET:
         if not os.environ.get("OMP_NUM_THREADS"):
             try:
                 cores = len(os.sched_getaffinity(0))

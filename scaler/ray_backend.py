@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -61,6 +62,7 @@ DRIVER_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
 # <temp>/session_<date>_<time>_<micros>_<pid>/sockets/plasma_store (temp + about 62 bytes).
 SOCKET_PATH_MAX = 107
 SESSION_SOCKET_SUFFIX = 64
+MAX_FAILURES = 2  # a trial whose Ray worker or node died is run again this many times
 
 
 # --- the trainable: runs in Ray's worker processes -------------------------------------------------
@@ -79,6 +81,9 @@ def _trainable(config: dict, context: dict) -> None:
             sys.path.insert(0, context["cwd"])
     if context["home"]:
         os.environ["HOME"] = context["home"]  # the user's, for `~` in data paths and caches
+    from scaler.devices import set_threads
+
+    set_threads(context["threads"])  # the trial's cpu resource, never more: two trials must not fight over a core
     job = context["jobs"][f"{stage}/{point}/{seed}"]
     epochs: list[int] = []
     accuracies: list[float] = []
@@ -99,7 +104,15 @@ def _trainable(config: dict, context: dict) -> None:
         "accuracy": result["accuracy"], "val_epochs": epochs, "val_accuracies": accuracies,
         **{k: result[k] for k in (*RESULT_ATTRS, "resolution")},
         "train_seed": result["seed"],  # "seed" in Tune's table is the key's seed index, as in the study
+        "node": _node(),
     })
+
+
+def _node() -> str:
+    """Which Ray node ran this: its address and the start of its id (two nodes may share an address)."""
+    import ray
+
+    return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
 
 
 # --- starting Ray ----------------------------------------------------------------------------------
@@ -137,6 +150,22 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse, in one line, an address scaler cannot use: Ray Client's ``ray://``, or one nothing answers at."""
+    if address == "auto":
+        return
+    if "://" in address:
+        raise UsageError(f"--ray-address {address!r}: Ray Client (ray://) is not supported, as Tune's callbacks must run "
+                         "on the cluster; run scaler search on one of its nodes with --ray-address HOST:PORT (the head's GCS port)")
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address must be HOST:PORT (the head node's GCS port, 6379 by default), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def ray_session(run: RunFolder, address: str | None = None) -> Iterator[None]:
     """Connect to ``address``, or start a private local Ray with its files in the run folder; always shut it down."""
@@ -154,7 +183,12 @@ def ray_session(run: RunFolder, address: str | None = None) -> Iterator[None]:
 
         try:
             if address:
-                ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                check_address(address)
+                try:
+                    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+                except Exception as exc:  # a port that answers but is no Ray head, another Ray version
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    raise UsageError(f"cannot connect to the Ray cluster at {address}: {type(exc).__name__}: {reason}") from None
             else:
                 temp, link = _short_temp_dir(folder / "tmp")
                 ray.init(
@@ -179,6 +213,7 @@ class _Recorder:
         self.study, self.plan, self.images_per_epoch = study, plan, images_per_epoch
         self.progress, self.on_record = progress, on_record
         self.labels: dict[str, str] = {}
+        self.recorded: set[Key] = set()
         self.epochs: dict[str, dict[int, float]] = {}  # trial -> {epoch: val accuracy}
 
     def label(self, key: Key) -> str:
@@ -214,6 +249,7 @@ class _Recorder:
             user_attrs.update({k: result[k] for k in RESULT_ATTRS})
             user_attrs["seed"] = result["train_seed"]
             user_attrs["input_px_proxy"] = result.get("resolution")
+            user_attrs["node"] = result.get("node")
         elif error is None and "failed" not in result and stopped_by:
             state = optuna.trial.TrialState.PRUNED
             last = f" (val {accuracies[-1]:.1%})" if accuracies else ""
@@ -226,6 +262,7 @@ class _Recorder:
             user_attrs=user_attrs, intermediate_values=intermediate,
         )
         self.study.add_trial(trial)
+        self.recorded.add(key)
         if state == optuna.trial.TrialState.COMPLETE:
             self.progress.done(label, planned.cand.kind, value, result["seconds"])
         else:
@@ -246,6 +283,9 @@ def _tune_callback(recorder: _Recorder, stopped_by: str | None):
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             recorder.record(tuple(trial.config["key"]), trial.last_result or {}, tid=trial.trial_id, stopped_by=stopped_by)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            recorder.progress.log(f"{recorder.labels.get(trial.trial_id, trial.trial_id)}  retried: its Ray worker or node was lost")
 
         def on_trial_error(self, iteration, trials, trial, **info):
             recorder.record(tuple(trial.config["key"]), trial.last_result or {}, error=_error_line(trial), tid=trial.trial_id)
@@ -281,8 +321,16 @@ def _scheduler(pruner: str, epochs: int):
 
 
 def run_jobs(study: optuna.Study, config, plan: dict[Key, Planned], todo: list[Key], run: RunFolder, *,
-             progress: Progress, address: str | None = None, on_record: Callable[[], None] | None = None) -> pd.DataFrame:
-    """Run the keys ``todo`` of ``plan`` through Ray Tune, record them in ``study``; Tune's results as a DataFrame."""
+             progress: Progress, address: str | None = None, on_record: Callable[[], None] | None = None,
+             resources: dict | None = None) -> pd.DataFrame:
+    """Run the keys ``todo`` of ``plan`` through Ray Tune, record them in ``study``; Tune's results as a DataFrame.
+
+    ``resources``: what each trial takes, e.g. ``{"cpu": 2, "gpu": 0.25}`` (a fraction of a GPU lets
+    small proxies share one); default one CPU, and one GPU on a GPU device. A trial whose worker or
+    node is lost is run again (up to :data:`MAX_FAILURES` times). Raises KeyboardInterrupt when Tune
+    stopped before every run was recorded (Ctrl-C): the search must not write an answer from part
+    of its grid.
+    """
     data = dataset(config.data, config.recipe.get("seed", 0))
     recipe = next(iter(plan.values())).recipe
     recorder = _Recorder(study, plan, len(data.subset_indices(recipe.get("subset"))), progress, on_record)
@@ -294,19 +342,20 @@ def run_jobs(study: optuna.Study, config, plan: dict[Key, Planned], todo: list[K
         return pd.DataFrame(columns=["stage", "point", "seed"])
 
     cuda = str(config.device).startswith("cuda")
+    resources = dict(resources or {"cpu": 1, "gpu": 1 if cuda else 0})
     on_worker = dataclasses.replace(config, device="cuda" if cuda else config.device)  # the GPU Ray gave the trial
     context = {
         "jobs": {"/".join(map(str, k)): make_job(on_worker, plan[k], k[2]) for k in todo},
         "cwd": os.getcwd(),
         "home": None if address else os.environ.get("HOME"),
+        "threads": max(1, int(resources.get("cpu", 1))),
     }
     storage = (run.path / RAY_FOLDER / "results").resolve()
     with ray_session(run, address):
         from ray import tune
 
         scheduler, stopped_by = _scheduler(config.pruner, recipe.get("epochs", 1))
-        trainable = tune.with_resources(tune.with_parameters(_trainable, context=context),
-                                        {"cpu": 1, "gpu": 1 if cuda else 0})
+        trainable = tune.with_resources(tune.with_parameters(_trainable, context=context), resources)
         tuner = tune.Tuner(
             trainable,
             param_space={"key": tune.grid_search([list(k) for k in todo])},
@@ -316,9 +365,13 @@ def run_jobs(study: optuna.Study, config, plan: dict[Key, Planned], todo: list[K
             run_config=tune.RunConfig(
                 name=f"search-{datetime.now():%Y%m%d-%H%M%S}", storage_path=str(storage), verbose=0,
                 callbacks=[_tune_callback(recorder, stopped_by)],
+                failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),  # a lost node's trial runs again
             ),
         )
         frame = tuner.fit().get_dataframe()
+    missing = [k for k in todo if k not in recorder.recorded]
+    if missing:  # Tune returns quietly on Ctrl-C; the runs it left are retried when the search resumes
+        raise KeyboardInterrupt(f"Ray Tune stopped before {len(missing)} run(s) finished")
     if "config/key" in frame:
         for i, name in enumerate(("stage", "point", "seed")):
             frame.insert(i, name, [k[i] for k in frame["config/key"]])

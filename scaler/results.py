@@ -54,9 +54,15 @@ def trials_table(study: optuna.Study, cands: list[Candidate], stage: str = "scre
             "accuracy_n": len(values),
             "seconds": sum(t.user_attrs.get("seconds", 0.0) for t in runs.values()),
             "state": state, "reason": "; ".join(r for r in reasons if r),
+            "nodes": ";".join(run_node(t) for _, t in sorted(runs.items())),
         })
     pbest = p_best(by_seed)
     return pd.DataFrame(rows).assign(p_best=[pbest.get(r["point"], math.nan) for r in rows])
+
+
+def run_node(trial: optuna.trial.FrozenTrial) -> str:
+    """Where a run was made: its Ray node (address/id), or its worker's host; "" when not recorded."""
+    return trial.user_attrs.get("node") or str(trial.user_attrs.get("worker") or "").split("/")[0]
 
 
 def point_state(runs: list[optuna.trial.FrozenTrial]) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaler.errors import UsageError
-from scaler.run_folder import STUDY_NAME, RunFolder
+from scaler.run_folder import RunFolder
 
 
 @dataclass
@@ -102,7 +102,7 @@ def _study(run: RunFolder, data: RunData):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return optuna.load_study(study_name=STUDY_NAME, storage=url)
+            return optuna.load_study(study_name=run.study_name(), storage=url)
     except Exception as exc:  # not an Optuna database, another study name: report without it
         data.notes.append(f"Optuna study could not be opened ({type(exc).__name__}); Optuna plots left out")
         return None

@@ -60,6 +60,13 @@ class RunFolder:
     def storage_url(self) -> str:
         return f"sqlite:///{self.storage_file.resolve()}"
 
+    def study_name(self) -> str:
+        """The name of the run's study (config.json's ``study``; ``search`` before studies were named)."""
+        try:
+            return json.loads(self.config.read_text()).get("study") or STUDY_NAME
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return STUDY_NAME
+
     @property
     def trials(self) -> Path:
         return self.path / "trials.csv"

@@ -30,6 +30,7 @@ from scaler.data import DEFAULT_SOURCE
 from scaler.devices import set_threads
 from scaler.errors import UsageError
 from scaler.files import dumps
+from scaler.local_workers import local_workers, thread_share
 from scaler.matching import Coster
 from scaler.objective import Planned
 from scaler.proxy import dataset
@@ -37,6 +38,7 @@ from scaler.proxy_checks import ProxyWarning, check_baseline_accuracy, check_win
 from scaler.recipe import recipe_defaults, recipe_from_dict
 from scaler.results import choose_winner, curves_table, point_results, stage_agreement, stage_runs, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
+from scaler.run_queue import interrupted_runs, reclaim
 from scaler.scaling import parse_budget
 from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, grid, load_space
 from scaler.stage_runner import BACKENDS, StageRunner
@@ -50,7 +52,18 @@ from scaler.stages import (
     curve_strategies,
     promote,
 )
-from scaler.study import PRUNERS, Key, open_study, recover_interrupted, redact_url, stage_keys
+from scaler.study import (
+    HEARTBEAT,
+    PRUNERS,
+    Key,
+    check_storage,
+    driver_url,
+    open_study,
+    redact_error,
+    redact_url,
+    stage_keys,
+    study_name,
+)
 
 # Keys of config.json that define the study; a re-run must match them (in canonical form) to resume.
 # The confirm stage's K and the curves' strategies may change: they only choose which runs to make.
@@ -156,14 +169,21 @@ def _check_same(previous: dict, current: dict, run: RunFolder) -> None:
         )
 
 
-def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: Callable[[str], None] = print,
-               backend: str = "optuna", ray_address: str | None = None) -> SearchResult:
-    """Run (or resume) the search in ``run``; returns the tables and the answer.
+@dataclass
+class _Grid:
+    """What a search's configuration resolves to before any training: the same in every worker."""
 
-    ``backend``: ``optuna`` runs the trials in this process; ``ray`` runs them through Ray Tune
-    (:mod:`scaler.ray_backend`; a local Ray, or the cluster at ``ray_address``) into the same study.
-    """
-    config = _checked(config, backend)
+    baseline: object
+    space: SearchSpace
+    data: object
+    ratio: float
+    cands: list[Candidate]
+    dropped: list[Candidate]
+    coster: Coster
+    warnings: list[ProxyWarning]
+
+
+def _prepare(config: SearchConfig, log: Callable[[str], None]) -> _Grid:
     baseline = get_baseline(config.baseline)
     space = load_space(config.space)
     data = dataset(config.data, config.recipe.get("seed", 0))  # the same object the runs train on
@@ -180,41 +200,120 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     cands = points.kept
     # What the proxy cannot see is known before any training: said first, and kept with the result.
     proxy_warnings = run_checks(baseline, cands, recipe_from_dict(config.recipe), data)
+    curve_recipe = config.recipe if config.curve_recipe == "screen" else config.confirm_recipe
+    coster = Coster(baseline, recipe_from_dict(curve_recipe), reference=reference_cost, proxy_classes=data.num_classes)
+    return _Grid(baseline, space, data, ratio, cands, points.dropped, coster, proxy_warnings)
+
+
+def identity(resolved: dict) -> dict:
+    """The part of a resolved config.json that defines the search (what a resume must match)."""
+    canon = canonical(resolved)
+    return {k: canon.get(k) for k in IDENTITY}
+
+
+def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: Callable[[str], None] = print,
+               backend: str = "optuna", ray_address: str | None = None, workers: int = 1,
+               heartbeat: int = HEARTBEAT, trial_resources: dict | None = None) -> SearchResult:
+    """Run (or resume) the search in ``run``; returns the tables and the answer.
+
+    ``backend``: ``optuna`` runs the trials in this process, and in ``workers - 1`` more local
+    worker processes on the same study (:mod:`scaler.local_workers`); ``ray`` runs them through
+    Ray Tune (:mod:`scaler.ray_backend`; a local Ray, or the cluster at ``ray_address``) into the
+    same study. Any ``scaler worker`` on the study's storage works beside either.
+    """
+    config = _checked(config, backend)
+    if workers > 1 and backend != "optuna":
+        raise UsageError("--workers starts Optuna workers; with --backend ray, Ray places the trials (--trial-resources)")
+    if workers > 1:
+        set_threads(thread_share(workers))  # this process is one of the workers
+    if config.storage:  # an unreachable database is said before minutes of grid costing
+        check_storage(config.storage)
+    prep = _prepare(config, log)
+    cands = prep.cands
 
     run.create()
     lock_fd = lock(run)  # before --fresh clears anything: another search may own the folder
     try:
+        resolved = _resolved_config(config, prep.space, cands, prep.data.describe(), prep.dropped)
+        previous = run.read_json(run.config) if run.config.exists() else None
+        name = study_name(config.baseline, config.budget, identity(resolved))
         if fresh:
-            _forget(config, run)
-        resolved = _resolved_config(config, space, cands, data.describe(), points.dropped)
-        if run.config.exists():
-            _check_same(run.read_json(run.config), resolved, run)
-        else:
+            _forget(config, run, {name, (previous or {}).get("study", STUDY_NAME)})
+            previous = None
+        if previous is not None:
+            _check_same(previous, resolved, run)
+            name = previous.get("study", STUDY_NAME)  # a run folder from before studies were named
+        resolved["study"] = name
+        if previous is None:
             run.write_json(run.config, resolved)
-        study = open_study(config, run)
-        recovered = recover_interrupted(study)
-        log(f"search {baseline.name} at {config.budget} (x{ratio:.3g} MACs): {len(cands)} grid points; screen "
+        study = open_study(config, run, name, heartbeat)
+        _claim(study, config, resolved)
+        storage_url = config.storage or run.storage_url
+        retried = reclaim(study) + interrupted_runs(study)
+        log(f"search {prep.baseline.name} at {config.budget} (x{prep.ratio:.3g} MACs): {len(cands)} grid points; screen "
             f"x{config.seeds} seed(s), confirm top {config.confirm} x{config.confirm_seeds} seed(s), curves: {config.curves}"
-            + (f" ({recovered} interrupted run(s) retried)" if recovered else ""))
-        for w in proxy_warnings:
+            + (f" ({retried} interrupted run(s) retried)" if retried else ""))
+        log(f"study {name} in {redact_url(storage_url)}" + (f"; {workers} local workers" if workers > 1 else ""))
+        for w in prep.warnings:
             log(f"warning: {w.line()}")
         start = time.perf_counter()
         runner = StageRunner(config, study, run, backend, ray_address, log,
-                             on_record=lambda: _write_tables(run, _live_tables(study, cands)))
-        curve_recipe = config.recipe if config.curve_recipe == "screen" else config.confirm_recipe
-        coster = Coster(baseline, recipe_from_dict(curve_recipe), reference=reference_cost, proxy_classes=data.num_classes)
-        answer = _stages(runner, config, cands, coster, ratio, data.num_classes)
+                             on_record=lambda: _write_tables(run, _live_tables(study, cands)), trial_resources=trial_resources)
+        with local_workers(workers - 1, storage_url, name, heartbeat, log):
+            answer = _stages(runner, config, cands, prep.coster, prep.ratio, prep.data.num_classes)
         _write_tables(run, [t for t in (answer.screen, answer.confirm) if t is not None])
         winner = answer.winner
         if winner:
-            winner["warnings"] = [w.as_dict() for w in [*proxy_warnings, *answer.warnings]]
+            winner["warnings"] = [w.as_dict() for w in [*prep.warnings, *answer.warnings]]
             run.write_json(run.coefficients, winner)
         if answer.curves is not None:
             run.write_csv(run.curves, answer.curves)
         return SearchResult(run, answer.table, winner, runner.trained, time.perf_counter() - start,
-                            [*proxy_warnings, *answer.warnings], answer.screen, answer.curves)
+                            [*prep.warnings, *answer.warnings], answer.screen, answer.curves)
     finally:
         os.close(lock_fd)
+
+
+# The study's user attributes: the search's resolved config (what a worker checks its grid and data
+# against) and its SearchConfig (what a worker runs).
+CONFIG_ATTR, SEARCH_ATTR = "config", "search"
+
+
+def _claim(study: optuna.Study, config: SearchConfig, resolved: dict) -> None:
+    """Record the search in its study, or check that the study holds this search (a resume)."""
+    stored = study.user_attrs.get(CONFIG_ATTR)
+    if stored is None:
+        study.set_user_attr(CONFIG_ATTR, json.loads(dumps(resolved)))
+        study.set_user_attr(SEARCH_ATTR, json.loads(dumps({**dataclasses.asdict(config), "storage": None})))
+        return
+    differs = [k for k, v in identity(stored).items() if v != identity(resolved).get(k)]
+    if differs:
+        raise UsageError(f"the storage's study {study.study_name!r} holds a search with a different "
+                         f"{', '.join(differs)}; use --fresh to start it over")
+
+
+def work(storage: str, name: str, log: Callable[[str], None] = print, heartbeat: int = HEARTBEAT) -> tuple[int, SearchConfig]:
+    """``scaler worker``: take and run the queued runs of the study ``name`` until its search is done.
+
+    The worker runs the stages of the search stored in the study, and first checks that its grid
+    and data (their fingerprint) are the search's: a machine with other data must not add runs.
+    Returns how many runs it made, and the search's configuration (to write its results with
+    :func:`run_search`, which then finds every run done).
+    """
+    probe = SearchConfig(baseline="", storage=storage)
+    study = open_study(probe, None, name, heartbeat, create=False)
+    fields = study.user_attrs.get(SEARCH_ATTR)
+    if not fields:
+        raise UsageError(f"study {name!r} was not made by scaler search (it holds no search)")
+    known = {f.name for f in dataclasses.fields(SearchConfig)}
+    config = _checked(SearchConfig(**{**{k: v for k, v in fields.items() if k in known}, "storage": storage}), "optuna")
+    prep = _prepare(config, lambda line: None)
+    resolved = _resolved_config(config, prep.space, prep.cands, prep.data.describe(), prep.dropped)
+    _claim(study, config, resolved)
+    log(f"worker on study {name} in {redact_url(storage)}: {config.baseline} at {config.budget}, {len(prep.cands)} grid points")
+    runner = StageRunner(config, study, None, "optuna", None, log, on_record=lambda: None)
+    _stages(runner, config, prep.cands, prep.coster, prep.ratio, prep.data.num_classes)
+    return runner.trained, config
 
 
 def _checked(config: SearchConfig, backend: str) -> SearchConfig:
@@ -233,13 +332,17 @@ def _checked(config: SearchConfig, backend: str) -> SearchConfig:
     return config.resolved()
 
 
-def _forget(config: SearchConfig, run: RunFolder) -> None:
-    """--fresh: the study (in its storage) and the files this run wrote."""
+def _forget(config: SearchConfig, run: RunFolder, names: set[str]) -> None:
+    """--fresh: this search's study (in its storage; no other search's) and the files this run wrote."""
     if config.storage:
-        try:
-            optuna.delete_study(study_name=STUDY_NAME, storage=config.storage)
-        except KeyError:
-            pass
+        for name in names:
+            try:
+                optuna.delete_study(study_name=name, storage=driver_url(config.storage))
+            except KeyError:
+                pass
+            except Exception as exc:
+                raise UsageError(f"cannot delete study {name!r} in {redact_url(config.storage)}: "
+                                 f"{redact_error(exc, config.storage)}") from None
     run.clear()
 
 

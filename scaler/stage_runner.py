@@ -2,8 +2,9 @@
 
 The plan of a stage maps each key (stage, point, seed) to what it trains (:class:`Planned`). Keys
 whose latest run is final are skipped, so a resumed search runs each run once, whichever backend
-made the earlier ones. Optuna (this process) pops the stage's queued trials; Ray Tune runs them on
-a cluster and records each into the same study as it finishes.
+made the earlier ones. With Optuna, this process is one worker of the study's shared queue
+(:mod:`scaler.run_queue`: other workers may take runs beside it); Ray Tune runs them on a cluster
+and records each into the same study as it finishes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import optuna
 from scaler.objective import OptunaObjective, Planned
 from scaler.progress import Progress
 from scaler.run_folder import RunFolder
-from scaler.study import Key, keys_to_run, queue_keys, retire_waiting
+from scaler.run_queue import work_stage
+from scaler.study import Key, keys_to_run, retire_waiting
 from scaler.train import TrainingFailed
 
 BACKENDS = ("optuna", "ray")
@@ -24,9 +26,10 @@ BACKENDS = ("optuna", "ray")
 class StageRunner:
     """Runs stages of one search; ``on_record`` is called after every finished run (tables on disk)."""
 
-    def __init__(self, config, study: optuna.Study, run: RunFolder, backend: str, address: str | None,
-                 log: Callable[[str], None], on_record: Callable[[], None]) -> None:
+    def __init__(self, config, study: optuna.Study, run: RunFolder | None, backend: str, address: str | None,
+                 log: Callable[[str], None], on_record: Callable[[], None], trial_resources: dict | None = None) -> None:
         self.config, self.study, self.run, self.backend, self.address = config, study, run, backend, address
+        self.trial_resources = trial_resources  # Ray: what each trial takes (cpu, gpu; fractions allowed)
         self.log, self.on_record = log, on_record
         self.trained = 0
 
@@ -43,12 +46,10 @@ class StageRunner:
 
             retire_waiting(self.study, set())  # Ray records its runs itself: nothing may stay queued
             run_jobs(self.study, self.config, plan, todo, self.run, progress=progress, address=self.address,
-                     on_record=self.on_record)
-        else:
-            retire_waiting(self.study, set(todo))
-            queue_keys(self.study, todo)
+                     on_record=self.on_record, resources=self.trial_resources)
+            ran = len(todo)
+        else:  # with any other workers on the study: each run taken from the shared queue once
             objective = OptunaObjective(self.config, plan, progress)
-            self.study.optimize(objective, n_trials=len(todo), catch=(TrainingFailed,),
-                                callbacks=[lambda s, t: self.on_record()])
-        self.trained += len(todo)
-        return len(todo)
+            ran = work_stage(self.study, keys, objective, catch=(TrainingFailed,), on_trial=self.on_record)
+        self.trained += ran
+        return ran

@@ -9,6 +9,12 @@ trials (GridSampler assumes trial *n* is its grid cell *n*, which runs recorded 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+import warnings
+
 import optuna
 
 from scaler.errors import UsageError
@@ -26,24 +32,116 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def open_study(config, run: RunFolder) -> optuna.Study:
-    """The search's study in ``config.storage`` or the run folder's SQLite file; created if absent."""
+HEARTBEAT = 10  # seconds between a running trial's heartbeats (scaler.run_queue)
+GRACE_FACTOR = 6  # a run whose worker missed this many heartbeats is reclaimed
+
+
+def study_name(baseline: str, budget: str, identity: dict) -> str:
+    """A search's study name: readable, and unique to its identity (baseline, budget, grid, data
+    fingerprint, recipes, seeds: ``scaler.search.IDENTITY``), so one database holds many searches."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", baseline.rsplit("/", 1)[-1].removesuffix(".json"))
+    return f"{stem}-{budget}-{digest}"
+
+
+def open_study(config, run: RunFolder | None, name: str = STUDY_NAME, heartbeat: int = HEARTBEAT,
+               create: bool = True) -> optuna.Study:
+    """The study ``name`` in ``config.storage`` or the run folder's SQLite file; created if absent
+    (unless ``create`` is false: then a missing study is a UsageError)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not config.storage:
         run.record(run.storage_file)
     url = config.storage or run.storage_url
     try:
-        storage = optuna.storages.RDBStorage(url)
+        storage = open_storage(url, heartbeat)
     except Exception as exc:  # a bad URL or an unreachable database; the message may hold the password too
-        reason = str(exc).splitlines()[0] if str(exc) else ""
-        raise UsageError(f"cannot open study storage {redact_url(url)}: {type(exc).__name__}: "
-                         f"{reason.replace(url, redact_url(url))}") from None
+        raise UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}") from None
     # Every trial is queued with its params fixed, so the sampler never samples; it is only named.
     sampler = optuna.samplers.RandomSampler(seed=0)
+    if not create:
+        try:
+            return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(config.pruner))
+        except KeyError:
+            known = ", ".join(s.study_name for s in storage.get_all_studies()) or "none"
+            raise UsageError(f"no study {name!r} in {redact_url(url)} (studies there: {known})") from None
     return optuna.create_study(
-        study_name=STUDY_NAME, storage=storage, sampler=sampler, pruner=make_pruner(config.pruner),
+        study_name=name, storage=storage, sampler=sampler, pruner=make_pruner(config.pruner),
         direction="maximize", load_if_exists=True,
     )
+
+
+def check_storage(url: str) -> None:
+    """Connect to the storage at ``url`` once (creating Optuna's tables), or say in one line why not."""
+    try:
+        open_storage(url).engine.dispose()
+    except Exception as exc:
+        raise UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}") from None
+
+
+def redact_error(exc: BaseException, url: str) -> str:
+    """``Type: first line`` of an exception, with the URL's password (and the URL) hidden."""
+    reason = str(exc).splitlines()[0] if str(exc) else ""
+    reason = reason.replace(url, redact_url(url))
+    password = _password(url)
+    if password:
+        reason = reason.replace(password, "***")
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
+def _password(url: str) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).password
+    except Exception:
+        return None
+
+
+def driver_url(url: str) -> str:
+    """``postgresql://`` with the driver scaler installs (psycopg 3; SQLAlchemy's default is psycopg2)."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and not importlib.util.find_spec("psycopg2") and importlib.util.find_spec("psycopg"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
+def open_storage(url: str, heartbeat: int = HEARTBEAT) -> optuna.storages.RDBStorage:
+    """An RDB storage with heartbeats whose stale runs are queued again; on SQLite, serialisable.
+
+    The password may be in the URL or where libpq looks (PGPASSWORD, ~/.pgpass).
+    """
+    url = driver_url(url)
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+        )
+    if storage.engine.name == "sqlite":
+        _begin_immediate(storage.engine)
+    return storage
+
+
+def _begin_immediate(engine) -> None:
+    """Every SQLite transaction takes the write lock at its start (SQLAlchemy's pysqlite recipe).
+
+    pysqlite begins a transaction only at its first write, so Optuna's "read WAITING, write RUNNING"
+    would let two processes both take a run; with ``BEGIN IMMEDIATE`` the second waits and then
+    reads RUNNING.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, record):
+        dbapi_connection.isolation_level = None  # pysqlite's own BEGIN off; ours below
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the listeners existed
 
 
 # A run's key: (stage, point, seed). Its params and their distributions, the same for every backend.
@@ -66,7 +164,8 @@ def key_params(key: Key) -> dict:
 
 def key_of(trial) -> Key | None:
     """A trial's (stage, point, seed), or None for a trial that is not a run of the search."""
-    params = trial.params
+    # A queued trial has only its fixed params; a taken one gains its params one suggest at a time.
+    params = {**(getattr(trial, "system_attrs", None) or {}).get("fixed_params", {}), **trial.params}
     if "point" not in params or "seed" not in params:
         return None
     return (params.get("stage", "screen"), int(params["point"]), int(params["seed"]))
@@ -148,3 +247,37 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # not a URL SQLAlchemy reads: show nothing of it that could be a secret
         return "<unreadable storage URL>"
+
+
+def storage_status(url: str):
+    """One row per study in the storage at ``url``: the search it holds and its runs by state."""
+    import pandas as pd
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        parsed = None  # RDBStorage below says why
+    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database and not os.path.isfile(parsed.database):
+        raise UsageError(f"no SQLite database at {parsed.database}")  # not created by a look
+    try:
+        storage = optuna.storages.RDBStorage(driver_url(url))
+        studies = storage.get_all_studies()
+    except Exception as exc:
+        raise UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}") from None
+    rows = []
+    for s in studies:
+        search = s.user_attrs.get("search") or {}
+        latest = latest_by_key(storage.get_all_trials(s._study_id, deepcopy=False))
+        states = [t.state for t in latest.values()]
+        running = [t for t in latest.values() if t.state == optuna.trial.TrialState.RUNNING]
+        rows.append({
+            "study": s.study_name, "baseline": search.get("baseline", ""), "budget": search.get("budget", ""),
+            "runs": len(latest),
+            **{name.lower(): states.count(getattr(optuna.trial.TrialState, name))
+               for name in ("COMPLETE", "RUNNING", "WAITING", "FAIL", "PRUNED")},
+            "workers": len({t.user_attrs.get("worker") for t in running}),
+        })
+    return pd.DataFrame(rows)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from conftest import SMOKE_SEARCH, run_cli
 
+from scaler.run_folder import RunFolder
 from scaler.study import key_distributions, keys_to_run, stage_keys
 
 SMOKE = SMOKE_SEARCH
@@ -32,7 +33,7 @@ def test_ray_search_end_to_end_and_resume(tmp_path):
     assert (winner["alpha"], winner["beta"], winner["gamma"]) == (best.alpha, best.beta, best.gamma)
 
     # Recorded as the Optuna backend records a trial: params, distributions, value, epochs, attributes.
-    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name=RunFolder(out).study_name(), storage=f"sqlite:///{out / 'study.db'}")
     trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert sorted((t.params["point"], t.params["seed"]) for t in trials) == [(p, 0) for p in range(len(table))]
     for t in trials:

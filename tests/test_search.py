@@ -15,6 +15,7 @@ from conftest import FLAKY_MODEL, ROOT, SMOKE_SEARCH, complete_trials, run_cli
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
+from scaler.run_folder import RunFolder
 from scaler.search_space import DEFAULT_SPACE, grid, load_space, share_points
 from scaler.stats import welch_margin
 
@@ -145,7 +146,7 @@ def test_kill_and_resume_loses_nothing(tmp_path, sig):
     result = run_cli("search", "--baseline", "resnet18", "--out", str(out), *SMOKE, timeout=600)
     assert result.returncode == 0, result.stderr
     assert f"{done_before} done before" in result.stdout
-    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name=RunFolder(out).study_name(), storage=f"sqlite:///{out / 'study.db'}")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     keys = [(t.params["point"], t.params["seed"]) for t in complete]
     assert len(keys) == len(set(keys))  # nothing trained twice
@@ -161,7 +162,7 @@ def test_run_failed_outside_the_objective_is_retried_but_a_recorded_failure_is_n
     first = run_cli("search", "--baseline", "resnet18", "--out", str(out), *SMOKE)
     assert first.returncode == 0, first.stderr
     storage = f"sqlite:///{out / 'study.db'}"
-    study = optuna.load_study(study_name="search", storage=storage)
+    study = optuna.load_study(study_name=RunFolder(out).study_name(), storage=storage)
     dists = study.trials[0].distributions
     for point, attrs in [(0, {}), (1, {"reason": "loss diverged"})]:
         study.add_trial(optuna.trial.create_trial(
@@ -172,7 +173,7 @@ def test_run_failed_outside_the_objective_is_retried_but_a_recorded_failure_is_n
     assert again.returncode == 0, again.stderr
     assert "(1 interrupted run(s) retried)" in again.stdout and ", 1 to run" in again.stdout
     latest = {}
-    for t in optuna.load_study(study_name="search", storage=storage).trials:
+    for t in optuna.load_study(study_name=RunFolder(out).study_name(), storage=storage).trials:
         latest[t.params["point"], t.params["seed"]] = t.state
     assert latest[0, 0] == optuna.trial.TrialState.COMPLETE
     assert latest[1, 0] == optuna.trial.TrialState.FAIL
@@ -184,12 +185,12 @@ def test_resume_runs_each_pair_once_whatever_recorded_the_earlier_runs(tmp_path)
     # exactly the pairs that are missing (GridSampler would have re-run some and skipped others).
     first = run_cli("search", "--baseline", "resnet18", "--out", str(tmp_path / "a"), *SMOKE)
     assert first.returncode == 0, first.stderr
-    done = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'a' / 'study.db'}").trials
+    done = optuna.load_study(study_name=RunFolder(tmp_path / "a").study_name(), storage=f"sqlite:///{tmp_path / 'a' / 'study.db'}").trials
     out = tmp_path / "b"
     out.mkdir()
     (out / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
     storage = f"sqlite:///{out / 'study.db'}"
-    study = optuna.create_study(study_name="search", storage=storage, direction="maximize")
+    study = optuna.create_study(study_name=RunFolder(out).study_name(), storage=storage, direction="maximize")
     for t in sorted(done, key=lambda t: t.params["point"])[-3:]:  # as the Ray backend records them
         study.add_trial(optuna.trial.create_trial(
             state=t.state, value=t.value, params=t.params, distributions=t.distributions,
@@ -198,7 +199,7 @@ def test_resume_runs_each_pair_once_whatever_recorded_the_earlier_runs(tmp_path)
     again = run_cli("search", "--baseline", "resnet18", "--out", str(out), *SMOKE)
     assert again.returncode == 0, again.stderr
     assert f"3 done before, {len(done) - 3} to run" in again.stdout
-    trials = optuna.load_study(study_name="search", storage=storage).trials
+    trials = optuna.load_study(study_name=RunFolder(out).study_name(), storage=storage).trials
     pairs = [(t.params["point"], t.params["seed"]) for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert sorted(pairs) == sorted((t.params["point"], t.params["seed"]) for t in done)
 

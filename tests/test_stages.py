@@ -18,6 +18,7 @@ from conftest import ROOT, run_cli
 from scaler.baselines import get_baseline
 from scaler.errors import UsageError
 from scaler.recipe import PRESETS
+from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
 from scaler.stages import confirm_recipe, leading_dimension, promote
 from scaler.verdict import PointResult, rank
@@ -128,7 +129,7 @@ def test_screen_confirm_curves_end_to_end_and_resumed_after_a_kill(tmp_path):
     codes = {w["code"] for w in winner["warnings"]}
     assert ("baseline_near_chance" in codes) == (base < 0.5) and ("baseline_saturated" in codes) == (base > 0.95)
 
-    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name=RunFolder(out).study_name(), storage=f"sqlite:///{out / 'study.db'}")
     done = [(t.params["stage"], t.params["point"], t.params["seed"]) for t in study.trials
             if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == len(set(done))  # nothing trained twice across the kill
@@ -140,7 +141,6 @@ def test_screen_confirm_curves_end_to_end_and_resumed_after_a_kill(tmp_path):
 def test_family_train_and_compare_resume_from_their_study(tmp_path):
     from scaler.family import build_family
     from scaler.proxy import ProxyTraining
-    from scaler.run_folder import RunFolder
 
     training = ProxyTraining(data="synthetic:size=16,images=200,classes=4", preset="smoke", seeds=2)
     folder = RunFolder(tmp_path / "fam")

@@ -31,6 +31,7 @@ from scaler.commands._common import (
     resolve_recipe,
 )
 from scaler.dataset import DEFAULT_SOURCE
+from scaler.errors import UsageError
 from scaler.run_folder import RunFolder
 from scaler.scaling import parse_budget, parse_phi_range
 from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
@@ -42,6 +43,7 @@ from scaler.stages import (
     confirm_recipe,
     default_confirm_preset,
 )
+from scaler.study import GRACE_FACTOR, HEARTBEAT
 
 # Seeds per grid point in the screen when --seeds is not given, by preset (docs/design.md: "Stages").
 DEFAULT_SEEDS = {"smoke": 1, "default": 2, "gpu": 2}
@@ -57,7 +59,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--storage", help="SQLAlchemy URL for the study (default: SQLite in the run folder)")
     parser.add_argument("--backend", default="optuna", choices=BACKENDS,
                         help="who runs the trials: optuna (this process, default) or ray (Ray Tune; see README)")
-    parser.add_argument("--ray-address", help="with --backend ray: a Ray cluster's address (default: start a local Ray)")
+    parser.add_argument("--ray-address", help="with --backend ray: a Ray cluster's address, HOST:PORT (default: start a local Ray)")
+    parser.add_argument("--trial-resources", default="cpu=1",
+                        help="with --backend ray: what each trial takes, e.g. cpu=2,gpu=0.25 (fractions share a GPU; default cpu=1, "
+                             "and gpu=1 on a GPU device)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes on this machine taking runs from the study, each with its share of the CPUs "
+                             "(default 1; more machines: `scaler worker`)")
+    parser.add_argument("--heartbeat", type=int, default=HEARTBEAT,
+                        help=f"seconds between a run's heartbeats; a run is reclaimed after {GRACE_FACTOR} missed (default {HEARTBEAT})")
     parser.add_argument("--out", help="run folder (default runs/<baseline>-<budget>)")
     parser.add_argument("--fresh", action="store_true", help="delete the run folder's study and start over")
     parser.add_argument("--phi", default="0..3", help="family members to write at the end (default 0..3)")
@@ -86,7 +96,14 @@ def default_run_name(baseline: str, budget: str) -> str:
 
 def run(args) -> int:
     # Everything the end of a search uses is checked here: a typo must not cost the whole search.
-    check_numbers(args, {"seeds": 1, "latency_runs": 0, "confirm": 0, "confirm_seeds": 1})
+    check_numbers(args, {"seeds": 1, "latency_runs": 0, "confirm": 0, "confirm_seeds": 1, "workers": 1, "heartbeat": 1})
+    resources = parse_resources(args.trial_resources, args.device)
+    if args.ray_address:
+        if args.backend != "ray":
+            raise UsageError("--ray-address is for --backend ray")
+        from scaler.ray_backend import check_address
+
+        check_address(args.ray_address)  # before minutes of grid costing
     phis = parse_phi_range(args.phi)
     recipe = resolve_recipe(args)
     parse_budget(args.budget)
@@ -100,21 +117,52 @@ def run(args) -> int:
     )
     run_folder = RunFolder(Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))
     result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True),
-                        backend=args.backend, ray_address=args.ray_address)
+                        backend=args.backend, ray_address=args.ray_address, workers=args.workers,
+                        heartbeat=args.heartbeat, trial_resources=resources)
+    return finish(result, phis, config.device, args.latency_runs, family=not args.no_family, report=not args.no_report)
+
+
+def finish(result, phis, device: str, latency_runs: int, family: bool = True, report: bool = True) -> int:
+    """Print a finished search's tables; write its family and report; the exit status."""
     print_results(result)
     if result.winner is None:
         print("no grid point finished; nothing to scale", file=sys.stderr)
         return 1
-    if not args.no_family:
+    if family:
         from scaler.family_files import write_family
 
-        write_family(run_folder, phis=phis, device=config.device, latency_runs=args.latency_runs)
-        print(f"family:  {run_folder.family_csv}")
-    if not args.no_report:
+        write_family(result.run, phis=phis, device=device, latency_runs=latency_runs)
+        print(f"family:  {result.run.family_csv}")
+    if report:
         from scaler.report import write_report
 
-        print(f"report:  {write_report([run_folder])}")
+        print(f"report:  {write_report([result.run])}")
     return 0
+
+
+def parse_resources(text: str, device: str) -> dict[str, float]:
+    """``cpu=2,gpu=0.25`` -> {"cpu": 2.0, "gpu": 0.25}; gpu defaults to 1 on a GPU device, 0 otherwise."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = -1.0
+        if name not in ("cpu", "gpu") or not (amount >= 0) or amount == float("inf"):
+            raise UsageError(f"--trial-resources takes cpu=N,gpu=N with N a number of 0 or more (fractions allowed), got {part!r}")
+        out[name] = amount
+    out.setdefault("cpu", 1.0)
+    out.setdefault("gpu", 1.0 if str(device).startswith("cuda") or (device == "auto" and _has_gpu()) else 0.0)
+    if out["cpu"] == 0 and out["gpu"] == 0:
+        raise UsageError("--trial-resources must give a trial some cpu or gpu")
+    return out
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def print_results(result) -> None:
