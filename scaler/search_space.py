@@ -90,19 +90,25 @@ def resolve_space_path(spec: str | Path | None) -> Path:
     return path
 
 
+def read_space_file(path: Path, keys: frozenset[str] | set[str]) -> dict:
+    """The TOML table of a space file whose top-level keys are among ``keys``; else a one-line UsageError."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"search space {str(path)!r} is not valid TOML: {exc}") from None
+    unknown = set(raw) - set(keys)
+    if unknown:
+        raise UsageError(f"search space {str(path)!r}: unknown keys {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(keys))})")
+    return raw
+
+
 def load_space(spec: str | Path | None = None) -> SearchSpace:
     """Read and validate a search-space file; every fault is a one-line UsageError."""
     path = resolve_space_path(spec)
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.toml")))
         raise UsageError(f"search space {str(path)!r} does not exist (built-in: {known})")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"search space {str(path)!r} is not valid TOML: {exc}") from None
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise UsageError(f"search space {str(path)!r}: unknown keys {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_KEYS))})")
+    raw = read_space_file(path, _KEYS)
 
     def shares(key: str, upper: float) -> tuple[float, ...]:
         values = raw.get(key, [0.0])

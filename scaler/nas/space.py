@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from scaler.baselines.mbconv import SUPPORTED_SE, decode, read_stage_list, scale
 from scaler.cost import count_cost
 from scaler.errors import UsageError
 from scaler.scaling import round_channels
-from scaler.search_space import resolve_space_path
+from scaler.search_space import read_space_file, resolve_space_path
 
 DEFAULT_NAS_SPACE = "mbconv"
 _KEYS = {"start", "kernel", "expand", "se", "repeats", "width", "fused_stages", "band"}
@@ -52,13 +51,7 @@ def load_nas_space(spec: str | Path | None = None) -> NasSpace:
     where = f"search space {str(path)!r}"
     if not path.is_file():
         raise UsageError(f"{where} does not exist")
-    try:
-        raw = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{where} is not valid TOML: {exc}") from None
-    unknown = set(raw) - _KEYS
-    if unknown:
-        raise UsageError(f"{where}: unknown keys {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(_KEYS))})")
+    raw = read_space_file(path, _KEYS)
 
     def choices(key: str, ok, what: str, default=None) -> tuple:
         values = raw.get(key, default)
