@@ -139,19 +139,24 @@ def _check_exactly_once(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 @pytest.mark.slow
 def test_three_workers_on_postgres_one_killed_each_run_once(postgres, tmp_path):
     out = tmp_path / "run"
-    search = _scaler("search", *WORK, "--out", str(out), "--storage", postgres)
+    # Longer runs than WORK's: the victim must find a run left when it has started.
+    search = _scaler("search", *_work(epochs=5), "--out", str(out), "--storage", postgres)
     name = _wait_for(lambda: next(iter(_study_names(postgres)), None), 120, "the search's study")
     assert name == RunFolder(out).study_name() and name.startswith("resnet18-2x-")
     # The survivor also writes the results when every run is done (--out), as the search does.
-    workers = [_scaler("worker", "--study", name, "--heartbeat", "1", *extra, env={"SCALER_STORAGE": postgres})
-               for extra in ([], ["--out", str(tmp_path / "by-worker"), "--no-family", "--no-report"])]
-    victim = workers[0]
+    def worker(*extra: str) -> subprocess.Popen:
+        return _scaler("worker", "--study", name, "--heartbeat", "1", *extra, env={"SCALER_STORAGE": postgres})
+
+    victim = worker()
 
     def victim_running():
         return [t for t in _load(postgres, name).get_trials(states=(optuna.trial.TrialState.RUNNING,))
                 if f"/{victim.pid}/" in t.user_attrs.get("worker", "")]
 
+    # The third worker starts once the victim holds a run: started together, the search and it could
+    # make every run before the victim had started (seen once on a quiet machine).
     _wait_for(victim_running, 180, "the first worker to take a run")
+    workers = [victim, worker("--out", str(tmp_path / "by-worker"), "--no-family", "--no-report")]
     victim.kill()  # SIGKILL mid-run: its run must be reclaimed and made once by another worker
     victim.wait()
     stdout, stderr = search.communicate(timeout=300)
