@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import fcntl
 import itertools
 import json
 import math
@@ -538,16 +537,6 @@ def controls(bench: Bench, args, command: str, log) -> dict:
 # ---------------------------------------------------------------- command line
 
 
-def _lock(out: Path) -> int:
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UsageError(f"another benchmark works in {str(out)!r}") from None
-    return fd
-
 
 def _check_identity(bench: Bench) -> None:
     path = bench.out / "benchmark.json"
@@ -628,7 +617,8 @@ def below_minimums(bench: Bench, args) -> list[str]:
 def run(args, command: str, log=print) -> dict:
     check(args)
     bench = setup(args)
-    lock = _lock(bench.out)
+    bench.out.mkdir(parents=True, exist_ok=True)
+    lock = RunFolder(bench.out).lock("benchmark")
     try:
         _check_identity(bench)
         notes = below_minimums(bench, args)

@@ -22,6 +22,7 @@ never follow a symlink out of the folder.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -51,6 +52,19 @@ class RunFolder:
     @property
     def config(self) -> Path:
         return self.path / "config.json"
+
+    def lock(self, who: str = "scaler search") -> int:
+        """Hold the folder's lock (a file descriptor; closing it releases) so that one ``who`` at a time works in it."""
+        try:  # O_NOFOLLOW: a planted symlink must not make scaler create or truncate a file elsewhere
+            fd = os.open(self.path / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise UsageError(f"cannot lock {str(self.path)!r}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError(f"another {who} is working in {str(self.path)!r}; wait for it or use another --out") from None
+        return fd
 
     @property
     def storage_file(self) -> Path:

@@ -11,7 +11,6 @@ evidence, :mod:`scaler.results`). Re-running the same command resumes: the run f
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
 import os
 import time
@@ -108,19 +107,6 @@ class SearchResult:
     screen: pd.DataFrame | None = None
     curves: pd.DataFrame | None = None
 
-
-def lock(run: RunFolder) -> int:
-    """Hold the folder's lock (a file descriptor) so that one search at a time works in it."""
-    try:  # O_NOFOLLOW: a planted symlink must not make scaler create or truncate a file elsewhere
-        fd = os.open(run.path / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    except OSError as exc:
-        raise UsageError(f"cannot lock {str(run.path)!r}: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UsageError(f"another scaler search is working in {str(run.path)!r}; wait for it or use another --out") from None
-    return fd
 
 
 def _resolved_config(config: SearchConfig, space: SearchSpace, cands: list[Candidate], data_description: dict,
@@ -232,7 +218,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     cands = prep.cands
 
     run.create()
-    lock_fd = lock(run)  # before --fresh clears anything: another search may own the folder
+    lock_fd = run.lock()  # before --fresh clears anything: another search may own the folder
     try:
         resolved = _resolved_config(config, prep.space, cands, prep.data.describe(), prep.dropped)
         previous = run.read_json(run.config) if run.config.exists() else None

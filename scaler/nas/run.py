@@ -51,7 +51,6 @@ from scaler.recipe import recipe_defaults
 from scaler.results import stage_runs
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients, format_macs, parse_budget
-from scaler.search import lock
 from scaler.search_space import Candidate
 from scaler.stage_runner import BACKENDS, StageRunner
 from scaler.stats import margin_between
@@ -164,7 +163,7 @@ def run_nas(config: NasConfig, run: RunFolder, fresh: bool = False, log: Callabl
     setup = prepare(config)
     data = dataset(config.data, config.recipe.get("seed", 0))
     run.create()
-    fd = lock(run)
+    fd = run.lock("scaler nas")
     try:
         if fresh:
             _forget(config, run)
