@@ -8,6 +8,7 @@ import os
 import torch
 
 from scaler.errors import UsageError
+from scaler.local_workers import cpu_count
 
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
@@ -64,10 +65,6 @@ def set_threads(threads: int | None = None) -> int:
         _THREADS_SET = True
     elif not _THREADS_SET:
         if not os.environ.get("OMP_NUM_THREADS"):
-            try:
-                cores = len(os.sched_getaffinity(0))
-            except AttributeError:  # not on Linux
-                cores = os.cpu_count() or 1
-            torch.set_num_threads(max(1, cores))
+            torch.set_num_threads(max(1, cpu_count()))
         _THREADS_SET = True
     return torch.get_num_threads()

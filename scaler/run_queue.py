@@ -33,7 +33,7 @@ from datetime import datetime
 import optuna
 from optuna.trial import TrialState
 
-from scaler.study import Key, is_final, key_of, key_params, latest_by_key
+from scaler.study import Key, is_final, key_of, key_params, latest_by_key, retire
 
 POLL = 2.0  # seconds between looks at the queue while others finish a stage
 
@@ -143,9 +143,7 @@ def reclaim(study: optuna.Study) -> int:
             if not (_gone(worker) if worker else old):
                 continue
             try:
-                storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-                storage.set_trial_user_attr(t._trial_id, "reason", f"its worker {worker or '(unknown)'} stopped; retried")
-                if not storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                if not retire(storage, t._trial_id, f"its worker {worker or '(unknown)'} stopped; retried"):
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # finished, or reclaimed by another worker, meanwhile
@@ -175,9 +173,7 @@ def top_up(study: optuna.Study, keys: list[Key]) -> int:
         latest = latest_by_key(study.get_trials(deepcopy=False))
         for key, t in latest.items():
             if t.state == TrialState.WAITING and key[0] in stages and key not in wanted:
-                study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-                study._storage.set_trial_user_attr(t._trial_id, "reason", "queued by another plan of its stage")
-                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                retire(study._storage, t._trial_id, "queued by another plan of its stage")
         missing = [k for k in keys if k not in latest
                    or not (is_final(latest[k]) or latest[k].state in (TrialState.WAITING, TrialState.RUNNING))]
         for key in missing:

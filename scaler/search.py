@@ -56,9 +56,8 @@ from scaler.study import (
     PRUNERS,
     Key,
     check_storage,
-    driver_url,
+    delete_studies,
     open_study,
-    redact_error,
     redact_url,
     stage_keys,
     study_name,
@@ -321,14 +320,7 @@ def _checked(config: SearchConfig, backend: str) -> SearchConfig:
 def _forget(config: SearchConfig, run: RunFolder, names: set[str]) -> None:
     """--fresh: this search's study (in its storage; no other search's) and the files this run wrote."""
     if config.storage:
-        for name in names:
-            try:
-                optuna.delete_study(study_name=name, storage=driver_url(config.storage))
-            except KeyError:
-                pass
-            except Exception as exc:
-                raise UsageError(f"cannot delete study {name!r} in {redact_url(config.storage)}: "
-                                 f"{redact_error(exc, config.storage)}") from None
+        delete_studies(config.storage, names)
     run.clear()
 
 

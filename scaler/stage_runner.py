@@ -44,7 +44,7 @@ class StageRunner:
         if self.backend == "ray":
             from scaler.ray_backend import run_jobs  # imports Ray only when asked for
 
-            retire_waiting(self.study, set())  # Ray records its runs itself: nothing may stay queued
+            retire_waiting(self.study)  # Ray records its runs itself: nothing may stay queued
             run_jobs(self.study, self.config, plan, todo, self.run, progress=progress, address=self.address,
                      on_record=self.on_record, resources=self.trial_resources)
             ran = len(todo)

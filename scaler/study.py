@@ -106,6 +106,18 @@ def driver_url(url: str) -> str:
     return url
 
 
+def delete_studies(url: str, names) -> None:
+    """Delete the studies ``names`` (those missing are fine) from the storage at ``url``; a storage
+    that fails is one line with the password redacted."""
+    for name in names:
+        try:
+            optuna.delete_study(study_name=name, storage=driver_url(url))
+        except KeyError:
+            pass
+        except Exception as exc:
+            raise UsageError(f"cannot delete study {name!r} in {redact_url(url)}: {redact_error(exc, url)}") from None
+
+
 def open_storage(url: str, heartbeat: int = HEARTBEAT) -> optuna.storages.RDBStorage:
     """An RDB storage with heartbeats whose stale runs are queued again; on SQLite, serialisable.
 
@@ -190,9 +202,7 @@ def recover_interrupted(study: optuna.Study) -> int:
     cut = 0
     for t in latest_by_key(study.get_trials(deepcopy=False)).values():
         if t.state == optuna.trial.TrialState.RUNNING:  # a finished trial's attributes are frozen
-            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            study._storage.set_trial_user_attr(t._trial_id, "reason", "interrupted; retried")
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            retire(study._storage, t._trial_id, "interrupted; retried")
             cut += 1
         elif t.state == optuna.trial.TrialState.FAIL and not is_final(t):
             cut += 1
@@ -216,27 +226,24 @@ def keys_to_run(study: optuna.Study, keys: list[Key]) -> list[Key]:
     return [k for k in keys if k not in latest or not is_final(latest[k])]
 
 
-def retire_waiting(study: optuna.Study, keep: set[Key]) -> None:
-    """Close queued runs that are not ``keep``'s (left by a stage a kill cut short), so that
-    ``optimize`` pops only this stage's; their own stage queues them again."""
+def retire(storage, trial_id: int, reason: str) -> bool:
+    """Close a waiting or running trial as interrupted, with ``reason``: its key is to run again
+    (:func:`is_final`). False when it was finished meanwhile by another process."""
+    storage.set_trial_user_attr(trial_id, "interrupted", True)
+    storage.set_trial_user_attr(trial_id, "reason", reason)
+    return storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+
+
+def retire_waiting(study: optuna.Study) -> None:
+    """Close every queued run (left by a stage a kill cut short); their own stage queues them again."""
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-        if key_of(t) not in keep:
-            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            study._storage.set_trial_user_attr(t._trial_id, "reason", "queued by another stage; queued again")
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        retire(study._storage, t._trial_id, "queued by another stage; queued again")
 
 
 def stage_keys(stage: str, points: list[int], seeds: int) -> list[Key]:
     """A stage's runs, seed-major: every point has one result before any gets its second."""
     return [(stage, p, s) for s in range(seeds) for p in points]
 
-
-def queue_keys(study: optuna.Study, keys: list[Key]) -> None:
-    """Queue a trial for each key that has none waiting (a retry may be queued already)."""
-    waiting = {key_of(t) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))}
-    for key in keys:
-        if key not in waiting:
-            study.enqueue_trial(key_params(key))
 
 
 def redact_url(url: str) -> str:

@@ -54,7 +54,7 @@ from scaler.scaling import Coefficients, format_macs, parse_budget
 from scaler.search_space import Candidate
 from scaler.stage_runner import BACKENDS, StageRunner
 from scaler.stats import margin_between
-from scaler.study import open_study, recover_interrupted, redact_url, stage_keys
+from scaler.study import delete_studies, driver_url, open_study, recover_interrupted, redact_url, stage_keys
 from scaler.verdict import interval_list, p_best
 
 NAS_STUDY = "nas"
@@ -206,11 +206,7 @@ def _quiet(log: Callable[[str], None]) -> Callable[[str], None]:
 
 def _forget(config: NasConfig, run: RunFolder) -> None:
     if config.storage:
-        for name in (NAS_STUDY, "search"):
-            try:
-                optuna.delete_study(study_name=name, storage=config.storage)
-            except KeyError:
-                pass
+        delete_studies(config.storage, (NAS_STUDY, "search"))
     run.clear()
 
 
@@ -254,10 +250,10 @@ def _open_nas_study(config: NasConfig, run: RunFolder) -> optuna.Study:
     if config.objective == "pareto":
         # A generation of a fifth of the trials (at least 4): NSGA-II's default 50 would never leave random sampling.
         sampler = optuna.samplers.NSGAIISampler(population_size=max(4, min(50, config.trials // 5)), seed=config.sampler_seed)
-        return optuna.create_study(study_name=NAS_STUDY, storage=url, sampler=sampler,
+        return optuna.create_study(study_name=NAS_STUDY, storage=driver_url(url), sampler=sampler,
                                    directions=["maximize", "minimize"], load_if_exists=True)
     sampler = optuna.samplers.TPESampler(seed=config.sampler_seed, n_startup_trials=max(2, min(10, config.trials // 3)))
-    return optuna.create_study(study_name=NAS_STUDY, storage=url, sampler=sampler, direction="maximize", load_if_exists=True)
+    return optuna.create_study(study_name=NAS_STUDY, storage=driver_url(url), sampler=sampler, direction="maximize", load_if_exists=True)
 
 
 def _candidate(spec: dict, macs: int, params: int, activations: int, target: float) -> Candidate:
