@@ -51,6 +51,7 @@ import optuna
 from scipy import stats as scipy_stats
 
 from scaler.baselines import Baseline, get_baseline
+from scaler.commands._common import check_numbers
 from scaler.commands.search import DEFAULT_SEEDS
 from scaler.cost import count_cost
 from scaler.data import DEFAULT_SOURCE
@@ -60,7 +61,7 @@ from scaler.files import dumps
 from scaler.objective import Planned
 from scaler.progress import duration
 from scaler.proxy import dataset, train_point
-from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, check_preset, resolve_recipe
+from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, resolve_recipe
 from scaler.results import accuracies_by_seed
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients, parse_budget
@@ -297,7 +298,7 @@ class Bench:
 
 def setup(args) -> Bench:
     baseline = get_baseline(args.baseline)
-    screen = resolve_recipe(check_preset(args.preset), baseline, recipe_overrides(args.set))
+    screen = resolve_recipe(args.preset, baseline, recipe_overrides(args.set))
     confirm = confirm_recipe(screen, args.confirm_preset or default_confirm_preset(args.preset), baseline)
     f = args.reference_factor
     reference = confirm.replace(epochs=int(round(confirm.epochs * f)), warmup_epochs=confirm.warmup_epochs * f)
@@ -585,11 +586,7 @@ def parse_args(argv):
 def check(args) -> None:
     counts = {"pool_seeds": 1, "reference_seeds": 2, "replays": 1, "screen_seeds": 1, "confirm_seeds": 1, "confirm": 0,
               "resamples": 0, "control_replays": 1, "seed": 0}
-    for name, lowest in counts.items():
-        if getattr(args, name) < lowest:
-            raise UsageError(f"--{name.replace('_', '-')} must be {lowest} or more, got {getattr(args, name)}")
-    if not (math.isfinite(args.reference_factor) and args.reference_factor >= 1):
-        raise UsageError(f"--reference-factor must be 1 or more, got {args.reference_factor}")
+    check_numbers(args, {**counts, "reference_factor": 1})
     if args.pool_seeds < max(args.screen_seeds, args.confirm_seeds):
         raise UsageError(f"--pool-seeds ({args.pool_seeds}) must cover --screen-seeds and --confirm-seeds "
                          f"({args.screen_seeds}, {args.confirm_seeds})")

@@ -45,6 +45,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from scaler.baselines.base import BUILDER_SCALING
+
     check_numbers(args, {"num_classes": 1, "per_layer": 0, "latency_runs": 0})
     check_scaling(args)
     resolve_device(args.device)  # a bad --device fails even when no latency is timed
@@ -100,7 +102,7 @@ def run(args) -> int:
     if result["stages"]:
         print("\nstages:")
         print_table(pd.DataFrame(result["stages"]))
-    elif scaled.depth != 1 and b.source != "built-in":
+    elif scaled.depth != 1 and b.scaling != BUILDER_SCALING:  # a builder of its own may still use depth
         print("  no stages found (runs of shape-keeping blocks): depth leaves this network as it is")
     if args.per_layer:
         frame = pd.DataFrame(cost.per_module)

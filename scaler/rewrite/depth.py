@@ -127,8 +127,7 @@ def scale_depth(model: nn.Module, depth: float, stages: list[FoundStage] | None 
     stages = find_stages(model) if stages is None else stages
     for stage in reversed(stages):  # later stages first: renumbering a container leaves earlier names as they are
         container = model.get_submodule(stage.container) if stage.container else model
-        keep = stage.target(depth) - (stage.transition is not None)
-        keep = max(keep, 0 if stage.transition is not None else 1)
+        keep = stage.target(depth) - (stage.transition is not None)  # target >= 1: never below one block
         run = list(stage.children)
         if keep == len(run):
             continue
