@@ -4,8 +4,8 @@ Every point has alpha * beta^2 * gamma^2 = budget before rounding ("planned"); r
 repeats and pixels moves the real cost, so one coefficient of each point is moved until the
 full-size network ("measured", its MACs over the baseline's) and its proxy ("proxy x", the proxy's
 MACs over the proxy baseline's, under --preset and the proxy flags) both cost the budget (within the
-space's full_tolerance and proxy_tolerance, 3% and 5% by default). A point that cannot be matched is
-dropped and listed with its reason. The space's filter then keeps compound points within its tolerance
+space's full_tolerance and proxy_tolerance, 5% and 15% by default: docs/design.md says why). A point
+that cannot be matched is dropped and listed with its reason. The space's filter then keeps compound points within its tolerance
 on the measured or the nominal (matched alpha * beta^2 * gamma^2) ratio; --filter and --tolerance override it.
 
 examples:
