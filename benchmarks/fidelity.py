@@ -17,6 +17,10 @@ sittings (``--stage pool``, then ``--stage reference``, ...). The steps:
   top 2, and Kendall tau screen -> reference and confirm -> reference (median over the replays,
   with a 95% bootstrap interval over grid points, scipy) beside the reference's split-half tau,
   the ceiling. Writes ``fidelity.json`` and ``fidelity.md`` in ``--out``.
+- **protocols**: the same replays for every protocol of a sweep (``--sweep-confirm`` K x
+  ``--sweep-screen-seeds`` x ``--sweep-confirm-seeds``) beside the training time each costs (the
+  stored runs' median seconds), so the search's defaults are chosen by regret within a time budget.
+  Writes ``protocols.json`` and ``protocols.md``.
 - **controls**: positive controls. The default search (:func:`scaler.search.run_search`: screen and
   confirm, no curves) on data variants whose right direction is known by construction, given as
   ``--control DIMENSION DATA``, ``--control-replays`` (5) replays each with fresh seeds (and data
@@ -25,6 +29,7 @@ sittings (``--stage pool``, then ``--stage reference``, ...). The steps:
 
     python benchmarks/fidelity.py --baseline resnet50                 # pool, reference, analysis
     python benchmarks/fidelity.py --baseline resnet50 --stage pool    # one sitting: the pool only
+    python benchmarks/fidelity.py --baseline resnet50 --stage protocols  # K and seeds by regret and time
     python benchmarks/fidelity.py --baseline resnet50 --stage controls \\
         --control resolution glyphs:focus=resolution --control depth glyphs:focus=depth \\
         --control width glyphs:focus=width
@@ -62,7 +67,7 @@ from scaler.objective import Planned
 from scaler.progress import duration
 from scaler.proxy import dataset, train_point
 from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, resolve_recipe
-from scaler.results import accuracies_by_seed
+from scaler.results import accuracies_by_seed, stage_runs
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients, parse_budget
 from scaler.search import SearchConfig, run_search
@@ -72,7 +77,7 @@ from scaler.stages import DEFAULT_CONFIRM, DIMENSIONS, confirm_recipe, default_c
 from scaler.study import Key, keys_to_run, make_pruner, recover_interrupted
 from scaler.verdict import PointResult, judge, rank
 
-STEPS = ("pool", "reference", "analyse", "controls", "all")
+STEPS = ("pool", "reference", "analyse", "protocols", "controls", "all")
 REFERENCE_SEED = 1000  # the reference's seed indices start here: other initialisations than the pool's
 # The design's minimums (docs/fidelity.md); a smaller benchmark runs, and says so in its report.
 MIN_POINTS, MIN_POOL_SEEDS, MIN_REFERENCE_SEEDS, MIN_REFERENCE_FACTOR, MIN_REPLAYS = 10, 6, 4, 2.0, 10
@@ -494,6 +499,59 @@ def write(out: Path, name: str, payload: dict, text: str) -> None:
     (out / f"{name}.md").write_text(text)
 
 
+# ---------------------------------------------------------------- protocols: the defaults by regret
+
+
+def run_seconds(bench: Bench) -> dict[str, float]:
+    """Median seconds of one stored run at the screen's and at the confirm's recipe (the pool's)."""
+    pool = open_study(bench, "pool")
+    out = {}
+    for stage in ("screen", "confirm"):
+        seconds = [t.user_attrs.get("seconds") for t in stage_runs(pool, stage, complete_only=True).values()]
+        seconds = [x for x in seconds if x is not None]
+        out[stage] = float(np.median(seconds)) if seconds else math.nan
+    return out
+
+
+def protocols(bench: Bench, args, command: str, log) -> dict:
+    """Replay every protocol of the sweep (confirm K x screen seeds x confirm seeds) on the same stored
+    runs: each one's regret and top-2 rate beside what its runs cost, so the defaults are chosen by both."""
+    screen, confirm, reference = stored(bench)
+    seconds = run_seconds(bench)
+    pool = min((len(a) for a in screen.values()), default=0)
+    confirm_pool = min((len(a) for a in confirm.values()), default=0)
+    rows = []
+    for k in args.sweep_confirm:
+        for ss in (s for s in args.sweep_screen_seeds if s <= pool):
+            for cs in ((s for s in args.sweep_confirm_seeds if s <= confirm_pool) if k else [0]):
+                result = analyse(bench.cands, screen, confirm, reference, replays=args.replays, screen_seeds=ss,
+                                 confirm_seeds=max(cs, 1), confirm_k=k, seed=args.seed, resamples=0)
+                s, runs = result["summary"], result["replays"]
+                promoted = float(np.mean([len(r["promoted"]) for r in runs])) if k else 0.0
+                cost = s["points"] * ss * seconds["screen"] + promoted * cs * seconds["confirm"]
+                rows.append({"confirm": k, "screen_seeds": ss, "confirm_seeds": cs if k else 0, "promoted": promoted,
+                             "regret_median": s["regret_median"], "regret_p90": s["regret_p90"],
+                             "regret_mean": float(np.mean([r["regret"] for r in runs])), "top2_rate": s["top2_rate"],
+                             "train_seconds": cost, "replays": s["replays"]})
+    rows.sort(key=lambda r: (r["train_seconds"], r["regret_mean"]))
+    lines = [f"# Protocols by regret: {bench.config.baseline} at {bench.config.budget} on {bench.config.data}", "",
+             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`. Every protocol replayed {args.replays} times on the "
+             f"same stored runs ({len(bench.cands)} points; pool {pool} screen / {confirm_pool} confirm seeds per point; "
+             f"reference {bench.reference.epochs} epochs). Training time is the stored runs' median seconds "
+             f"(screen {seconds['screen']:.1f} s, confirm {seconds['confirm']:.1f} s a run) times the runs the protocol "
+             "trains: the screen's points x seeds, the promoted points (mean over replays) x confirm seeds; no curves.", "",
+             "| confirm K | screen seeds | confirm seeds | promoted | training (min) | regret median | regret mean | "
+             "regret p90 | top 2 |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['confirm']} | {r['screen_seeds']} | {r['confirm_seeds'] or '-'} | {r['promoted']:.1f} | "
+                     f"{r['train_seconds'] / 60:.1f} | {_pts(r['regret_median'])} | {_pts(r['regret_mean'])} | "
+                     f"{_pts(r['regret_p90'])} | {r['top2_rate']:.0%} |")
+    payload = {"command": command, "seconds": seconds, "protocols": rows}
+    write(bench.out, "protocols", payload, "\n".join(lines) + "\n")
+    log((bench.out / "protocols.md").read_text())
+    return payload
+
+
 # ---------------------------------------------------------------- positive controls
 
 
@@ -571,6 +629,12 @@ def parse_args(argv):
     p.add_argument("--confirm", type=int, default=DEFAULT_CONFIRM, help=f"the search's --confirm K (default {DEFAULT_CONFIRM})")
     p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the tau intervals (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the replays' draws and the bootstrap (default 0)")
+    p.add_argument("--sweep-confirm", type=int, nargs="+", default=[0, 1, 2, 3, 4], metavar="K",
+                   help="--stage protocols: the confirm K values to replay (default 0 1 2 3 4)")
+    p.add_argument("--sweep-screen-seeds", type=int, nargs="+", default=[1, 2, 3], metavar="N",
+                   help="--stage protocols: the screen seed counts (default 1 2 3)")
+    p.add_argument("--sweep-confirm-seeds", type=int, nargs="+", default=[2, 3, 4], metavar="N",
+                   help="--stage protocols: the confirm seed counts (default 2 3 4)")
     p.add_argument("--control", nargs=2, action="append", default=[], metavar=("DIMENSION", "DATA"),
                    help="a positive control: the dimension expected to lead, and its data spec (repeatable)")
     p.add_argument("--control-replays", type=int, default=5)
@@ -590,6 +654,9 @@ def check(args) -> None:
     if args.pool_seeds < max(args.screen_seeds, args.confirm_seeds):
         raise UsageError(f"--pool-seeds ({args.pool_seeds}) must cover --screen-seeds and --confirm-seeds "
                          f"({args.screen_seeds}, {args.confirm_seeds})")
+    for name, lowest in (("sweep_confirm", 0), ("sweep_screen_seeds", 1), ("sweep_confirm_seeds", 1)):
+        if min(getattr(args, name)) < lowest:
+            raise UsageError(f"--{name.replace('_', '-')} takes values of {lowest} or more, got {getattr(args, name)}")
     for direction, _ in args.control:
         if direction not in DIMENSIONS:
             raise UsageError(f"a control's direction must be one of {', '.join(DIMENSIONS)}, got {direction!r}")
@@ -636,6 +703,8 @@ def run(args, command: str, log=print) -> dict:
             text = markdown(out["fidelity"], bench, command)
             write(bench.out, "fidelity", out["fidelity"], text)
             log(text)
+        if args.stage == "protocols":
+            out["protocols"] = protocols(bench, args, command, log)
         if args.control and args.stage in ("all", "controls"):
             out["controls"] = controls(bench, args, command, log)
             log((bench.out / "controls.md").read_text())

@@ -116,6 +116,20 @@ def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp
     assert "plan: pool screen 6 run(s) (0 to train), pool confirm 6 run(s) (0 to train), reference confirm 4 run(s) (0 to train)" in lines
     assert again["summary"] == result["summary"]
 
+    sweep = ["--stage", "protocols", "--sweep-confirm", "0", "1", "--sweep-screen-seeds", "1", "2", "--sweep-confirm-seeds", "2"]
+    proto = fidelity.run(fidelity.parse_args([*TINY, "--space", str(space), "--out", str(out), *sweep]), "test",
+                         log=lines.append)["protocols"]
+    assert _trials(out) == {"pool": 12, "reference": 4}  # replays of stored runs: nothing trained
+    rows = {(r["confirm"], r["screen_seeds"], r["confirm_seeds"]): r for r in proto["protocols"]}
+    assert set(rows) == {(0, 1, 0), (0, 2, 0), (1, 1, 2), (1, 2, 2)}
+    sec = proto["seconds"]
+    assert sec["screen"] > 0 and sec["confirm"] > 0
+    for (k, ss, cs), r in rows.items():  # what the protocol trains, at the stored runs' median seconds
+        assert r["train_seconds"] == pytest.approx(2 * ss * sec["screen"] + r["promoted"] * cs * sec["confirm"])
+        assert r["promoted"] == (2 if k else 0)  # K=1 plus the other dimension's leader
+    assert rows[(0, 2, 0)]["regret_median"] == pytest.approx(s["screen_regret_median"])  # the screen alone, 2 seeds
+    assert "| confirm K | screen seeds |" in (out / "protocols.md").read_text()
+
     other = fidelity.parse_args([*TINY, "--space", str(space), "--out", str(out), "--preset", "default"])
     with pytest.raises(fidelity.UsageError, match="different candidates, recipes"):
         fidelity.run(other, "test", log=lines.append)
@@ -142,6 +156,7 @@ def test_controls_run_the_search_and_say_which_dimension_leads(tmp_path):
     (["--reference-factor", "nan"], "--reference-factor must be 1 or more"),
     (["--set", "epochs=two"], "is not a number"),
     (["--set", "speed=3"], "--set takes FIELD=VALUE with a recipe field"),
+    (["--sweep-screen-seeds", "0", "2"], "--sweep-screen-seeds takes values of 1 or more"),
 ])
 def test_bad_input_is_one_line_and_exit_2(bad, message, capsys, tmp_path):
     assert fidelity.main([*TINY, "--out", str(tmp_path / "x"), *bad]) == 2
