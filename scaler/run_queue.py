@@ -10,7 +10,8 @@ machines — run the same stages against one study. For each stage, each worker:
    (``SELECT ... FOR UPDATE`` on PostgreSQL and MySQL; on SQLite every transaction begins
    ``IMMEDIATE``, see :func:`scaler.study.open_storage`), so two workers never take the same run. It never
    creates a trial of its own: ``study.ask()`` on an empty queue would sample a random one.
-3. runs it with a heartbeat; when nothing is waiting, **reclaims** the runs of dead workers —
+3. runs it with a heartbeat; before each take it **reclaims** the runs of dead workers (one lock
+   and one query a run, small beside a run's seconds, and a dead worker's run is retried at once) —
    a heartbeat older than the grace period (Optuna's ``fail_stale_trials``), or a worker of this
    machine whose process is gone — and requeues them (``RetryHeartbeatStaleTrialCallback``); a
    live worker's heartbeat is fresh, so its run is never taken. The stage is done when every key's

@@ -34,9 +34,10 @@ from scaler.matching import Coster
 from scaler.objective import Planned
 from scaler.proxy import dataset
 from scaler.proxy_checks import ProxyWarning, check_baseline_accuracy, check_winners_agree, run_checks
-from scaler.recipe import recipe_defaults, recipe_from_dict
+from scaler.recipe import recipe_from_dict
 from scaler.results import choose_winner, curves_table, point_results, stage_agreement, stage_runs, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
+from scaler.run_identity import canonical
 from scaler.run_queue import interrupted_runs, reclaim
 from scaler.scaling import parse_budget
 from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, grid, load_space
@@ -67,9 +68,6 @@ from scaler.study import (
 # The confirm stage's K and the curves' strategies may change: they only choose which runs to make.
 IDENTITY = ("baseline", "budget", "space_rules", "data", "recipe", "seeds", "pruner", "candidates", "device",
             "confirm_recipe", "confirm_seeds", "curve_recipe")
-# What identifies the data: its pixels, labels and split — not how its path was spelled.
-DATA_IDENTITY = ("classes", "images", "image_size", "channels", "train_images", "val_images", "split_seed",
-                 "fingerprint", "split_fingerprint")
 
 
 @dataclass(frozen=True)
@@ -130,17 +128,6 @@ def _space_label(spec: str | None, space: SearchSpace) -> str:
     """A built-in space by its name, a user's file as given: never an absolute path that a move breaks."""
     path = Path(space.path)
     return path.stem if path.parent.resolve() == SPACES_DIR.resolve() else str(spec)
-
-
-def canonical(config: dict) -> dict:
-    """The identity of a search in a form that compares equal across runs, moves and versions."""
-    out = json.loads(dumps(config))  # standard JSON: NaN -> null, tuples -> lists
-    out["recipe"] = {**recipe_defaults(), **(out.get("recipe") or {})}  # a field added since means its default
-    data = out.get("data")
-    if isinstance(data, dict):
-        out["data"] = {k: data.get(k) for k in DATA_IDENTITY}
-    out["device"] = str(out.get("device") or "cpu").split(":")[0]  # cpu or cuda: numerics differ, GPU index does not
-    return out
 
 
 def _check_same(previous: dict, current: dict, run: RunFolder) -> None:

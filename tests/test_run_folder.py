@@ -26,8 +26,8 @@ from scaler.family_files import load_family, save_family
 from scaler.recipe import ProxyRecipe
 from scaler.report import write_report
 from scaler.run_folder import MANIFEST, RunFolder
+from scaler.run_identity import canonical
 from scaler.scaling import Coefficients
-from scaler.search import canonical
 from scaler.train import TrainingFailed, train
 
 

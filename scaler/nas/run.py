@@ -25,7 +25,6 @@ from them: runs cut short are retried, architectures asked but never told are fi
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import statistics
@@ -42,14 +41,14 @@ from scaler.baselines import get_baseline
 from scaler.cost import count_cost, measure_latency
 from scaler.devices import set_threads
 from scaler.errors import UsageError
-from scaler.files import dumps, plain
+from scaler.files import plain
 from scaler.nas.reward import FORMS, SOFT_W, reward
 from scaler.nas.space import NasSpace, architecture, extremes, fit_width, load_nas_space, read_start, stage_code, suggest
 from scaler.objective import Planned
 from scaler.proxy import dataset
-from scaler.recipe import recipe_defaults
 from scaler.results import stage_runs
 from scaler.run_folder import RunFolder
+from scaler.run_identity import canonical
 from scaler.scaling import Coefficients, format_macs, parse_budget
 from scaler.search_space import Candidate
 from scaler.stage_runner import BACKENDS, StageRunner
@@ -227,16 +226,7 @@ def _resolved_config(config: NasConfig, setup: _Setup, data: dict) -> dict:
 
 def _check_same(previous: dict, current: dict, run: RunFolder) -> None:
     """A re-run resumes only the same search (the trial count, confirm K and backend may change)."""
-    def canon(c: dict) -> dict:
-        c = json.loads(dumps(c))
-        c["recipe"] = {**recipe_defaults(), **(c.get("recipe") or {})}
-        c["confirm_recipe"] = {**recipe_defaults(), **(c.get("confirm_recipe") or {})}
-        data = c.get("data")
-        if isinstance(data, dict):
-            c["data"] = {k: data.get(k) for k in ("fingerprint", "split_fingerprint", "classes", "image_size")}
-        return c
-
-    previous, current = canon(previous), canon(current)
+    previous, current = canonical(previous), canonical(current)
     if previous.get("command") != "nas":
         raise UsageError(f"{run.path} holds a run of another command; choose another --out")
     differs = [k for k in IDENTITY if previous.get(k) != current.get(k)]
