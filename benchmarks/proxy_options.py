@@ -5,6 +5,9 @@ divisor follows the width, ``ProxyRecipe.proxy_divisor``), side by side in one r
 
 - the 2x grid of the default space, cost-matched at the default tolerances (5% full size, 15% proxy)
   and at 3% / 5%: how many points are kept, and whether the resolution-only point is among them;
+- at 3% / 5% with the proxy's own free coefficient set apart from the full size's (the full size
+  matched first, then the proxy's copy of the free coefficient scanned within 0.55-1.35x of it):
+  the points kept and the largest ratio of the proxy's value to the full size's among them;
 - the last feature map of the proxy baseline (a stride-32 network needs 64 px for 2x2);
 - the proxy baseline's MACs over the default proxy's, and, with ``--time``, the measured seconds of
   one screen run of it (the default recipe otherwise, the built-in data, this process's threads).
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import warnings
 
@@ -27,13 +31,32 @@ from scaler.baselines import get_baseline
 from scaler.cost import count_cost, final_feature_size
 from scaler.data import DEFAULT_SOURCE
 from scaler.devices import set_threads
+from scaler.matching import FREE, Coster, match_point, off
 from scaler.proxy import dataset, train_point
 from scaler.recipe import proxy_rounding, resolve_recipe
 from scaler.scaling import Multipliers
-from scaler.search_space import grid, load_space
+from scaler.search_space import grid, load_space, share_points
 
 OPTIONS = ("24:0.25", "32:0.25", "40:0.125", "48:0.125", "64:0.125", "64:0.0625")
 TOLERANCES = ((0.05, 0.15), (0.03, 0.05))
+
+
+def proxy_apart(baseline, recipe, space, full: float = 0.03, proxy: float = 0.05) -> tuple[int, float]:
+    """Points kept when the proxy's free coefficient may differ from the full size's; the largest such difference."""
+    coster, kept, spread = Coster(baseline, recipe), 0, 1.0
+    for kind, planned in share_points(space, 2.0):
+        m = match_point(kind, planned, 2.0, coster, full, math.inf)  # the full size alone
+        if off(m.cost.full_ratio, 2.0) > full:
+            continue
+        name, c = FREE[kind], m.cost.coefficients
+        v0 = getattr(c, name)
+        values = [v0 * math.exp(0.005 * k) for k in range(-120, 61)]
+        values = [v for v in values if kind == "compound" or v > 1.0]
+        best = min(values, key=lambda v: off(coster(dataclasses.replace(c, **{name: v})).proxy_ratio, 2.0))
+        if off(coster(dataclasses.replace(c, **{name: best})).proxy_ratio, 2.0) <= proxy:
+            kept += 1
+            spread = max(spread, best / v0, v0 / best)
+    return kept, spread
 
 
 def measure(name: str, px: int, width: float, timed: bool) -> dict:
@@ -47,6 +70,8 @@ def measure(name: str, px: int, width: float, timed: bool) -> dict:
         tag = f"{full:.0%}/{proxy:.0%}"
         row[f"kept {tag}"] = f"{len(g.kept)} of {len(g.kept) + len(g.dropped)}"
         row[f"resolution {tag}"] = any(c.kind == "resolution" for c in g.kept)
+    kept, spread = proxy_apart(baseline, recipe, space)
+    row["kept 3%/5%, proxy apart"] = f"{kept} (x{spread:.2f})"
     with proxy_rounding(recipe):
         row["last map"] = final_feature_size(baseline, width, 1.0, px)
         macs = count_cost(baseline, width=width, resolution=px, num_classes=10).macs
