@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from scaler.baselines import Baseline, get_baseline, list_baselines
 from scaler.cost import count_cost, count_model
 from scaler.errors import UsageError
+from scaler.scaling import channel_divisor
 
 COUNTS = ("macs", "fvcore_total", "params", "activations")
 
@@ -88,6 +89,17 @@ def test_analytic_equals_trace_when_scaled(name, width, depth, resolution):
     analytic = count_cost(name, width=width, depth=depth, resolution=resolution)
     traced = count_model(get_baseline(name).build(width=width, depth=depth, num_classes=1000), resolution)
     assert analytic.method == "analytic"
+    assert _counts(analytic) == _counts(traced)
+
+
+@pytest.mark.parametrize(("width", "resolution"), [(0.25, 24), (0.3, 27)])
+@pytest.mark.parametrize("name", list_baselines())
+def test_a_proxy_is_built_as_its_cost_was_counted(name, width, resolution):
+    # The proxy's channels round to 8 x its width (divisor 2 at width 0.25): torchvision's MBConv and
+    # MobileNetV2 builders round to 8 unless told, which once made the built proxy not the one costed.
+    with channel_divisor(2):
+        analytic = count_cost(name, width=width, resolution=resolution, num_classes=10)
+        traced = count_model(get_baseline(name).build(width=width, depth=1.0, num_classes=10), resolution)
     assert _counts(analytic) == _counts(traced)
 
 

@@ -25,7 +25,7 @@ from torchvision.models.efficientnet import EfficientNet, FusedMBConvConfig, MBC
 from scaler.baselines.base import Baseline, Stage
 from scaler.complexity import Complexity
 from scaler.errors import UsageError
-from scaler.scaling import round_channels, round_repeats
+from scaler.scaling import current_divisor, round_channels, round_repeats
 
 STAGE_KEYS = ("expand", "kernel", "stride", "channels", "repeats")
 OPTIONAL_KEYS = ("se", "block")
@@ -101,19 +101,37 @@ def scale(spec: dict, width_mult: float, depth_mult: float) -> dict:
     }
 
 
+class _Rounded:
+    """torchvision's block configs round channels to multiples of 8 always; these round to the
+    current divisor (:func:`scaler.scaling.channel_divisor`), as the walk and the scaled spec do,
+    so a proxy built at divisor 2 is the network its cost was counted for (8 at full size: unchanged)."""
+
+    @staticmethod
+    def adjust_channels(channels: int, width_mult: float, min_value: int | None = None) -> int:
+        return round_channels(channels, width_mult, current_divisor())
+
+
+class _MBConvConfig(_Rounded, MBConvConfig):
+    pass
+
+
+class _FusedMBConvConfig(_Rounded, FusedMBConvConfig):
+    pass
+
+
 def build(spec: dict, num_classes: int = 1000) -> nn.Module:
     """Build a scaled stage list with torchvision's EfficientNet."""
     setting, in_channels = [], spec["stem_channels"]
     for row in spec["stages"]:
         shape = (row["expand"], row["kernel"], row["stride"], in_channels, row["channels"], row["repeats"])
         if row.get("block", "mbconv") == "fused":
-            # MBConvConfig rounds its channels to multiples of 8 (width_mult 1 included); FusedMBConvConfig
-            # does not: round them alike, or a fused stage next to an MBConv one disagrees on its channels.
-            adjust = MBConvConfig.adjust_channels
-            setting.append(FusedMBConvConfig(*shape[:3], adjust(in_channels, 1.0), adjust(row["channels"], 1.0), shape[5]))
+            # MBConvConfig rounds its channels (width_mult 1 included); FusedMBConvConfig does not:
+            # round them alike, or a fused stage next to an MBConv one disagrees on its channels.
+            adjust = _Rounded.adjust_channels
+            setting.append(_FusedMBConvConfig(*shape[:3], adjust(in_channels, 1.0), adjust(row["channels"], 1.0), shape[5]))
         else:
             block = None if row.get("se", 0.25) else partial(MBConv, se_layer=_no_squeeze)
-            setting.append(MBConvConfig(*shape, 1.0, 1.0, block=block))
+            setting.append(_MBConvConfig(*shape, 1.0, 1.0, block=block))
         in_channels = row["channels"]
     norm = partial(nn.BatchNorm2d, eps=1e-3)  # torchvision's B-models; no effect on counts
     return EfficientNet(setting, spec["dropout"], num_classes=num_classes, norm_layer=norm, last_channel=spec["head_channels"])

@@ -18,7 +18,7 @@ from torchvision.models.mobilenetv3 import MobileNetV3, _mobilenet_v3_conf
 
 from scaler.baselines.base import Baseline, Stage
 from scaler.complexity import Complexity
-from scaler.scaling import round_channels, round_repeats
+from scaler.scaling import current_divisor, round_channels, round_repeats
 
 # MobileNetV2 (Sandler et al. 2018), Table 2: expansion t, channels c, repeats n, stride s.
 MOBILENET_V2_STAGES = [
@@ -34,7 +34,8 @@ MOBILENET_V2_STAGES = [
 
 def build_mobilenet_v2(width_mult: float = 1.0, depth_mult: float = 1.0, num_classes: int = 1000) -> nn.Module:
     setting = [[t, c, round_repeats(n, depth_mult), s] for t, c, n, s in MOBILENET_V2_STAGES]
-    return MobileNetV2(num_classes=num_classes, width_mult=width_mult, inverted_residual_setting=setting)
+    return MobileNetV2(num_classes=num_classes, width_mult=width_mult, inverted_residual_setting=setting,
+                       round_nearest=current_divisor())  # as the walk rounds: a proxy's divisor included
 
 
 def mobilenet_v2_stages(width_mult: float = 1.0, depth_mult: float = 1.0) -> list[Stage]:
