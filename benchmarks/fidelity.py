@@ -335,18 +335,13 @@ def recipe_overrides(items: list[str]) -> dict:
     return out
 
 
-def _label(c: Candidate) -> str:
-    a, b, g = c.coefficients.as_tuple()
-    return f"{c.kind:<10} a={a:.3g} b={b:.3g} g={g:.3g}"
-
-
 def plans(bench: Bench, args) -> dict[str, list[tuple[str, dict[Key, Planned], str]]]:
     """Per study (pool, reference): its stages' plans, as a search's, keyed (stage, point, seed)."""
     n = len(bench.cands)
 
     def plan(stage: str, recipe: ProxyRecipe, seeds: list[int]) -> dict[Key, Planned]:
         fields = dataclasses.asdict(recipe)
-        return {(stage, p, s): Planned(bench.cands[p], fields, _label(bench.cands[p]))
+        return {(stage, p, s): Planned(bench.cands[p], fields, bench.cands[p].progress_label)
                 for s in seeds for p in range(n)}
 
     pool = list(range(args.pool_seeds))

@@ -129,13 +129,7 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
              gen: torch.Generator) -> torch.Tensor:
     """One batch of images whose large letters are ``g`` cells a side."""
     b = len(large)
-    cell = int(size * 0.86) // g  # the figure fills ~86% of the side before its random scale
-    glyph = max(3, int(round(cell * 0.8)))  # small letters leave a margin in their cells
-    pad = cell - glyph  # each small letter sits at a random offset inside its cell
-    masks = torch.from_numpy(glyph_bitmaps(spec.large, g, LARGE_FONT) > 0.3)  # (letters, g, g)
-    # Banks of cells, every letter at every offset: (font, letter, dy, dx, cell, cell); distractors alike.
-    tiles = _offsets(torch.from_numpy(np.stack([glyph_bitmaps(spec.small, glyph, f) for f in FONTS])), pad)
-    marks = _offsets(torch.from_numpy(glyph_bitmaps(DISTRACTORS, glyph, FONTS[0])), pad)
+    cell, pad, masks, tiles, marks = _banks(spec.large, spec.small, g, size)
     font = torch.from_numpy(rng.integers(0, len(FONTS), (b, 1, 1))).expand(b, g, g)
     on = masks[torch.from_numpy(large)]  # (b, g, g)
     if spec.mixed:
@@ -167,6 +161,20 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
     img = background + contrast * figure
     img = img + 0.05 * torch.randn(img.shape, generator=gen)
     return img.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+
+
+@functools.lru_cache(maxsize=8)
+def _banks(large: str, small: str, g: int, size: int) -> tuple[int, int, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What every batch of one grid size draws from, made once: the cell and its padding, the large
+    letters' masks (letters, g, g), and banks of cells with every letter at every offset
+    (font, letter, dy, dx, cell, cell), distractors alike."""
+    cell = int(size * 0.86) // g  # the figure fills ~86% of the side before its random scale
+    glyph = max(3, int(round(cell * 0.8)))  # small letters leave a margin in their cells
+    pad = cell - glyph  # each small letter sits at a random offset inside its cell
+    masks = torch.from_numpy(glyph_bitmaps(large, g, LARGE_FONT) > 0.3)
+    tiles = _offsets(torch.from_numpy(np.stack([glyph_bitmaps(small, glyph, f) for f in FONTS])), pad)
+    marks = _offsets(torch.from_numpy(glyph_bitmaps(DISTRACTORS, glyph, FONTS[0])), pad)
+    return cell, pad, masks, tiles, marks
 
 
 def _offsets(glyphs: torch.Tensor, pad: int) -> torch.Tensor:

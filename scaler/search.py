@@ -355,13 +355,8 @@ def _identity(winner: dict) -> tuple:
 
 
 def _plan(stage: str, points, cands: list[Candidate], seeds: int, recipe: dict) -> dict[Key, Planned]:
-    plans = {p: Planned(cands[p], recipe, _label(cands[p])) for p in points}
+    plans = {p: Planned(cands[p], recipe, cands[p].progress_label) for p in points}
     return {key: plans[key[1]] for key in stage_keys(stage, list(plans), seeds)}
-
-
-def _label(c: Candidate) -> str:
-    a, b, g = c.coefficients.as_tuple()
-    return f"{c.kind:<10} a={a:.3g} b={b:.3g} g={g:.3g}"
 
 
 def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], final: pd.DataFrame, chosen: int,

@@ -61,6 +61,12 @@ class Candidate:
     proxy_macs_ratio: float = math.nan  # the proxy's MACs over the proxy baseline's
     planned: Coefficients | None = None  # the grid's point before matching
 
+    @property
+    def progress_label(self) -> str:
+        """How a progress line names the point's runs: ``depth      a=2.16 b=1 g=1``."""
+        a, b, g = self.coefficients.as_tuple()
+        return f"{self.kind:<10} a={a:.3g} b={b:.3g} g={g:.3g}"
+
     def as_dict(self) -> dict:
         a, b, g = self.coefficients.as_tuple()
         pa, pb, pg = (self.planned or self.coefficients).as_tuple()

@@ -55,7 +55,7 @@ def open_study(config, run: RunFolder | None, name: str = STUDY_NAME, heartbeat:
     try:
         storage = open_storage(url, heartbeat)
     except Exception as exc:  # a bad URL or an unreachable database; the message may hold the password too
-        raise UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}") from None
+        raise unreachable(url, exc) from None
     # Every trial is queued with its params fixed, so the sampler never samples; it is only named.
     sampler = optuna.samplers.RandomSampler(seed=0)
     if not create:
@@ -75,7 +75,12 @@ def check_storage(url: str) -> None:
     try:
         open_storage(url).engine.dispose()
     except Exception as exc:
-        raise UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}") from None
+        raise unreachable(url, exc) from None
+
+
+def unreachable(url: str, exc: BaseException) -> UsageError:
+    """The one line said when a storage cannot be opened, its password redacted from the URL and the error."""
+    return UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}")
 
 
 def redact_error(exc: BaseException, url: str) -> str:
@@ -273,7 +278,7 @@ def storage_status(url: str):
         storage = optuna.storages.RDBStorage(driver_url(url))
         studies = storage.get_all_studies()
     except Exception as exc:
-        raise UsageError(f"cannot open study storage {redact_url(url)}: {redact_error(exc, url)}") from None
+        raise unreachable(url, exc) from None
     rows = []
     for s in studies:
         search = s.user_attrs.get("search") or {}

@@ -70,6 +70,12 @@ def any_model_baseline(spec: str, fn: Callable, module_name: str, attr: str, *, 
     the library's knobs or by rewriting."""
     native = native_builder(module_name, attr)
     scaling = native[0] if native else REWRITE
+    unit_stages: list = []  # the stages of the network at (1, 1), found once: every call builds it alike
+
+    def stages_of(model: nn.Module):
+        if not unit_stages:
+            unit_stages.append(find_stages(model))
+        return unit_stages[0]
 
     def build(width: float, depth: float, num_classes: int) -> nn.Module:
         model, took_classes = call_builder(fn, num_classes)
@@ -79,7 +85,8 @@ def any_model_baseline(spec: str, fn: Callable, module_name: str, attr: str, *, 
             return model if took_classes else scale_width(model, 1.0, num_classes)
         if native:
             return native[1](width, depth, num_classes, model)
-        return rewrite(model, width, depth, None if took_classes else num_classes)
+        return rewrite(model, width, depth, None if took_classes else num_classes,
+                       stages_of(model) if depth != 1 else None)
 
     def stages(width: float, depth: float) -> list[Stage]:
         if native:  # the library's knobs decide the blocks: read them off its network
@@ -97,11 +104,11 @@ def any_model_baseline(spec: str, fn: Callable, module_name: str, attr: str, *, 
                     description=doc[:80], source=source, proxy_recipe=dict(proxy_recipe or {}), scaling=scaling)
 
 
-def rewrite(model: nn.Module, width: float, depth: float, num_classes: int | None = None) -> nn.Module:
+def rewrite(model: nn.Module, width: float, depth: float, num_classes: int | None = None, stages=None) -> nn.Module:
     """Depth, then width, rewritten in place (see :mod:`scaler.rewrite`); ``num_classes`` sets the
-    classifier's outputs for a builder that does not take it."""
+    classifier's outputs for a builder that does not take it; ``stages``: the model's, if found already."""
     if depth != 1:
-        scale_depth(model, depth)
+        scale_depth(model, depth, stages)
     if width != 1 or num_classes is not None:
         scale_width(model, width, num_classes, probe(model))
     return model
