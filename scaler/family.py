@@ -46,21 +46,9 @@ from scaler.errors import UsageError
 from scaler.phi_solver import solve_targets
 from scaler.proxy import ProxyTrainer, ProxyTraining
 from scaler.run_folder import RunFolder
-from scaler.scaling import Coefficients, Multipliers
+from scaler.scaling import EFFICIENTNET_TABLE, Coefficients, Multipliers
 from scaler.train_log import TrainingLog
 
-# EfficientNet's published members (Tan & Le 2019, the official code's efficientnet_builder.py):
-# name -> (width, depth, input px, dropout). Not alpha**phi, beta**phi, gamma**phi for integer phi.
-OFFICIAL_TABLE = {
-    "b0": (1.0, 1.0, 224, 0.2),
-    "b1": (1.0, 1.1, 240, 0.2),
-    "b2": (1.1, 1.2, 260, 0.3),
-    "b3": (1.2, 1.4, 300, 0.3),
-    "b4": (1.4, 1.8, 380, 0.4),
-    "b5": (1.6, 2.2, 456, 0.4),
-    "b6": (1.8, 2.6, 528, 0.5),
-    "b7": (2.0, 3.1, 600, 0.5),
-}
 TABLES = ("official",)
 OFFICIAL_BASE_PX = 224
 
@@ -147,7 +135,7 @@ def official_members(base_resolution: int = OFFICIAL_BASE_PX) -> list[tuple[str,
     *ratios* apply (b3: 300/224 of the base).
     """
     rows = []
-    for name, (width, depth, px, _dropout) in OFFICIAL_TABLE.items():
+    for name, (width, depth, px, _dropout) in EFFICIENTNET_TABLE.items():
         ratio = px / OFFICIAL_BASE_PX
         size = px if base_resolution == OFFICIAL_BASE_PX else max(1, round(base_resolution * ratio))
         rows.append((name, Multipliers(width=width, depth=depth, resolution=ratio), size))

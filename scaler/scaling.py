@@ -17,6 +17,19 @@ from dataclasses import dataclass
 
 from scaler.errors import UsageError
 
+# EfficientNet's published members (Tan & Le 2019, the official code's efficientnet_builder.py):
+# name -> (width, depth, input px, dropout). Not alpha**phi, beta**phi, gamma**phi for integer phi.
+EFFICIENTNET_TABLE = {
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
+}
+
 CHANNEL_DIVISOR = 8
 # How far phi may go: beyond these the networks are either empty or absurd (and alpha**phi can
 # overflow a float). The target solver (scaler.phi_solver) searches within the same limits.

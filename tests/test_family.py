@@ -12,12 +12,12 @@ from conftest import SMOKE_DATA
 from scaler.baselines import builtin_dir, get_baseline
 from scaler.cost import count_cost
 from scaler.errors import UsageError
-from scaler.family import OFFICIAL_TABLE, build_family
+from scaler.family import build_family
 from scaler.family_files import build_member, family_frame, find_member, load_family, save_family, write_family
 from scaler.phi_solver import solve_phi
 from scaler.proxy import ProxyTraining
 from scaler.run_folder import RunFolder
-from scaler.scaling import Coefficients
+from scaler.scaling import EFFICIENTNET_TABLE, Coefficients
 
 EFFNET = Coefficients(1.2, 1.1, 1.15)
 
@@ -31,8 +31,8 @@ def test_official_table_reproduces_torchvision_b1_to_b7_through_the_cli(cli, tmp
                  "--out", str(tmp_path), "--json")
     assert result.returncode == 0, result.stderr
     members = {m["label"]: m for m in json.loads(result.stdout)["members"]}
-    assert list(members) == list(OFFICIAL_TABLE)
-    for name, (width, depth, px, _) in OFFICIAL_TABLE.items():
+    assert list(members) == list(EFFICIENTNET_TABLE)
+    for name, (width, depth, px, _) in EFFICIENTNET_TABLE.items():
         with torch.device("meta"):
             reference = getattr(torchvision.models, f"efficientnet_{name}")()
         assert members[name]["params"] == sum(p.numel() for p in reference.parameters()), name

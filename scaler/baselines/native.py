@@ -18,14 +18,10 @@ from functools import partial
 
 from torch import nn
 
-from scaler.scaling import current_divisor, round_channels, round_repeats
+from scaler.scaling import EFFICIENTNET_TABLE, current_divisor, round_channels, round_repeats
 
 # EfficientNet-B0..B7's (width, depth) multipliers over B0, as torchvision's and timm's builders set them.
-EFFICIENTNET_MULTIPLIERS = {
-    "efficientnet_b0": (1.0, 1.0), "efficientnet_b1": (1.0, 1.1), "efficientnet_b2": (1.1, 1.2),
-    "efficientnet_b3": (1.2, 1.4), "efficientnet_b4": (1.4, 1.8), "efficientnet_b5": (1.6, 2.2),
-    "efficientnet_b6": (1.8, 2.6), "efficientnet_b7": (2.0, 3.1),
-}
+EFFICIENTNET_MULTIPLIERS = {f"efficientnet_{name}": (w, d) for name, (w, d, _px, _dropout) in EFFICIENTNET_TABLE.items()}
 Native = tuple[str, Callable[[float, float, int, nn.Module], nn.Module]]
 
 
