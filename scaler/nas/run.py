@@ -46,7 +46,7 @@ from scaler.nas.reward import FORMS, SOFT_W, reward
 from scaler.nas.space import NasSpace, architecture, extremes, fit_width, load_nas_space, read_start, stage_code, suggest
 from scaler.objective import Planned
 from scaler.proxy import dataset
-from scaler.results import stage_runs
+from scaler.results import accuracies_by_seed, stage_runs
 from scaler.run_folder import RunFolder
 from scaler.run_identity import canonical
 from scaler.scaling import Coefficients, format_macs, parse_budget
@@ -370,11 +370,11 @@ class _Search:
 
     def screened(self) -> list[dict]:
         """Every architecture the screen finished: number, spec, MACs, accuracy, reward; best reward first."""
-        out = []
+        out, runs = [], None
         for t in self.nas_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             accuracy = t.values[0] if self.config.objective == "pareto" else None
             if accuracy is None:  # the reward objective: its accuracy is the screen runs' mean
-                runs = stage_runs(self.key_study, "screen", complete_only=True)
+                runs = runs or stage_runs(self.key_study, "screen", complete_only=True)  # read once, not per architecture
                 accuracy = statistics.fmean(runs[(t.number, s)].value for s in range(self.config.seeds))
             out.append({"number": t.number, "spec": architecture(t.params, self.setup.fitted, t.number),
                         "macs": t.user_attrs["macs"], "accuracy": accuracy,
@@ -451,13 +451,9 @@ class _Search:
 
     def _accuracies(self, stage: str, numbers: list[int], seeds: int) -> dict[int, dict[int, float]]:
         """number -> {seed: accuracy} for the numbers whose every run of ``stage`` is complete."""
-        runs = stage_runs(self.key_study, stage, complete_only=True)
-        out = {}
-        for n in numbers:
-            accs = {s: runs[(n, s)].value for s in range(seeds) if (n, s) in runs}
-            if len(accs) == seeds:
-                out[n] = accs
-        return out
+        by_seed = accuracies_by_seed(self.key_study, stage)
+        return {n: {s: by_seed[n][s] for s in range(seeds)} for n in numbers
+                if all(s in by_seed.get(n, {}) for s in range(seeds))}
 
     def _reference(self, number: int, win: dict, win_accs: dict[int, float]) -> dict | None:
         """The start width-matched to the winner's MACs, under the confirm recipe and the same seeds."""
