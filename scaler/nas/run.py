@@ -339,7 +339,7 @@ class _Search:
             mine = [runs.get((n, s)) for s in range(self.config.seeds)]
             if all(t is not None and t.state == optuna.trial.TrialState.COMPLETE for t in mine):
                 accuracy = statistics.fmean(t.value for t in mine)
-                frozen = self.nas_study.trials[n]
+                frozen = self._trial(n)
                 self.nas_study.tell(n, self._values(accuracy, frozen.user_attrs))
                 self.log(f"architecture {n}: {accuracy:.1%} at {format_macs(frozen.user_attrs['macs'])} MACs, "
                          f"reward {self._reward(accuracy, frozen.user_attrs['macs']):.4f}")
@@ -349,9 +349,13 @@ class _Search:
                 self.nas_study.tell(n, state=optuna.trial.TrialState.FAIL)
         self.on_batch()
 
+    def _trial(self, number: int) -> optuna.trial.FrozenTrial:
+        """One trial by number (``study.trials[n]`` would deep-copy every trial to give it)."""
+        storage = self.nas_study._storage
+        return storage.get_trial(storage.get_trial_id_from_study_id_trial_number(self.nas_study._study_id, number))
+
     def _set(self, number: int, name: str, value) -> None:
-        trial = self.nas_study.trials[number]
-        self.nas_study._storage.set_trial_user_attr(trial._trial_id, name, value)
+        self.nas_study._storage.set_trial_user_attr(self._trial(number)._trial_id, name, value)
 
     def _reward(self, accuracy: float, macs: float) -> float:
         return reward(accuracy, macs, self.setup.reward_target, self.config.reward_w, self.config.reward_form)
