@@ -8,7 +8,6 @@ multiply-add, and no bias adds.
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -198,9 +197,9 @@ def test_analytic_rejects_bad_input_like_the_builder():
             count_cost("resnet18", **kwargs)
 
 
-def test_costing_any_candidate_takes_under_a_tenth_of_a_second():
+def test_every_built_in_candidate_is_costed_without_building_it():
+    # The walk is what makes costing fast (0.3 ms vs 4 s for B7's multipliers at 600 px traced:
+    # benchmarks/cost.py); here, only that no built-in candidate falls back to a trace.
     candidates = [(name, 1.0, 1.0, None) for name in list_baselines()] + [("efficientnet_b0", 2.0, 3.1, 600)]
     for name, width, depth, resolution in candidates:
-        start = time.perf_counter()
-        count_cost(name, width=width, depth=depth, resolution=resolution)
-        assert time.perf_counter() - start < 0.1, name
+        assert count_cost(name, width=width, depth=depth, resolution=resolution).method == "analytic", name

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import time
 
 import numpy as np
 import pytest
@@ -181,7 +180,6 @@ def test_peak_memory_grows_slowly_with_photo_count(tmp_path):
     loader decoded at reduced scale, each photo held 36 MB: 80 of them peaked at 4.6 GB.
     """
     small, large = tmp_path / "small", tmp_path / "large"
-    start = time.perf_counter()
     bench.write_photos(small, 20)
     for path in small.rglob("*.jpg"):  # the same 20, plus 60 more
         (large / path.parent.name).mkdir(parents=True, exist_ok=True)
@@ -191,7 +189,6 @@ def test_peak_memory_grows_slowly_with_photo_count(tmp_path):
     assert (a["images"], b["images"], b["side"], b["notes"]) == (20, 80, 128, [])
     per_photo = max(0, b["peak"] - a["peak"]) / 60
     assert b["ever"] < bench.LIMIT and b["peak"] + per_photo * (2000 - 80) < bench.LIMIT, (a, b)
-    assert time.perf_counter() - start < 40
 
 
 def test_the_cli_prints_each_warning_as_one_line(tmp_path, capsys):
