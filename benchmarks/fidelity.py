@@ -518,13 +518,13 @@ def protocols(bench: Bench, args, command: str, log) -> dict:
     rows = []
     for k in args.sweep_confirm:
         for ss in (s for s in args.sweep_screen_seeds if s <= pool):
-            for cs in ((s for s in args.sweep_confirm_seeds if s <= confirm_pool) if k else [0]):
+            for cs in ((s for s in args.sweep_confirm_seeds if s <= confirm_pool) if k else [0]):  # K = 0: no confirm runs
                 result = analyse(bench.cands, screen, confirm, reference, replays=args.replays, screen_seeds=ss,
-                                 confirm_seeds=max(cs, 1), confirm_k=k, seed=args.seed, resamples=0)
+                                 confirm_seeds=cs or 1, confirm_k=k, seed=args.seed, resamples=0)
                 s, runs = result["summary"], result["replays"]
                 promoted = float(np.mean([len(r["promoted"]) for r in runs])) if k else 0.0
                 cost = s["points"] * ss * seconds["screen"] + promoted * cs * seconds["confirm"]
-                rows.append({"confirm": k, "screen_seeds": ss, "confirm_seeds": cs if k else 0, "promoted": promoted,
+                rows.append({"confirm": k, "screen_seeds": ss, "confirm_seeds": cs, "promoted": promoted,
                              "regret_median": s["regret_median"], "regret_p90": s["regret_p90"],
                              "regret_mean": float(np.mean([r["regret"] for r in runs])), "top2_rate": s["top2_rate"],
                              "train_seconds": cost, "replays": s["replays"]})

@@ -51,11 +51,12 @@ def proxy_apart(baseline, recipe, space, full: float = 0.03, proxy: float = 0.05
         name, c = FREE[kind], m.cost.coefficients
         v0 = getattr(c, name)
         values = [v0 * math.exp(0.005 * k) for k in range(-120, 61)]
-        values = [v for v in values if kind == "compound" or v > 1.0]
-        best = min(values, key=lambda v: off(coster(dataclasses.replace(c, **{name: v})).proxy_ratio, 2.0))
-        if off(coster(dataclasses.replace(c, **{name: best})).proxy_ratio, 2.0) <= proxy:
+        costs = [coster(dataclasses.replace(c, **{name: v})) for v in values if kind == "compound" or v > 1.0]
+        best = min(costs, key=lambda pc: off(pc.proxy_ratio, 2.0))
+        if off(best.proxy_ratio, 2.0) <= proxy:
             kept += 1
-            spread = max(spread, best / v0, v0 / best)
+            value = getattr(best.coefficients, name)
+            spread = max(spread, value / v0, v0 / value)
     return kept, spread
 
 
