@@ -3,11 +3,14 @@
 For each baseline and each proxy size (input pixels at resolution 1, width multiplier; the channel
 divisor follows the width, ``ProxyRecipe.proxy_divisor``), side by side in one run:
 
-- the 2x grid of the default space, cost-matched at the default tolerances (5% full size, 15% proxy)
-  and at 3% / 5%: how many points are kept, and whether the resolution-only point is among them;
+- the 2x grid of the default space, cost-matched with every proxy the miniature of its network
+  (``proxy_match = "miniature"``) at 5% full size / 15% proxy (the default until 2026-11-26) and at
+  3% / 5%: how many points are kept, and whether the resolution-only point is among them;
 - at 3% / 5% with the proxy's own free coefficient set apart from the full size's (the full size
-  matched first, then the proxy's copy of the free coefficient scanned within 0.55-1.35x of it):
-  the points kept and the largest ratio of the proxy's value to the full size's among them;
+  matched first, then the proxy's copy of the free coefficient scanned within 0.55-1.35x of it): the
+  points kept and the largest ratio of the proxy's value to the full size's among them. This is the
+  experiment that led to the search's own ``proxy_match = "apart"`` (scaler/matching.py), which
+  bounds the move at 1.2x and keeps the full size at 5%;
 - the last feature map of the proxy baseline (a stride-32 network needs 64 px for 2x2);
 - the proxy baseline's MACs over the default proxy's, and, with ``--time``, the measured seconds of
   one screen run of it (the default recipe otherwise, the built-in data, this process's threads).
@@ -67,7 +70,8 @@ def measure(name: str, px: int, width: float, timed: bool) -> dict:
     row = {"baseline": name, "px": px, "width": width}
     space = load_space(None)
     for full, proxy in TOLERANCES:
-        g = grid(dataclasses.replace(space, full_tolerance=full, proxy_tolerance=proxy), baseline, 2.0, recipe=recipe)
+        g = grid(dataclasses.replace(space, full_tolerance=full, proxy_tolerance=proxy, proxy_match="miniature"),
+                 baseline, 2.0, recipe=recipe)
         tag = f"{full:.0%}/{proxy:.0%}"
         row[f"kept {tag}"] = f"{len(g.kept)} of {len(g.kept) + len(g.dropped)}"
         row[f"resolution {tag}"] = any(c.kind == "resolution" for c in g.kept)

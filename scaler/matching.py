@@ -12,8 +12,12 @@ until the measured cost hits the budget:
 
 A point is matched when the full-size network is within ``FULL_TOLERANCE`` of the budget and its
 proxy (:func:`scaler.recipe.proxy_settings`) within ``PROXY_TOLERANCE`` of it, in the proxy's own
-MACs relative to the proxy baseline. Full size comes first: when no value meets both, the closest
-full-size match is kept and the proxy's miss is the reason the point is dropped.
+MACs relative to the proxy baseline. Full size comes first. When no one value of the free
+coefficient meets both — the narrow proxy's channels and pixels step far more coarsely than the full
+size's — the proxy takes its **own** value of that coefficient, within ``APART_LIMIT`` of the full
+size's, so that the screen compares proxies of equal cost ("apart"; the space's ``proxy_match``;
+``"miniature"`` keeps the proxy the exact miniature and drops such points). When that fails too,
+the closest full-size match is kept and the proxy's miss is the reason the point is dropped.
 :func:`correct` is also :func:`scaler.compare.match_macs`'s loop.
 """
 
@@ -29,7 +33,7 @@ from scaler.recipe import ProxyRecipe, proxy_rounding, proxy_settings
 from scaler.scaling import Coefficients
 
 FULL_TOLERANCE = 0.05  # |measured / budget - 1| of the full-size network (docs/design.md: 3% drops resnet50's depth point)
-PROXY_TOLERANCE = 0.15  # the same in the proxy's MACs, relative to the proxy baseline (5% drops most of the grid at 24 px)
+PROXY_TOLERANCE = 0.05  # the same in the proxy's MACs, relative to the proxy baseline (reached apart: docs/design.md)
 # Which coefficient takes up the residue, by kind of point (see the module's docstring).
 FREE = {"depth": "alpha", "width": "beta", "resolution": "gamma", "compound": "beta"}
 EXPONENT = {"alpha": 1.0, "beta": 2.0, "gamma": 2.0}  # cost grows as alpha * beta**2 * gamma**2
@@ -37,6 +41,10 @@ EXPONENT = {"alpha": 1.0, "beta": 2.0, "gamma": 2.0}  # cost grows as alpha * be
 # 2 * SCAN_STEPS steps: the proxy's staircase has other steps than the full size's.
 SCAN_SPAN = 0.10
 SCAN_STEPS = 24
+PROXY_MATCHES = ("apart", "miniature")  # the space's proxy_match (see the module's docstring)
+# How far a proxy matched apart may take its free coefficient from the full size's (either way): a
+# proxy further off than this is a miniature of another point (docs/design.md, "proxy matched apart").
+APART_LIMIT = 1.2
 
 
 def correct(ratio_at: Callable[[float], float], target: float, start: float, exponent: float = 1.0,
@@ -68,6 +76,7 @@ class PointCost:
     input_px: int  # full-size input
     full_ratio: float
     proxy_ratio: float
+    proxy_coefficients: Coefficients | None = None  # the proxy's own point when matched apart; else the miniature
 
 
 class Coster:
@@ -104,6 +113,12 @@ class Coster:
                                       proxy.macs / self.proxy_reference.macs)
         return self._seen[c]
 
+    def apart(self, c: Coefficients, proxy: Coefficients) -> PointCost:
+        """The network at ``c`` with the proxy of ``proxy`` (matched apart)."""
+        own = self(proxy)
+        return replace(self(c), proxy=own.proxy, proxy_ratio=own.proxy_ratio,
+                       proxy_coefficients=None if proxy == c else proxy)
+
 
 @dataclass(frozen=True)
 class Match:
@@ -112,8 +127,10 @@ class Match:
 
 
 def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
-                full_tolerance: float = FULL_TOLERANCE, proxy_tolerance: float = PROXY_TOLERANCE) -> Match:
-    """Move the point's free coefficient (:data:`FREE`) until both its costs are within tolerance of ``budget``."""
+                full_tolerance: float = FULL_TOLERANCE, proxy_tolerance: float = PROXY_TOLERANCE,
+                proxy_match: str = "apart") -> Match:
+    """Move the point's free coefficient (:data:`FREE`) until both its costs are within tolerance of
+    ``budget``; with ``proxy_match="apart"``, the proxy's own copy of it too when one value cannot do both."""
     name = FREE[kind]
     exponent = EXPONENT[name]
 
@@ -121,16 +138,46 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
         return coster(replace(planned, **{name: value}))
 
     start = correct(lambda v: at(v).full_ratio, budget, getattr(planned, name), exponent)
-    values = [start]
-    if coster.cheap:
-        span = math.log1p(SCAN_SPAN) / exponent
-        values += [start * math.exp(span * k / SCAN_STEPS) for k in range(-SCAN_STEPS, SCAN_STEPS + 1) if k]
-    if kind != "compound":  # a single-dimension point grows its dimension, or it is not that point any more
-        values = [v for v in values if v > 1.0] or [getattr(planned, name)]
+    values = _around(start, exponent, coster.cheap, kind, getattr(planned, name))
     grown = [c for c in map(at, values) if c.full_ratio > 1.0]  # the baseline itself is no scaled point
     if not grown:
         return Match(at(values[0]), f"no value of {name} near x{budget:.3g} grows the network")
-    return choose(grown, budget, full_tolerance, proxy_tolerance)
+    match = choose(grown, budget, full_tolerance, proxy_tolerance)
+    if match.reason and proxy_match == "apart" and off(match.cost.full_ratio, budget) <= full_tolerance:
+        full = min((c for c in grown if off(c.full_ratio, budget) <= full_tolerance),
+                   key=lambda c: off(c.full_ratio, budget))
+        return _apart(kind, full, budget, coster, proxy_tolerance) or replace(
+            match, reason=f"{match.reason}, nor with its own {name} within x{APART_LIMIT:g} of the full size's")
+    return match
+
+
+def _around(start: float, exponent: float, cheap: bool, kind: str, fallback: float) -> list[float]:
+    """``start``, then (for an analytically costed network) the values within +-SCAN_SPAN of cost around it."""
+    values = [start]
+    if cheap:
+        span = math.log1p(SCAN_SPAN) / exponent
+        values += [start * math.exp(span * k / SCAN_STEPS) for k in range(-SCAN_STEPS, SCAN_STEPS + 1) if k]
+    if kind != "compound":  # a single-dimension point grows its dimension, or it is not that point any more
+        values = [v for v in values if v > 1.0] or [fallback]
+    return values
+
+
+def _apart(kind: str, full: PointCost, budget: float, coster: Coster, proxy_tolerance: float) -> Match | None:
+    """The full size as matched; the proxy's own free coefficient moved (within :data:`APART_LIMIT` of
+    the full size's) until the proxy's cost is within tolerance. None when no such value exists."""
+    name = FREE[kind]
+    exponent = EXPONENT[name]
+    c = full.coefficients
+    mine = getattr(c, name)
+
+    def at(value: float) -> PointCost:
+        return coster.apart(c, replace(c, **{name: value}))
+
+    start = correct(lambda v: at(v).proxy_ratio, budget, mine, exponent)
+    values = [v for v in _around(start, exponent, coster.cheap, kind, mine) + [mine]
+              if abs(math.log(v / mine)) <= math.log(APART_LIMIT)]
+    best = min(map(at, values), key=lambda p: off(p.proxy_ratio, budget))  # equal cost is why it is apart
+    return Match(best) if off(best.proxy_ratio, budget) <= proxy_tolerance else None
 
 
 def off(ratio: float, budget: float) -> float:

@@ -49,7 +49,7 @@ def make_job(config, planned: Planned, seed_index: int) -> dict:
     run's seed is its stage recipe's seed plus the seed index, so seed i pairs across points.
     """
     return {
-        "baseline": planned.baseline or config.baseline, "coefficients": list(planned.cand.coefficients.as_tuple()),
+        "baseline": planned.baseline or config.baseline, "coefficients": list(planned.cand.proxy_point.as_tuple()),
         "recipe": planned.recipe, "data": config.data, "data_seed": config.recipe.get("seed", 0),
         "seed": planned.recipe.get("seed", 0) + seed_index, "device": config.device,
     }
@@ -58,7 +58,8 @@ def make_job(config, planned: Planned, seed_index: int) -> dict:
 def evaluate_point(job: dict, on_epoch: Callable[[int, float], None] | None = None) -> dict:
     """Proxy-train one candidate once. ``job``: baseline, coefficients [alpha, beta, gamma], recipe, data, seed, device.
 
-    The candidate is the network at phi = 1 of its coefficients. Raises
+    The proxy is the network at phi = 1 of ``coefficients``: the candidate's proxy point (its own
+    when matched apart, :attr:`scaler.search_space.Candidate.proxy_point`). Raises
     :class:`~scaler.train.TrainingFailed` when the run fails (divergence, an error in the model,
     out of memory); whatever ``on_epoch`` raises (``optuna.TrialPruned``) propagates.
     """

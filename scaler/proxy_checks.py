@@ -176,7 +176,7 @@ def feature_sizes(baseline: Baseline, cands: Sequence[Candidate], recipe: ProxyR
     size = size or size_function(baseline)
     out = []
     for cand in cands:
-        width, depth, px = proxy_settings(cand.coefficients.multipliers(1.0), recipe)
+        width, depth, px = proxy_settings(cand.proxy_point.multipliers(1.0), recipe)
         out.append((candidate_label(cand), px, _size_or_none(size, width, depth, px, cand)))
     return out
 
@@ -198,12 +198,12 @@ def smallest_proxy_resolution(baseline: Baseline, cands: Sequence[Candidate], re
     search then a bisection finds it; None when nothing up to ``SEARCH_LIMIT_PX`` does.
     """
     size = size or size_function(baseline)
-    points = [(cand, proxy_settings(cand.coefficients.multipliers(1.0), recipe)) for cand in cands if not cand.reason]
+    points = [(cand, proxy_settings(cand.proxy_point.multipliers(1.0), recipe)) for cand in cands if not cand.reason]
 
     def all_ok(resolution: int) -> bool:
         r = recipe.replace(proxy_resolution=resolution)
         for cand, (width, depth, _) in points:
-            px = proxy_settings(cand.coefficients.multipliers(1.0), r)[2]
+            px = proxy_settings(cand.proxy_point.multipliers(1.0), r)[2]
             try:
                 hw = size(width, depth, px)
             except UsageError:  # too small for the network to run at all
@@ -231,7 +231,7 @@ def run_checks(baseline: Baseline, cands: Sequence[Candidate], recipe: ProxyReci
     sizes = feature_sizes(baseline, cands, recipe, size)
     tiny = any(hw is not None and min(hw) < MIN_FEATURE for _, _, hw in sizes)
     smallest = smallest_proxy_resolution(baseline, cands, recipe, size) if tiny else None
-    max_mult = max((c.coefficients.multipliers(1.0).resolution for c in cands), default=1.0)
+    max_mult = max((c.proxy_point.multipliers(1.0).resolution for c in cands), default=1.0)
     found = [
         check_feature_map(sizes, recipe.proxy_resolution, smallest),
         check_upsampling(recipe.proxy_resolution, max_mult, data.image_size),

@@ -287,7 +287,8 @@ def detail_blocks(d: RunData, plot_dir: Path, prefix: str) -> list[Block]:
         if rows is not None and len(rows):
             blocks += [heading(3, f"{stage.capitalize()} stage"),
                        table(grid_table(rows), f"One row per grid point, {caption}; best first; ratios are MACs "
-                                               "relative to the baseline (full size; 'proxy x' in the proxy's own MACs).")]
+                                               "relative to the baseline (full size; 'proxy x' in the proxy's own MACs; "
+                                               "'proxy at', where shown: the coefficients a proxy matched apart was built at).")]
     if d.trials is not None:
         screen = d.trials[d.trials.stage == "screen"] if "stage" in d.trials else d.trials
         grid = plots.grid(screen, plot_dir / f"{prefix}grid.png", f"{d.name}: the screen's coefficient grid")

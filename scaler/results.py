@@ -47,7 +47,7 @@ def trials_table(study: optuna.Study, cands: list[Candidate], stage: str = "scre
             "stage": stage, "point": i, "kind": c.kind, "alpha": c.coefficients.alpha, "beta": c.coefficients.beta,
             "gamma": c.coefficients.gamma, "depth_mult": m.depth, "width_mult": m.width, "resolution_mult": m.resolution,
             "input_px": c.input_px, "nominal_ratio": c.nominal_ratio, "macs_ratio": c.macs_ratio,
-            "proxy_macs_ratio": c.proxy_macs_ratio, "macs": c.macs,
+            "proxy_macs_ratio": c.proxy_macs_ratio, **proxy_columns(c), "macs": c.macs,
             "params": c.params, "activations": c.activations,
             "accuracy_mean": statistics.fmean(values) if values else math.nan,
             "accuracy_std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else math.nan),
@@ -58,6 +58,12 @@ def trials_table(study: optuna.Study, cands: list[Candidate], stage: str = "scre
         })
     pbest = p_best(by_seed)
     return pd.DataFrame(rows).assign(p_best=[pbest.get(r["point"], math.nan) for r in rows])
+
+
+def proxy_columns(c: Candidate) -> dict:
+    """The coefficients the point's proxy is built at: its own when matched apart (scaler.matching)."""
+    pa, pb, pg = c.proxy_point.as_tuple()
+    return {"proxy_alpha": pa, "proxy_beta": pb, "proxy_gamma": pg}
 
 
 def run_node(trial: optuna.trial.FrozenTrial) -> str:
@@ -181,7 +187,7 @@ def curves_table(study: optuna.Study, points: list, reused: dict[int, int], reus
             "strategy": pt.strategy, "phi": pt.phi, "kind": c.kind, "alpha": c.coefficients.alpha,
             "beta": c.coefficients.beta, "gamma": c.coefficients.gamma, "depth_mult": m.depth, "width_mult": m.width,
             "resolution_mult": m.resolution, "input_px": c.input_px, "macs": c.macs, "macs_ratio": c.macs_ratio,
-            "proxy_macs_ratio": c.proxy_macs_ratio, "params": c.params,
+            "proxy_macs_ratio": c.proxy_macs_ratio, **proxy_columns(c), "params": c.params,
             "accuracy_mean": statistics.fmean(accs) if accs else math.nan,
             "accuracy_std": statistics.stdev(accs) if len(accs) > 1 else math.nan,
             "accuracy_n": len(accs), "runs_from": stage, "state": point_state(runs),

@@ -25,5 +25,8 @@ def canonical(config: dict) -> dict:
     data = out.get("data")
     if isinstance(data, dict):
         out["data"] = {k: data.get(k) for k in DATA_IDENTITY}
+    rules = out.get("space_rules")
+    if isinstance(rules, dict):  # made before proxies could be matched apart: each was its network's miniature
+        rules.setdefault("proxy_match", "miniature")
     out["device"] = str(out.get("device") or "cpu").split(":")[0]  # cpu or cuda: numerics differ, GPU index does not
     return out

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
-from scaler.matching import FULL_TOLERANCE, PROXY_TOLERANCE, Coster, match_point
+from scaler.matching import FULL_TOLERANCE, PROXY_MATCHES, PROXY_TOLERANCE, Coster, match_point
 from scaler.recipe import ProxyRecipe, resolve_recipe
 from scaler.scaling import MAX_BUDGET_RATIO, Coefficients, Shares
 
@@ -29,7 +29,7 @@ from scaler.scaling import MAX_BUDGET_RATIO, Coefficients, Shares
 SPACES_DIR = Path(__file__).resolve().parent / "resources" / "search_spaces"
 DEFAULT_SPACE = SPACES_DIR / "compound.toml"
 FILTERS = ("measured", "nominal")
-_KEYS = {"depth", "resolution", "points", "tolerance", "filter", "full_tolerance", "proxy_tolerance"}
+_KEYS = {"depth", "resolution", "points", "tolerance", "filter", "full_tolerance", "proxy_tolerance", "proxy_match"}
 
 
 
@@ -43,6 +43,7 @@ class SearchSpace:
     filter: str = "measured"
     full_tolerance: float = FULL_TOLERANCE
     proxy_tolerance: float = PROXY_TOLERANCE
+    proxy_match: str = "apart"  # scaler.matching: "apart" or "miniature"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class Candidate:
     reason: str = ""  # kept: why it could not be costed (its runs fail with it); dropped: why not matched
     proxy_macs_ratio: float = math.nan  # the proxy's MACs over the proxy baseline's
     planned: Coefficients | None = None  # the grid's point before matching
+    proxy_coefficients: Coefficients | None = None  # the proxy's own point when matched apart; else the miniature
+
+    @property
+    def proxy_point(self) -> Coefficients:
+        """The coefficients the proxy is built at: its own when matched apart, else the candidate's."""
+        return self.proxy_coefficients or self.coefficients
 
     @property
     def progress_label(self) -> str:
@@ -75,6 +82,9 @@ class Candidate:
             "macs_ratio": self.macs_ratio, "proxy_macs_ratio": self.proxy_macs_ratio, "macs": self.macs,
             "params": self.params, "activations": self.activations, "input_px": self.input_px,
             "planned_alpha": pa, "planned_beta": pb, "planned_gamma": pg, "reason": self.reason,
+            # only when apart, so a search made before proxies could be matched apart keeps its identity
+            **({"proxy_alpha": self.proxy_coefficients.alpha, "proxy_beta": self.proxy_coefficients.beta,
+                "proxy_gamma": self.proxy_coefficients.gamma} if self.proxy_coefficients else {}),
         }
 
 
@@ -134,9 +144,13 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
     filter_ = raw.get("filter", "measured")
     if filter_ not in FILTERS:
         raise UsageError(f"search space {str(path)!r}: filter must be one of {', '.join(FILTERS)}, got {filter_!r}")
+    proxy_match = raw.get("proxy_match", "apart")
+    if proxy_match not in PROXY_MATCHES:
+        raise UsageError(f"search space {str(path)!r}: proxy_match must be one of {', '.join(PROXY_MATCHES)}, "
+                         f"got {proxy_match!r}")
     return SearchSpace(str(path), shares("depth", 1.0), shares("resolution", 0.5), tuple(points),
                        float(tolerances["tolerance"]), filter_, float(tolerances["full_tolerance"]),
-                       float(tolerances["proxy_tolerance"]))
+                       float(tolerances["proxy_tolerance"]), proxy_match)
 
 
 def _point(p, i: int, path: Path) -> Coefficients:
@@ -205,7 +219,7 @@ def grid(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classe
     for kind, planned in share_points(space, budget_ratio):
         try:
             cand = candidate_from_match(kind, planned, match_point(kind, planned, budget_ratio, coster, space.full_tolerance,
-                                                         space.proxy_tolerance))
+                                                                          space.proxy_tolerance, space.proxy_match))
         except UsageError as exc:  # a user model that fails at some size
             cand = _failed(kind, planned, coster, baseline, exc)
             (out.kept if math.isnan(cand.macs_ratio) else out.dropped).append(cand)
@@ -217,6 +231,19 @@ def grid(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classe
                                                         f"tolerance {space.tolerance:g} of x{budget_ratio:.3g}")
         (out.dropped if cand.reason else out.kept).append(cand)
     return out
+
+
+COARSE_SPACE = "compound_coarse"  # the default grid with the proxy matched within 10%
+
+
+def coarse_hint(space: SearchSpace, dropped: list[Candidate]) -> str | None:
+    """One line pointing at the looser built-in space when points were dropped on the proxy's cost."""
+    on_proxy = [c for c in dropped if c.reason.startswith("proxy costs")]
+    coarse = load_space(COARSE_SPACE)
+    if not on_proxy or space.proxy_tolerance >= coarse.proxy_tolerance:
+        return None
+    return (f"note: {len(on_proxy)} point(s) dropped on the proxy's cost (within {space.proxy_tolerance:.0%}); "
+            f"--space {COARSE_SPACE} matches the proxy within {coarse.proxy_tolerance:.0%}: more points, less equal cost")
 
 
 def _failed(kind: str, planned: Coefficients, coster: Coster, baseline: Baseline, exc: UsageError) -> Candidate:
@@ -237,4 +264,4 @@ def candidate_from_match(kind: str, planned: Coefficients, match) -> Candidate:
     cost = match.cost
     c = cost.coefficients
     return Candidate(kind, c, c.product, cost.full_ratio, cost.full.macs, cost.full.params, cost.full.activations,
-                     cost.input_px, match.reason, cost.proxy_ratio, planned)
+                     cost.input_px, match.reason, cost.proxy_ratio, planned, cost.proxy_coefficients)

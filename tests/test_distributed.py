@@ -39,7 +39,8 @@ def _work(seeds: int = 2, epochs: int = 3) -> list[str]:
 
 
 WORK = _work()
-KEYS = 6 * 2  # grid points x seeds
+POINTS = 7  # resnet18's grid at the smoke proxy: width and six compound points
+KEYS = POINTS * 2  # x seeds
 
 
 def _pg_bin() -> Path | None:
@@ -173,7 +174,7 @@ def test_three_workers_on_postgres_one_killed_each_run_once(postgres, tmp_path):
     assert f"/{victim.pid}/" not in redone[0].user_attrs["worker"]  # another worker made the killed run
     assert f"study {name} in postgresql://scaler:***@/postgres" in stdout
     by_search, by_worker = (pd.read_csv(p / "trials.csv") for p in (out, tmp_path / "by-worker"))
-    assert by_worker.accuracy_mean.tolist() == by_search.accuracy_mean.tolist() and len(by_search) == 6
+    assert by_worker.accuracy_mean.tolist() == by_search.accuracy_mean.tolist() and len(by_search) == POINTS
 
     # The password is in no file, log line or message; status shows the study's progress.
     status = run_cli("status", "--storage", postgres)
@@ -187,10 +188,10 @@ def test_three_workers_on_postgres_one_killed_each_run_once(postgres, tmp_path):
     other = ["search", *_work(seeds=1, epochs=1), "--out", str(tmp_path / "other"), "--storage", postgres]
     second = run_cli(*other, timeout=300)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "0 done before, 6 to run" in second.stdout
+    assert f"0 done before, {POINTS} to run" in second.stdout
     assert len(_study_names(postgres)) == 2
     fresh = run_cli(*other, "--fresh", timeout=300)
-    assert fresh.returncode == 0 and "0 done before, 6 to run" in fresh.stdout
+    assert fresh.returncode == 0 and f"0 done before, {POINTS} to run" in fresh.stdout
     assert name in _study_names(postgres) and len(_load(postgres, name).trials) == len(study.trials)
 
 

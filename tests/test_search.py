@@ -1,5 +1,6 @@
 """The search: grid arithmetic, the objective, and the CLI end to end as a user runs it."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -55,9 +56,14 @@ def test_measured_filter_reports_real_cost():
     m = paper.planned.multipliers(1.0)
     unmatched = count_cost(b, width=m.width, depth=m.depth, resolution=m.input_size(b.resolution)).macs
     assert unmatched == 992_645_882 and count_cost(b).macs == 385_825_092
-    # ... so matching narrows it (beta < 1) to cost 2x at full size; its proxy then costs 1.5x: dropped
+    # ... so matching narrows it (beta < 1) to cost 2x at full size; its miniature proxy then costs 1.5x
+    # (dropped under proxy_match = "miniature"); matched apart, its proxy is built at beta 1.11 instead
     assert (paper.coefficients.alpha, paper.coefficients.gamma) == (1.2, 1.15) and paper.coefficients.beta < 1
-    assert abs(paper.macs_ratio / 2.0 - 1) <= 0.05 and paper in points.dropped and "proxy" in paper.reason
+    assert abs(paper.macs_ratio / 2.0 - 1) <= 0.05 and paper in points.kept
+    assert paper.proxy_coefficients.beta == pytest.approx(1.109, abs=0.001) and abs(paper.proxy_macs_ratio / 2 - 1) <= 0.05
+    miniature = grid(dataclasses.replace(load_space("compound_fine"), proxy_match="miniature"), b, 2.0)
+    dropped = next(c for c in miniature.dropped if c.planned.as_tuple() == (1.2, 1.1, 1.15))
+    assert "proxy" in dropped.reason
     for c in points.kept:
         if c.kind == "compound":
             assert abs(c.macs_ratio / 2.0 - 1) <= 0.35
@@ -106,8 +112,12 @@ def test_search_end_to_end_smoke(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "chosen: alpha=" in result.stdout and "[1/" in result.stdout
     table = pd.read_csv(out / "trials.csv")
-    assert {"depth", "width"} <= set(table.kind)  # resolution: dropped at 24 px, its proxy costs x2.7 (config.json)
-    assert "resolution" in {c["kind"] for c in json.loads((out / "config.json").read_text())["dropped"]}
+    # at the smoke proxy (width 0.125, 24 px) resnet18 keeps width and six compound points, five of them
+    # with their proxy matched apart; depth and resolution are dropped on the proxy's cost (config.json)
+    assert {"width", "compound"} == set(table.kind)
+    assert {"depth", "resolution"} == {c["kind"] for c in json.loads((out / "config.json").read_text())["dropped"]}
+    assert (table.proxy_beta != table.beta).sum() == 5 and (table.proxy_macs_ratio / 2 - 1).abs().max() <= 0.05
+    assert "--space compound_coarse" in result.stdout
     assert (table.state == "COMPLETE").all()
     assert table.accuracy_mean.between(0, 1).all()
     winner = json.loads((out / "coefficients.json").read_text())
@@ -245,6 +255,8 @@ def test_grid_command_reports_nominal_and_measured():
     assert (paper["alpha"], paper["gamma"], paper["input_px"]) == (1.2, 1.15, 258)
     assert paper["nominal_ratio"] == pytest.approx(paper["alpha"] * paper["beta"] ** 2 * paper["gamma"] ** 2)
     assert paper["macs_ratio"] == pytest.approx(2.0, rel=0.05)
-    assert paper["dropped"] and "proxy costs" in paper["reason"] and paper["proxy_macs_ratio"] < 1.9
+    # matched at both sizes (its proxy apart, wider than its network), then filtered on alpha * beta^2 * gamma^2
+    assert paper["dropped"] and paper["reason"].startswith("nominal cost x1.39")
+    assert paper["proxy_macs_ratio"] == pytest.approx(2.0, rel=0.05) and paper["proxy_beta"] > paper["beta"]
     text = run_cli("grid", "--baseline", "efficientnet_b0").stdout
-    assert "proxy x" in text and "dropped (" in text and "reason" in text
+    assert "proxy x" in text and "proxy at" in text and "dropped (" in text and "reason" in text

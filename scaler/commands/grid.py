@@ -4,8 +4,10 @@ Every point has alpha * beta^2 * gamma^2 = budget before rounding ("planned"); r
 repeats and pixels moves the real cost, so one coefficient of each point is moved until the
 full-size network ("measured", its MACs over the baseline's) and its proxy ("proxy x", the proxy's
 MACs over the proxy baseline's, under --preset and the proxy flags) both cost the budget (within the
-space's full_tolerance and proxy_tolerance, 5% and 15% by default: docs/design.md says why). A point
-that cannot be matched is dropped and listed with its reason. The space's filter then keeps compound points within its tolerance
+space's full_tolerance and proxy_tolerance, 5% and 5% by default: docs/design.md says why). Where one
+value cannot meet both, the proxy takes its own value of the free coefficient, within 1.2x of the full
+size's ("proxy at"; the space's proxy_match = "apart"). A point that cannot be matched is dropped and
+listed with its reason. The space's filter then keeps compound points within its tolerance
 on the measured or the nominal (matched alpha * beta^2 * gamma^2) ratio; --filter and --tolerance override it.
 
 examples:
@@ -27,7 +29,7 @@ from scaler.dataset import DEFAULT_CLASSES, DEFAULT_SOURCE
 from scaler.errors import UsageError
 from scaler.recipe import resolve_recipe
 from scaler.scaling import format_macs, parse_budget
-from scaler.search_space import FILTERS, grid, load_space
+from scaler.search_space import FILTERS, coarse_hint, grid, load_space
 
 
 def add_arguments(parser) -> None:
@@ -72,6 +74,9 @@ def run(args) -> int:
     if points.dropped:
         print(f"dropped ({len(points.dropped)}): no value of the point's free coefficient meets both tolerances")
         print_table(pd.concat([_display(frame[frame.dropped]), frame[frame.dropped].reason.rename("reason")], axis=1))
+        hint = coarse_hint(space, points.dropped)
+        if hint:
+            print(hint)
     return 0
 
 
@@ -79,8 +84,13 @@ def _display(frame: pd.DataFrame) -> pd.DataFrame:
     def coeffs(prefix: str) -> pd.Series:
         return frame.apply(lambda r: f"{r[prefix + 'alpha']:.3f},{r[prefix + 'beta']:.3f},{r[prefix + 'gamma']:.3f}", axis=1)
 
+    def proxy() -> pd.Series:  # the proxy's own point where it was matched apart, else "="
+        if "proxy_alpha" not in frame:
+            return pd.Series("=", index=frame.index)
+        return coeffs("proxy_").where(frame.proxy_alpha.notna(), "=")
+
     return pd.DataFrame({
-        "kind": frame.kind, "planned": coeffs("planned_"), "matched": coeffs(""), "input px": frame.input_px,
+        "kind": frame.kind, "planned": coeffs("planned_"), "matched": coeffs(""), "proxy at": proxy(), "input px": frame.input_px,
         "nominal": frame.nominal_ratio.map("{:.3f}x".format), "measured": frame.macs_ratio.map("{:.3f}x".format),
         "proxy x": frame.proxy_macs_ratio.map("{:.3f}x".format),
         "MACs (multiply-adds)": frame.macs.map(format_macs), "params": frame.params.map("{:,}".format),
