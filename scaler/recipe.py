@@ -47,6 +47,12 @@ class ProxyRecipe:
             At 8 the proxy's rounding is so coarse that cost-matched candidates cannot be matched
             (docs/design.md, "Cost-matched grid"). MobileNetV3's torchvision rows always use 8.
         seed: initialisation, batch order and augmentation.
+        eval_every: validate after every k-th epoch as well as after the last; 0 (the default):
+            after the last only. Validation (with its batch-norm recalibration) is about a fifth of
+            a default proxy run and changes nothing the run learns (a model without dropout ends
+            bit-identical either way), so a search validates per epoch only when a pruner needs
+            intermediate values (:meth:`scaler.search.SearchConfig.resolved`); ``scaler train``
+            validates every epoch to print a learning curve.
     """
 
     epochs: int = 8
@@ -65,6 +71,7 @@ class ProxyRecipe:
     head_init_std: float | None = None
     proxy_divisor: int | None = None
     seed: int = 0
+    eval_every: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -81,6 +88,7 @@ class ProxyRecipe:
             ("proxy_divisor", self.proxy_divisor is None or (isinstance(self.proxy_divisor, int) and self.proxy_divisor >= 1)),
             ("head_init_std", self.head_init_std is None or self.head_init_std >= 0),
             ("seed", isinstance(self.seed, int) and self.seed >= 0),
+            ("eval_every", isinstance(self.eval_every, int) and self.eval_every >= 0),
         ]
         # inf passes the comparisons above ("lr > 0") yet trains nothing: every float must be finite
         checks += [(f.name, math.isfinite(v)) for f in dataclasses.fields(self) if isinstance(v := getattr(self, f.name), float)]

@@ -89,8 +89,12 @@ class SearchConfig:
 
     def resolved(self) -> SearchConfig:
         """Defaults that depend on other fields filled in."""
-        recipe = self.confirm_recipe or dataclasses.asdict(confirm_recipe(recipe_from_dict(self.recipe), DEFAULT_CONFIRM_PRESET, None))
-        return dataclasses.replace(self, confirm_recipe=recipe, confirm_seeds=self.confirm_seeds or self.seeds + 1)
+        screen = self.recipe
+        if self.pruner != "none" and not screen.get("eval_every"):  # a pruner reads every epoch's accuracy
+            screen = {**screen, "eval_every": 1}
+        recipe = self.confirm_recipe or dataclasses.asdict(confirm_recipe(recipe_from_dict(screen), DEFAULT_CONFIRM_PRESET, None))
+        return dataclasses.replace(self, recipe=screen, confirm_recipe=recipe,
+                                   confirm_seeds=self.confirm_seeds or self.seeds + 1)
 
 
 @dataclass

@@ -35,7 +35,7 @@ from scaler.verdict import PointResult, rank
 
 STAGES = ("screen", "confirm", "curve")
 DIMENSIONS = ("depth", "width", "resolution")
-DEFAULT_CONFIRM = 2  # top K of the screen (the dimension leaders come on top of these)
+DEFAULT_CONFIRM = 1  # top K of the screen, then the dimension leaders: 1 confirms the best point of each dimension
 CONFIRM_FACTORS = {"2x": 2.0, "3x": 3.0, "4x": 4.0}  # --confirm-preset: the screen's epochs times this
 DEFAULT_CONFIRM_PRESET = "2x"
 # The confirm stage's recipe by the screen's preset, where it differs from the default: a GPU affords

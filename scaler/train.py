@@ -59,7 +59,7 @@ class TrainResult:
     """What one proxy run measured."""
 
     accuracy: float  # final validation accuracy, 0..1
-    val_accuracies: list[float]
+    val_accuracies: list[float]  # after each epoch of val_epochs (ProxyRecipe.eval_every; the last always)
     train_losses: list[float]  # mean training loss per epoch
     seconds: float  # wall time of the whole run, evaluation included
     images_per_s: float  # training images per second (training steps only)
@@ -72,6 +72,7 @@ class TrainResult:
     depth: float = 0.0
     device: str = "cpu"
     epoch_seconds: list[float] = field(default_factory=list)
+    val_epochs: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -84,7 +85,7 @@ class EpochStats:
     epoch: int
     epochs: int
     train_loss: float
-    val_accuracy: float
+    val_accuracy: float | None  # None: not validated after this epoch (ProxyRecipe.eval_every)
     images_per_s: float
     seconds: float
 
@@ -153,20 +154,24 @@ def train(
     try:
         for epoch in range(1, recipe.epochs + 1):
             epoch_start = time.perf_counter()
-            mean_loss, accuracy = _guarded(lambda e=epoch: run.epoch(e), px, width, depth, device, recipe)
+            validate = epoch == recipe.epochs or (recipe.eval_every > 0 and epoch % recipe.eval_every == 0)
+            mean_loss, accuracy = _guarded(lambda e=epoch, v=validate: run.epoch(e, v), px, width, depth, device, recipe)
             run.losses.append(mean_loss)
-            run.val_accs.append(accuracy)
+            if accuracy is not None:
+                run.val_accs.append(accuracy)
+                run.val_epochs.append(epoch)
             run.epoch_seconds.append(time.perf_counter() - epoch_start)
             if progress is not None:
                 rate = run.steps_per_epoch * run.batch / max(1e-9, run.train_seconds / epoch)
                 progress(EpochStats(epoch, recipe.epochs, mean_loss, accuracy, rate, run.epoch_seconds[-1]))
-            if on_epoch is not None:
+            if on_epoch is not None and accuracy is not None:
                 on_epoch(epoch, accuracy)  # may raise (pruning): propagates as it is
         return TrainResult(
             accuracy=run.val_accs[-1], val_accuracies=run.val_accs, train_losses=run.losses,
             seconds=time.perf_counter() - start, images_per_s=run.images_seen / max(1e-9, run.train_seconds),
-            images_seen=run.images_seen, epochs_run=len(run.val_accs), params=run.params, seed=seed,
+            images_seen=run.images_seen, epochs_run=len(run.losses), params=run.params, seed=seed,
             resolution=px, width=float(width), depth=float(depth), device=str(device), epoch_seconds=run.epoch_seconds,
+            val_epochs=run.val_epochs,
         )
     finally:
         run = None  # the model, optimizer and data on the device: freed before their cached memory is released
@@ -230,6 +235,7 @@ class _Run:
         self.step, self.images_seen, self.train_seconds = 0, 0, 0.0
         self.limit: float | None = None
         self.val_accs: list[float] = []
+        self.val_epochs: list[int] = []
         self.losses: list[float] = []
         self.epoch_seconds: list[float] = []
 
@@ -238,8 +244,8 @@ class _Run:
             x = x.expand(-1, 3, -1, -1)
         return x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
 
-    def epoch(self, epoch: int) -> tuple[float, float]:
-        """Train one epoch, then evaluate: (mean training loss, validation accuracy)."""
+    def epoch(self, epoch: int, validate: bool = True) -> tuple[float, float | None]:
+        """Train one epoch, then (when ``validate``) evaluate: (mean training loss, validation accuracy or None)."""
         start = time.perf_counter()
         self.model.train()
         order = self.idx[torch.randperm(len(self.idx), generator=self.gen)]
@@ -252,6 +258,8 @@ class _Run:
         mean_loss = (loss_sum / self.steps_per_epoch).item()
         if not math.isfinite(mean_loss):
             raise TrainingFailed(f"loss became {mean_loss} in epoch {epoch}; try a lower lr")
+        if not validate:
+            return mean_loss, None
         recalibrate_bn(self.model, self.train_x, self.idx, self.prepare, self.autocast)
         return mean_loss, evaluate(self.model, self.val_x, self.data.val.labels, self.prepare, self.autocast)
 

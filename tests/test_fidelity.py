@@ -45,7 +45,7 @@ def test_constant_seeds_give_the_regret_and_top2_computed_by_hand():
     # 3 (0.93), 0 (0.92), 1, 2: regret 0.93 - 0.92 = 1 point, the pick in the top 2; the screen
     # alone would have picked 3: no regret.
     out = fidelity.analyse(CANDS, _same(SCREEN, range(6)), _same(CONFIRM, range(6)), _same(REFERENCE, range(4)),
-                           replays=5, resamples=200)
+                           replays=5, resamples=200, confirm_k=2)
     s = out["summary"]
     assert [r["promoted"] for r in out["replays"]] == [[3, 1, 0, 2]] * 5
     assert {r["pick"] for r in out["replays"]} == {0} and {r["screen_pick"] for r in out["replays"]} == {3}
@@ -66,7 +66,7 @@ def test_a_lucky_seed_changes_the_pick_only_in_the_replays_that_draw_it():
     confirm = _same(CONFIRM, range(4))
     confirm[1][3] = 0.99
     out = fidelity.analyse(CANDS, _same(SCREEN, range(6)), confirm, _same(REFERENCE, range(4)), replays=4,
-                           confirm_seeds=3, resamples=0)
+                           confirm_seeds=3, resamples=0, confirm_k=2)
     runs = out["replays"]
     assert sorted(tuple(r["confirm_seeds"]) for r in runs) == [(0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)]  # each set once
     for r in runs:

@@ -260,3 +260,15 @@ def test_grid_command_reports_nominal_and_measured():
     assert paper["proxy_macs_ratio"] == pytest.approx(2.0, rel=0.05) and paper["proxy_beta"] > paper["beta"]
     text = run_cli("grid", "--baseline", "efficientnet_b0").stdout
     assert "proxy x" in text and "proxy at" in text and "dropped (" in text and "reason" in text
+
+
+def test_a_pruner_makes_the_runs_validate_every_epoch():
+    """Without a pruner a run validates after its last epoch only; a pruner reads every epoch's accuracy."""
+    from scaler.search import SearchConfig
+
+    plain = SearchConfig("resnet18", recipe={"epochs": 4}).resolved()
+    assert plain.recipe.get("eval_every", 0) == 0 and plain.confirm_recipe["eval_every"] == 0
+    pruned = SearchConfig("resnet18", recipe={"epochs": 4}, pruner="median").resolved()
+    assert pruned.recipe["eval_every"] == 1 and pruned.confirm_recipe["eval_every"] == 1
+    chosen = SearchConfig("resnet18", recipe={"epochs": 4, "eval_every": 2}, pruner="median").resolved()
+    assert chosen.recipe["eval_every"] == 2  # the user's own choice stands

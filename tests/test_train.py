@@ -36,11 +36,25 @@ def tiny_run(data, **kwargs) -> TrainResult:
 def test_result_fields(data):
     r = tiny_run(data)
     assert 0 <= r.accuracy <= 1 and r.accuracy == r.val_accuracies[-1]
-    assert r.epochs_run == 2 and len(r.train_losses) == 2 and len(r.val_accuracies) == 2
+    assert r.epochs_run == 2 and len(r.train_losses) == 2 and r.val_epochs == [2]  # validated after the last only
     assert r.images_seen == 2 * 96 and r.images_per_s > 0 and r.seconds > 0
     assert r.params == sum(p.numel() for p in __import__("scaler.baselines", fromlist=["x"]).get_baseline("resnet18").build(width=0.125, depth=1.0, num_classes=4).parameters())
     assert r.seed == TINY.seed and r.resolution == 16
     json.dumps(r.as_dict())
+
+
+def test_validating_every_epoch_changes_nothing_the_run_learns(data):
+    """Per-epoch validation (eval_every=1) costs time and gives a learning curve; a model without
+    dropout ends bit-identical to one validated after the last epoch only (the default)."""
+    every = tiny_run(data, recipe=TINY.replace(epochs=3, eval_every=1))
+    last = tiny_run(data, recipe=TINY.replace(epochs=3))
+    assert every.val_epochs == [1, 2, 3] and len(every.val_accuracies) == 3 and last.val_epochs == [3]
+    assert every.accuracy == last.accuracy and every.train_losses == last.train_losses
+    seen: list[int] = []
+    tiny_run(data, recipe=TINY.replace(epochs=3, eval_every=2), on_epoch=lambda e, a: seen.append(e))
+    assert seen == [2, 3]  # every 2nd epoch, and the last
+    with pytest.raises(UsageError, match="eval_every"):
+        TINY.replace(eval_every=-1)
 
 
 def test_bit_exact_repeatability_on_cpu(data):
@@ -50,9 +64,9 @@ def test_bit_exact_repeatability_on_cpu(data):
     assert c.train_losses != a.train_losses
 
 
-def test_on_epoch_called_every_epoch(data):
+def test_on_epoch_called_every_validated_epoch(data):
     seen = []
-    tiny_run(data, on_epoch=lambda epoch, acc: seen.append((epoch, acc)))
+    tiny_run(data, recipe=TINY.replace(eval_every=1), on_epoch=lambda epoch, acc: seen.append((epoch, acc)))
     assert [e for e, _ in seen] == [1, 2] and all(0 <= acc <= 1 for _, acc in seen)
 
 
@@ -64,7 +78,7 @@ def test_on_epoch_exception_propagates(data):
         raise Pruned(f"pruned at {epoch}")
 
     with pytest.raises(Pruned, match="pruned at 1"):
-        tiny_run(data, on_epoch=prune)
+        tiny_run(data, recipe=TINY.replace(eval_every=1), on_epoch=prune)
 
 
 def test_exploding_loss_stops_early(data):

@@ -73,6 +73,7 @@ def run(args) -> int:
     check_numbers(args, {"split_seed": 0})
     check_scaling(args)
     recipe = resolve_recipe(args)
+    recipe = recipe.replace(eval_every=recipe.eval_every or 1)  # one run: its learning curve is the point
     baseline = get_baseline(args.baseline)
     width, depth, px = resolve_network(args, recipe)
     device = resolve_device(args.device)
@@ -82,7 +83,8 @@ def run(args) -> int:
           f"({len(data.subset_indices(recipe.subset)):,} train / {len(data.val):,} val images)  device {device}", file=out)
 
     def progress(s) -> None:
-        print(f"  epoch {s.epoch:>3}/{s.epochs}  loss {s.train_loss:.4f}  val acc {100 * s.val_accuracy:6.2f}%  "
+        val = "     –" if s.val_accuracy is None else f"{100 * s.val_accuracy:6.2f}%"
+        print(f"  epoch {s.epoch:>3}/{s.epochs}  loss {s.train_loss:.4f}  val acc {val}  "
               f"{s.images_per_s:,.0f} img/s  {s.seconds:.1f} s", file=out, flush=True)
 
     try:
