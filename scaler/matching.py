@@ -144,10 +144,15 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
         return Match(at(values[0]), f"no value of {name} near x{budget:.3g} grows the network")
     match = choose(grown, budget, full_tolerance, proxy_tolerance)
     if match.reason and proxy_match == "apart" and off(match.cost.full_ratio, budget) <= full_tolerance:
-        full = min((c for c in grown if off(c.full_ratio, budget) <= full_tolerance),
-                   key=lambda c: off(c.full_ratio, budget))
-        return _apart(kind, full, budget, coster, proxy_tolerance) or replace(
-            match, reason=f"{match.reason}, nor with its own {name} within x{APART_LIMIT:g} of the full size's")
+        # Each full-size network within tolerance (one value per rounded network), the closest first.
+        anchors = {}
+        for c in sorted((c for c in grown if off(c.full_ratio, budget) <= full_tolerance), key=lambda c: off(c.full_ratio, budget)):
+            anchors.setdefault(c.full.macs, c)
+        for full in anchors.values():
+            found = _apart(kind, full, budget, coster, proxy_tolerance)
+            if found:
+                return found
+        return replace(match, reason=f"{match.reason}, nor with its own {name} within x{APART_LIMIT:g} of the full size's")
     return match
 
 
@@ -173,11 +178,17 @@ def _apart(kind: str, full: PointCost, budget: float, coster: Coster, proxy_tole
     def at(value: float) -> PointCost:
         return coster.apart(c, replace(c, **{name: value}))
 
-    start = correct(lambda v: at(v).proxy_ratio, budget, mine, exponent)
-    values = [v for v in _around(start, exponent, coster.cheap, kind, mine) + [mine]
-              if abs(math.log(v / mine)) <= math.log(APART_LIMIT)]
-    best = min(map(at, values), key=lambda p: off(p.proxy_ratio, budget))  # equal cost is why it is apart
-    return Match(best) if off(best.proxy_ratio, budget) <= proxy_tolerance else None
+    span = math.log(APART_LIMIT)
+    values = [correct(lambda v: at(v).proxy_ratio, budget, mine, exponent)]
+    if coster.cheap:  # the proxy's staircase can have its step anywhere in the range: scan all of it
+        values += [mine * math.exp(span * k / SCAN_STEPS) for k in range(-SCAN_STEPS, SCAN_STEPS + 1)]
+    values = [v for v in values if abs(math.log(v / mine)) <= span + 1e-12 and (kind == "compound" or v > 1.0)]
+    fits = [p for p in map(at, values) if off(p.proxy_ratio, budget) <= proxy_tolerance]
+    if not fits:
+        return None
+    # The closest cost (equal cost is why it is apart); of equal costs (one rounded network), the first
+    # tried: the correction's value.
+    return Match(min(fits, key=lambda p: round(off(p.proxy_ratio, budget), 9)))
 
 
 def off(ratio: float, budget: float) -> float:

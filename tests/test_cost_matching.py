@@ -223,3 +223,26 @@ def test_a_search_made_before_apart_matching_reads_as_miniature():
     old = canonical({"space_rules": {"proxy_tolerance": 0.15}})
     assert old["space_rules"]["proxy_match"] == "miniature"
     assert canonical({"space_rules": {"proxy_match": "apart"}})["space_rules"]["proxy_match"] == "apart"
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "efficientnet_b0"])
+def test_a_point_dropped_on_its_proxy_has_no_proxy_within_the_apart_limit(name):
+    """The apart search covers its whole range: a brute-force scan of the proxy's free coefficient
+    within APART_LIMIT of the full size's finds no proxy within tolerance for any dropped point."""
+    from scaler.matching import Coster
+
+    baseline = get_baseline(name)
+    recipe = resolve_recipe("default", baseline)
+    points = grid(load_space(), baseline, 2.0, recipe=recipe)
+    coster = Coster(baseline, recipe)
+    dropped = [c for c in points.dropped if c.reason.startswith("proxy costs")]
+    assert dropped
+    for c in dropped:
+        free = FREE[c.kind]
+        mine = getattr(c.coefficients, free)
+        for k in range(-200, 201):
+            value = mine * APART_LIMIT ** (k / 200)
+            if c.kind != "compound" and value <= 1.0:
+                continue
+            ratio = coster(dataclasses.replace(c.coefficients, **{free: value})).proxy_ratio
+            assert abs(ratio / 2.0 - 1) > PROXY_TOLERANCE, (c.kind, c.coefficients, free, value, ratio)
