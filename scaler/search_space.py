@@ -70,9 +70,11 @@ class Candidate:
 
     @property
     def progress_label(self) -> str:
-        """How a progress line names the point's runs: ``depth      a=2.16 b=1 g=1``."""
+        """How a progress line names the point's runs: ``depth      a=2.16 b=1 g=1``, and where its
+        proxy was matched apart, what the proxy is built at: ``compound   a=1 b=1.1 g=1.26 (proxy b=1.28)``."""
         a, b, g = self.coefficients.as_tuple()
-        return f"{self.kind:<10} a={a:.3g} b={b:.3g} g={g:.3g}"
+        apart = [f"{n}={p:.3g}" for n, v, p in zip("abg", (a, b, g), self.proxy_point.as_tuple()) if p != v]
+        return f"{self.kind:<10} a={a:.3g} b={b:.3g} g={g:.3g}" + (f" (proxy {' '.join(apart)})" if apart else "")
 
     def as_dict(self) -> dict:
         a, b, g = self.coefficients.as_tuple()

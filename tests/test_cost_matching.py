@@ -183,6 +183,8 @@ def test_apart_matches_proxies_that_one_shared_coefficient_cannot():
     # a point whose miniature fits keeps it: apart only where one value cannot meet both
     fits = {c.coefficients for c in miniature.kept}
     assert all(c.proxy_coefficients is None for c in apart.kept if c.coefficients in fits)
+    assert moved[0].progress_label.endswith(f"(proxy b={moved[0].proxy_coefficients.beta:.3g})")
+    assert "proxy" not in next(c for c in apart.kept if c.proxy_coefficients is None).progress_label
     row = moved[0].as_dict()
     assert (row["proxy_alpha"], row["proxy_beta"], row["proxy_gamma"]) == moved[0].proxy_coefficients.as_tuple()
     assert "proxy_beta" not in miniature.kept[0].as_dict()  # a miniature's identity is what it was before
