@@ -66,7 +66,7 @@ from scaler.files import dumps
 from scaler.objective import Planned
 from scaler.progress import duration
 from scaler.proxy import dataset, train_point
-from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, resolve_recipe
+from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, recipe_defaults, resolve_recipe
 from scaler.results import accuracies_by_seed, stage_runs
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients, parse_budget
@@ -597,6 +597,9 @@ def _check_identity(bench: Bench) -> None:
     current = bench.identity()
     if path.exists():
         previous = json.loads(path.read_text())
+        for recipe in (previous.get("recipes") or {}).values():  # a field added since means its default
+            for name, value in recipe_defaults().items():
+                recipe.setdefault(name, value)
         differs = [k for k in current if previous.get(k) != current[k]]
         if differs:
             raise UsageError(f"{bench.out} holds a benchmark with a different {', '.join(differs)}; choose another --out")

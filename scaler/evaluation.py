@@ -31,7 +31,10 @@ def recalibrate_bn(model: nn.Module, x: torch.Tensor, idx: torch.Tensor, prepare
         m.momentum = None  # cumulative average over the batches below
     model.train()
     chosen = idx[:BN_IMAGES].to(x.device)
-    with torch.no_grad(), autocast:
+    # Train mode draws dropout and stochastic-depth masks from the global generator: a forked one
+    # keeps training's random stream the same whether or how often the run validates (eval_every).
+    devices = [x.device.index if x.device.index is not None else torch.cuda.current_device()] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad(), autocast:
         for start in range(0, len(chosen), EVAL_BATCH):
             model(prepare(x[chosen[start : start + EVAL_BATCH]]))
     for m, momentum in zip(norms, momenta):

@@ -92,6 +92,7 @@ class Coster:
         self.reference = reference or count_cost(baseline, num_classes=num_classes)
         self.proxy_reference = self._proxy(Coefficients(1.0, 1.0, 1.0))
         self._seen: dict[Coefficients, PointCost] = {}
+        self._proxies: dict[Coefficients, Cost] = {}  # proxies costed apart from their full size
 
     @property
     def cheap(self) -> bool:
@@ -114,9 +115,11 @@ class Coster:
         return self._seen[c]
 
     def apart(self, c: Coefficients, proxy: Coefficients) -> PointCost:
-        """The network at ``c`` with the proxy of ``proxy`` (matched apart)."""
-        own = self(proxy)
-        return replace(self(c), proxy=own.proxy, proxy_ratio=own.proxy_ratio,
+        """The network at ``c`` with the proxy of ``proxy`` (matched apart): only that proxy is costed."""
+        if proxy not in self._proxies:
+            self._proxies[proxy] = self._seen[proxy].proxy if proxy in self._seen else self._proxy(proxy)
+        own = self._proxies[proxy]
+        return replace(self(c), proxy=own, proxy_ratio=own.macs / self.proxy_reference.macs,
                        proxy_coefficients=None if proxy == c else proxy)
 
 

@@ -3,7 +3,7 @@
 :func:`evaluate_point` is a plain function from a job description (a dict of plain values) to
 results, with no hidden state, so any backend — this process through Optuna, a Ray Tune worker,
 another machine — runs it unchanged. :class:`OptunaObjective` adapts it to an Optuna trial:
-it records the candidate on the trial, reports every epoch (for pruners) and logs progress.
+it records the candidate on the trial, reports every validated epoch (for pruners) and logs progress.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ For each stage, :class:`scaler.stage_runner.StageRunner` hands :func:`run_jobs` 
 Optuna study, the stage's plan and its keys still to run (stage, point, seed); it
 
 1. runs them as one Tune experiment, ``tune.grid_search`` over the keys, each a function trainable
-   that calls :func:`scaler.objective.evaluate_point` unchanged and ``tune.report``\\ s every epoch;
+   that calls :func:`scaler.objective.evaluate_point` unchanged and ``tune.report``\\ s every validated epoch;
 2. records every finished run into the study (``optuna.trial.create_trial`` + ``study.add_trial``)
    with the params, distributions, value, intermediate values and user attributes that the Optuna
    backend's objective sets, so ``trials.csv``, ``coefficients.json``, resume, family and report

@@ -89,10 +89,12 @@ class SearchConfig:
 
     def resolved(self) -> SearchConfig:
         """Defaults that depend on other fields filled in."""
-        screen = self.recipe
-        if self.pruner != "none" and not screen.get("eval_every"):  # a pruner reads every epoch's accuracy
-            screen = {**screen, "eval_every": 1}
-        recipe = self.confirm_recipe or dataclasses.asdict(confirm_recipe(recipe_from_dict(screen), DEFAULT_CONFIRM_PRESET, None))
+        def pruned(recipe: dict) -> dict:  # a pruner reads every epoch's accuracy
+            return {**recipe, "eval_every": 1} if self.pruner != "none" and not recipe.get("eval_every") else recipe
+
+        screen = pruned(self.recipe)
+        recipe = pruned(self.confirm_recipe or dataclasses.asdict(
+            confirm_recipe(recipe_from_dict(screen), DEFAULT_CONFIRM_PRESET, None)))
         return dataclasses.replace(self, recipe=screen, confirm_recipe=recipe,
                                    confirm_seeds=self.confirm_seeds or self.seeds + 1)
 
@@ -371,7 +373,7 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
     or the confirm's (whose runs give the confirmed points' phi = 1).
     """
     strategies = curve_strategies(final, trials_table(runner.study, cands, "screen"), chosen, cands, config.curves)
-    points = curve_points(baseline_point(coster), strategies, ratio, coster)
+    points = curve_points(baseline_point(coster), strategies, ratio, coster, load_space(config.space).matching_rules())
     stage = config.curve_recipe
     recipe, seeds, trained = ((config.recipe, config.seeds, range(len(cands))) if stage == "screen"
                               else (config.confirm_recipe, config.confirm_seeds, confirmed))

@@ -45,6 +45,11 @@ class SearchSpace:
     proxy_tolerance: float = PROXY_TOLERANCE
     proxy_match: str = "apart"  # scaler.matching: "apart" or "miniature"
 
+    def matching_rules(self) -> dict:
+        """match_point's keyword arguments: how this space's points (and the curves' networks) are matched."""
+        return {"full_tolerance": self.full_tolerance, "proxy_tolerance": self.proxy_tolerance,
+                "proxy_match": self.proxy_match}
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -220,8 +225,7 @@ def grid(space: SearchSpace, baseline: Baseline, budget_ratio: float, num_classe
     out = Grid()
     for kind, planned in share_points(space, budget_ratio):
         try:
-            cand = candidate_from_match(kind, planned, match_point(kind, planned, budget_ratio, coster, space.full_tolerance,
-                                                                          space.proxy_tolerance, space.proxy_match))
+            cand = candidate_from_match(kind, planned, match_point(kind, planned, budget_ratio, coster, **space.matching_rules()))
         except UsageError as exc:  # a user model that fails at some size
             cand = _failed(kind, planned, coster, baseline, exc)
             (out.kept if math.isnan(cand.macs_ratio) else out.dropped).append(cand)

@@ -97,25 +97,26 @@ class CurvePoint:
 
 
 def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Candidate]], budget: float,
-                 coster: Coster) -> list[CurvePoint]:
+                 coster: Coster, rules: dict | None = None) -> list[CurvePoint]:
     """The networks of the curves: the baseline (phi 0), then per strategy its grid point (phi 1) and
     its coefficients squared, cost-matched to budget**2 at full size (phi 2).
 
     ``strategies``: (name, grid index, candidate) for the chosen point and the single dimensions
     compared with it. The order is fixed, so a curve run keeps its index when a search resumes.
+    ``rules``: the space's matching rules (:meth:`SearchSpace.matching_rules`); default the module's.
     """
     points = [CurvePoint("baseline", 0, baseline_cost)]
     for name, index, cand in strategies:
         points.append(CurvePoint(name, 1, cand, index))
         squared = Coefficients(*(v**2 for v in cand.coefficients.as_tuple()))
-        points.append(CurvePoint(name, 2, _matched(cand.kind, squared, budget**2, coster)))
+        points.append(CurvePoint(name, 2, _matched(cand.kind, squared, budget**2, coster, rules or {})))
     return points
 
 
-def _matched(kind: str, planned: Coefficients, budget: float, coster: Coster) -> Candidate:
+def _matched(kind: str, planned: Coefficients, budget: float, coster: Coster, rules: dict) -> Candidate:
     """A curve's phi = 2 network, matched like a grid point, and trained even when a tolerance is
     missed (the miss shows in its ratios; a reason would fail its runs)."""
-    return replace(candidate_from_match(kind, planned, match_point(kind, planned, budget, coster)), reason="")
+    return replace(candidate_from_match(kind, planned, match_point(kind, planned, budget, coster, **rules)), reason="")
 
 
 def baseline_point(coster: Coster) -> Candidate:

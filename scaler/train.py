@@ -17,7 +17,7 @@ Example::
     result.accuracy, result.images_per_s
 
 Note:
-    ``on_epoch(epoch, val_accuracy)`` is called after every epoch; whatever it raises (for example
+    ``on_epoch(epoch, val_accuracy)`` is called after every validated epoch (``ProxyRecipe.eval_every``); whatever it raises (for example
     ``optuna.TrialPruned``) leaves :func:`train` unchanged. Every failure of the run itself —
     building the model, moving it or the data to the device, a loss that becomes NaN or explodes,
     an exception inside the model, running out of memory — raises :class:`TrainingFailed` with a
@@ -129,7 +129,7 @@ def train(
 
     ``width`` and ``depth`` go to ``baseline.build`` as they are (apply the proxy width first, as
     :func:`scaler.recipe.proxy_settings` does). ``seed`` overrides ``recipe.seed``.
-    ``on_epoch(epoch, val_acc)`` runs after every epoch (epochs count from 1) and may raise to stop
+    ``on_epoch(epoch, val_acc)`` runs after every validated epoch (epochs count from 1) and may raise to stop
     the run; ``progress`` receives an :class:`EpochStats` for printing.
 
     Raises:

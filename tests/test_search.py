@@ -272,3 +272,5 @@ def test_a_pruner_makes_the_runs_validate_every_epoch():
     assert pruned.recipe["eval_every"] == 1 and pruned.confirm_recipe["eval_every"] == 1
     chosen = SearchConfig("resnet18", recipe={"epochs": 4, "eval_every": 2}, pruner="median").resolved()
     assert chosen.recipe["eval_every"] == 2  # the user's own choice stands
+    given = SearchConfig("resnet18", recipe={"epochs": 4}, confirm_recipe={"epochs": 8}, pruner="median").resolved()
+    assert given.confirm_recipe["eval_every"] == 1  # a confirm recipe given (as the command line does) too

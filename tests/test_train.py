@@ -57,6 +57,17 @@ def test_validating_every_epoch_changes_nothing_the_run_learns(data):
         TINY.replace(eval_every=-1)
 
 
+def test_validating_every_epoch_changes_nothing_for_a_model_with_dropout_either(data):
+    """mobilenet_v2's classifier has dropout: batch-norm recalibration runs in train mode, on a forked generator."""
+    def run(every: int) -> TrainResult:
+        return train("mobilenet_v2", width=0.25, depth=1.0, resolution_px=16, data=data,
+                     recipe=TINY.replace(epochs=3, eval_every=every, lr=0.02))
+
+    every, last = run(1), run(0)
+    assert every.val_epochs == [1, 2, 3] and last.val_epochs == [3]
+    assert every.accuracy == last.accuracy and every.train_losses == last.train_losses
+
+
 def test_bit_exact_repeatability_on_cpu(data):
     a, b = tiny_run(data, seed=7), tiny_run(data, seed=7)
     assert a.train_losses == b.train_losses and a.val_accuracies == b.val_accuracies
