@@ -597,9 +597,8 @@ def _check_identity(bench: Bench) -> None:
     current = bench.identity()
     if path.exists():
         previous = json.loads(path.read_text())
-        for recipe in (previous.get("recipes") or {}).values():  # a field added since means its default
-            for name, value in recipe_defaults().items():
-                recipe.setdefault(name, value)
+        # a recipe field added since means its default (as scaler.run_identity.canonical reads a search's)
+        previous["recipes"] = {name: {**recipe_defaults(), **r} for name, r in (previous.get("recipes") or {}).items()}
         differs = [k for k in current if previous.get(k) != current[k]]
         if differs:
             raise UsageError(f"{bench.out} holds a benchmark with a different {', '.join(differs)}; choose another --out")

@@ -238,7 +238,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         runner = StageRunner(config, study, run, backend, ray_address, log,
                              on_record=lambda: _write_tables(run, _live_tables(study, cands)), trial_resources=trial_resources)
         with local_workers(workers - 1, storage_url, name, heartbeat, log):
-            answer = _stages(runner, config, cands, prep.coster, prep.ratio, prep.data.num_classes)
+            answer = _stages(runner, config, cands, prep.coster, prep.ratio, prep.data.num_classes, prep.space.matching_rules())
         _write_tables(run, [t for t in (answer.screen, answer.confirm) if t is not None])
         winner = answer.winner
         if winner:
@@ -290,7 +290,7 @@ def work(storage: str, name: str, log: Callable[[str], None] = print, heartbeat:
     _claim(study, config, resolved)
     log(f"worker on study {name} in {redact_url(storage)}: {config.baseline} at {config.budget}, {len(prep.cands)} grid points")
     runner = StageRunner(config, study, None, "optuna", None, log, on_record=lambda: None)
-    _stages(runner, config, prep.cands, prep.coster, prep.ratio, prep.data.num_classes)
+    _stages(runner, config, prep.cands, prep.coster, prep.ratio, prep.data.num_classes, prep.space.matching_rules())
     return runner.trained, config
 
 
@@ -328,7 +328,7 @@ class _Answer:
 
 
 def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], coster: Coster, ratio: float,
-            classes: int) -> _Answer:
+            classes: int, rules: dict) -> _Answer:
     """Screen, confirm, curves; the answer comes from the highest stage that finished a point."""
     screen_plan = _plan("screen", range(len(cands)), cands, config.seeds, config.recipe)
     runner.run_stage("screen", screen_plan, f"{len(cands)} points x {config.seeds} seed(s)")
@@ -349,7 +349,7 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], c
         warnings += [disagree] if disagree else []
     curves = None
     if winner and config.curves != "none":
-        curves = _curves(runner, config, cands, final, winner["point"], coster, ratio, promoted)
+        curves = _curves(runner, config, cands, final, winner["point"], coster, ratio, promoted, rules)
         base = curves[curves.phi == 0].accuracy_mean  # the curves train the baseline: is it saturated, or at chance?
         judged = check_baseline_accuracy(float(base.iloc[0]) if len(base) else None, classes)
         warnings += [judged] if judged else []
@@ -366,14 +366,14 @@ def _plan(stage: str, points, cands: list[Candidate], seeds: int, recipe: dict) 
 
 
 def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], final: pd.DataFrame, chosen: int,
-            coster: Coster, ratio: float, confirmed: list[int]) -> pd.DataFrame:
+            coster: Coster, ratio: float, confirmed: list[int], rules: dict) -> pd.DataFrame:
     """Train the curve networks no stage has trained yet; one row per (strategy, phi).
 
     At ``config.curve_recipe`` (default the screen's, whose runs give every grid point's phi = 1),
     or the confirm's (whose runs give the confirmed points' phi = 1).
     """
     strategies = curve_strategies(final, trials_table(runner.study, cands, "screen"), chosen, cands, config.curves)
-    points = curve_points(baseline_point(coster), strategies, ratio, coster, load_space(config.space).matching_rules())
+    points = curve_points(baseline_point(coster), strategies, ratio, coster, rules)  # the space's matching rules
     stage = config.curve_recipe
     recipe, seeds, trained = ((config.recipe, config.seeds, range(len(cands))) if stage == "screen"
                               else (config.confirm_recipe, config.confirm_seeds, confirmed))

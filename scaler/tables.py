@@ -81,8 +81,9 @@ def grid_table(trials: pd.DataFrame) -> pd.DataFrame:
     for col, label in (("point", "point"), ("kind", "kind"), ("alpha", "alpha"), ("beta", "beta"), ("gamma", "gamma")):
         if col in t:
             out[label] = t[col].map(lambda v: num(v, 4) if isnum(v) else str(v))
-    if apart(t):
-        out["proxy at"] = proxy_at(t)
+    at = proxy_at(t)
+    if at is not None:
+        out["proxy at"] = at
     for col, label in (("nominal_ratio", "nominal x"), ("macs_ratio", "measured x"), ("proxy_macs_ratio", "proxy x")):
         if col in t:
             out[label] = t[col].map(ratio)
@@ -107,21 +108,19 @@ def grid_table(trials: pd.DataFrame) -> pd.DataFrame:
 PROXY_COLUMNS = ("proxy_alpha", "proxy_beta", "proxy_gamma")
 
 
-def apart(t: pd.DataFrame) -> bool:
-    """Whether some point's proxy was matched apart (scaler.matching): built at other coefficients than its own."""
-    return all(c in t for c in PROXY_COLUMNS) and bool(
-        ((t[list(PROXY_COLUMNS)].to_numpy() != t[["alpha", "beta", "gamma"]].to_numpy()).any(axis=1)
-         & t["proxy_alpha"].notna().to_numpy()).any())
+def proxy_at(t: pd.DataFrame) -> pd.Series | None:
+    """'=' where the proxy is the network's miniature, else the coefficients it was built at (matched
+    apart, scaler.matching); None when no point's proxy was matched apart."""
+    if not all(c in t for c in PROXY_COLUMNS):
+        return None
 
-
-def proxy_at(t: pd.DataFrame) -> pd.Series:
-    """'=' where the proxy is the network's miniature, else the coefficients it was built at."""
     def one(r) -> str:
         own = tuple(r[c] for c in PROXY_COLUMNS)
         if not all(isnum(v) for v in own) or own == (r["alpha"], r["beta"], r["gamma"]):
             return "="
         return ", ".join(num(v, 4) for v in own)
-    return t.apply(one, axis=1)
+    at = t.apply(one, axis=1)
+    return at if (at != "=").any() else None
 
 
 def family_table(family: dict) -> pd.DataFrame:
@@ -173,7 +172,7 @@ def curves_table(curves: pd.DataFrame) -> pd.DataFrame:
         "depth": curves["depth_mult"].map(mult),
         "width": curves["width_mult"].map(mult),
         "px": curves["input_px"].map(integer),
-        **({"proxy at": proxy_at(curves)} if apart(curves) else {}),
+        **({"proxy at": at} if (at := proxy_at(curves)) is not None else {}),
         "MACs (mult-adds)": curves["macs"].map(macs),
         "measured x": curves["macs_ratio"].map(ratio),
         "proxy x": curves["proxy_macs_ratio"].map(ratio),
