@@ -1,8 +1,8 @@
 """Checks that the proxy can see what it is asked to judge, each a small pure function.
 
 A proxy trains every grid point at a small width and resolution on the data set; some settings
-leave it blind to the very differences the search ranks (measured: at the 24 px that was the default
-until 2026-11-26, resnet50's and mobilenet_v2's last feature map is 1×1, and on the 28-px `animals`
+leave it blind to the very differences the search ranks (measured: at the default 24 px
+resnet50's and mobilenet_v2's last feature map is 1×1, and on the 28-px `animals`
 the resolution variants only upsample). Each check returns a :class:`ProxyWarning` (a code, a one-line message and what
 to change) or None; :func:`run_checks` runs those a search can run before it trains.
 :func:`feature_sizes` and :func:`smallest_proxy_resolution` compute what the feature-map check
@@ -132,6 +132,34 @@ def check_winners_agree(screen: object, confirm: object) -> ProxyWarning | None:
         f"the screen picked {_name(screen)} but the confirm stage picked {_name(confirm)}: the short proxy's ranking "
         "did not hold in longer training",
         "trust the confirm stage's winner, or confirm more of the screen's top points")
+
+
+def check_curve_costs(points: Sequence[tuple[str, int, float, float]], budget: float, full_tolerance: float,
+                      proxy_tolerance: float) -> ProxyWarning | None:
+    """A curve network's proxy (or full size) misses its cost, budget ** phi, by more than the space's tolerance.
+
+    ``points``: (strategy, phi, full-size ratio, proxy ratio) per curve network. A curve's phi = 2 is
+    matched like a grid point but trained even when matching fails (measured, ``compound_coarse``:
+    mobilenet_v2's chosen point at phi = 2 costs x3.97 at full size but x2.48 as its 24-px proxy,
+    whose cost barely grows with resolution there; x4.00 at 48 px): plotted at its full size's MACs,
+    its accuracy is a smaller proxy's.
+    """
+    missed = [(name, phi, full, proxy) for name, phi, full, proxy in points
+              if phi > 0 and (_off(full, budget**phi) > full_tolerance or _off(proxy, budget**phi) > proxy_tolerance)]
+    if not missed:
+        return None
+    listed = ", ".join(f"{name} phi = {phi} (x{full:.3g} at full size, proxy x{proxy:.3g})" for name, phi, full, proxy in missed)
+    return ProxyWarning(
+        "curve_cost_missed",
+        f"{len(missed)} curve network(s) miss x{budget:.3g}^phi beyond the space's tolerances "
+        f"({full_tolerance:.0%} full size, {proxy_tolerance:.0%} proxy): {listed}; the curve plots them at their "
+        "full size's MACs, so there it shows a proxy of another cost",
+        f"a larger {PROXY_RESOLUTION_FLAG} (the proxy's cost then grows with resolution as the full size's does), "
+        "or read those points with their 'proxy x' in the report's curves table")
+
+
+def _off(ratio: float, target: float) -> float:
+    return abs(ratio / target - 1.0) if math.isfinite(ratio) else math.inf
 
 
 def _name(point: object) -> str:

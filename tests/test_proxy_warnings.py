@@ -16,6 +16,7 @@ from scaler.data import load_dataset
 from scaler.proxy_checks import (
     PROXY_RESOLUTION_FLAG,
     check_baseline_accuracy,
+    check_curve_costs,
     check_feature_map,
     check_upsampling,
     check_winners_agree,
@@ -137,6 +138,40 @@ def test_winners_that_differ_warn_and_equal_ones_do_not():
     assert check_winners_agree((1.41, 1.0, 1.0), (1.0, 1.0, 1.41)).code == "winners_disagree"
     assert check_winners_agree((1.41, 1.0, 1.0), [1.4100000001, 1.0, 1.0]) is None  # a JSON round trip
     assert check_winners_agree("depth", "depth") is None
+
+
+# --- 4b. a curve network off its cost -----------------------------------------------------------
+
+
+def _curve_costs(name: str, space: str, proxy_resolution: int):
+    """(strategy, phi, full ratio, proxy ratio) of every grid point's curve, matched as a search matches it."""
+    from scaler.matching import Coster
+    from scaler.stages import baseline_point, curve_points
+
+    baseline = get_baseline(name)
+    recipe = resolve_recipe("default", baseline).replace(proxy_resolution=proxy_resolution)
+    rules = load_space(space).matching_rules()
+    kept = grid(load_space(space), baseline, 2.0, recipe=recipe).kept
+    coster = Coster(baseline, recipe)
+    points = curve_points(baseline_point(coster), [(c.kind, i, c) for i, c in enumerate(kept)], 2.0, coster, rules)
+    return [(p.strategy, p.phi, p.network.macs_ratio, p.network.proxy_macs_ratio) for p in points], rules
+
+
+def test_a_curve_whose_proxy_misses_its_cost_warns_and_names_the_point():
+    # mobilenet_v2's 24-px proxy barely grows with resolution: a resolution-led phi = 2 proxy stays near x2.5
+    points, rules = _curve_costs("mobilenet_v2", "compound_coarse", 24)
+    warning = check_curve_costs(points, 2.0, rules["full_tolerance"], rules["proxy_tolerance"])
+    assert warning.code == "curve_cost_missed" and PROXY_RESOLUTION_FLAG in warning.fix
+    missed = [p for p in points if p[1] == 2 and abs(p[3] / 4 - 1) > rules["proxy_tolerance"]]
+    assert missed and all(f"{name} phi = 2 (x{full:.3g} at full size, proxy x{proxy:.3g})" in warning.message
+                          for name, _, full, proxy in missed)
+
+
+def test_curves_within_their_costs_do_not_warn():
+    points, rules = _curve_costs("resnet50", "compound", 24)
+    assert check_curve_costs(points, 2.0, rules["full_tolerance"], rules["proxy_tolerance"]) is None
+    assert check_curve_costs([("chosen", 2, 4.0, 3.0)], 2.0, 0.05, 0.05).code == "curve_cost_missed"
+    assert check_curve_costs([("chosen", 2, 4.0, float("nan"))], 2.0, 0.05, 0.05) is not None  # not costed: not trusted
 
 
 # --- 5. through a search ------------------------------------------------------------------------
