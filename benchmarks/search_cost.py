@@ -2,7 +2,9 @@
 
 Runs `scaler search` (library API) on the same baseline, grid, data and recipe three ways — no
 pruner, median, hyperband — each in its own run folder, and prints total training seconds,
-images seen, the winner and whether the top-3 ranking matches the unpruned search's.
+images seen, the winner and whether the top-3 ranking matches the unpruned search's. The screen
+alone (no confirm stage, no curves), and every way validates after every epoch, as a pruner must:
+otherwise "none" would validate once per run and pruning's saving would include validation's.
 
     .venv/bin/python benchmarks/search_cost.py --baseline resnet18 --seeds 1 [--preset default]
 """
@@ -45,12 +47,13 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
-    recipe = dataclasses.asdict(get_recipe(args.preset, get_baseline(args.baseline)))
+    recipe = {**dataclasses.asdict(get_recipe(args.preset, get_baseline(args.baseline))), "eval_every": 1}
     rows, rankings = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for pruner in ("none", "median", "hyperband"):
             run = RunFolder(Path(tmp) / pruner)
-            config = SearchConfig(args.baseline, args.budget, None, args.data, recipe, args.seeds, pruner, "cpu")
+            config = SearchConfig(args.baseline, args.budget, None, args.data, recipe, args.seeds, pruner, "cpu",
+                                  confirm=0, curves="none")
             result = run_search(config, run, log=lambda line: None)
             t = result.table
             done = t[t.state == "COMPLETE"].sort_values("accuracy_mean", ascending=False)
