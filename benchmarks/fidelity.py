@@ -551,38 +551,56 @@ def protocols(bench: Bench, args, command: str, log) -> dict:
 
 
 def controls(bench: Bench, args, command: str, log) -> dict:
-    """The default search on each control's data, ``--control-replays`` times; does the expected dimension lead?"""
+    """The default search on each control's data, ``--control-replays`` times; does the expected dimension lead?
+
+    Replay r of every control before replay r + 1 of any, and the tables rewritten after each: a
+    benchmark stopped part way (it takes hours) says where every control stands so far.
+    """
+    done: dict[tuple[str, str], list[dict]] = {(direction, spec): [] for direction, spec in args.control}
+    payload: dict = {}
+    for r in range(args.control_replays):
+        for direction, spec in args.control:
+            done[direction, spec].append(_control_replay(bench, args, direction, spec, r, log))
+            payload = _write_controls(bench, args, command, done)
+    return payload
+
+
+def _control_replay(bench: Bench, args, direction: str, spec: str, r: int, log) -> dict:
+    screen = bench.screen.replace(seed=CONTROL_SEED_STEP * r)
+    config = SearchConfig(baseline=args.baseline, budget=args.budget, space=args.space, data=spec,
+                          recipe=dataclasses.asdict(screen), seeds=args.screen_seeds, confirm=args.confirm,
+                          confirm_recipe=dataclasses.asdict(bench.confirm.replace(seed=screen.seed)),
+                          confirm_seeds=args.confirm_seeds, curves="none", device=bench.config.device)
+    folder = bench.out / "controls" / re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{direction}-{spec}") / f"replay-{r}"
+    prefix = f"[control {direction} {spec} replay {r}] "
+    result = run_search(config, RunFolder(folder), log=lambda line, p=prefix: log(p + line))
+    w = result.winner
+    leads = leading_dimension(Coefficients(w["alpha"], w["beta"], w["gamma"])) if w else None
+    offered = sorted({leading_dimension(Coefficients(t.alpha, t.beta, t.gamma)) for t in result.screen.itertuples()})
+    return {"replay": r, "seed": screen.seed, "pick": w and {k: w[k] for k in ("point", "kind", "alpha", "beta", "gamma")},
+            "leads": leads, "expected_leads": leads == direction, "dimensions_in_grid": offered}
+
+
+def _write_controls(bench: Bench, args, command: str, done: dict[tuple[str, str], list[dict]]) -> dict:
+    """controls.json and controls.md as they stand: a control is decided once enough replays hit or miss."""
     rows = []
-    for direction, spec in args.control:
-        replays = []
-        for r in range(args.control_replays):
-            screen = bench.screen.replace(seed=CONTROL_SEED_STEP * r)
-            config = SearchConfig(baseline=args.baseline, budget=args.budget, space=args.space, data=spec,
-                                  recipe=dataclasses.asdict(screen), seeds=args.screen_seeds, confirm=args.confirm,
-                                  confirm_recipe=dataclasses.asdict(bench.confirm.replace(seed=screen.seed)),
-                                  confirm_seeds=args.confirm_seeds, curves="none", device=bench.config.device)
-            folder = bench.out / "controls" / re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{direction}-{spec}") / f"replay-{r}"
-            prefix = f"[control {direction} {spec} replay {r}] "
-            result = run_search(config, RunFolder(folder), log=lambda line, p=prefix: log(p + line))
-            w = result.winner
-            leads = leading_dimension(Coefficients(w["alpha"], w["beta"], w["gamma"])) if w else None
-            offered = sorted({leading_dimension(Coefficients(t.alpha, t.beta, t.gamma)) for t in result.screen.itertuples()})
-            replays.append({"replay": r, "seed": screen.seed, "pick": w and {k: w[k] for k in ("point", "kind", "alpha", "beta", "gamma")},
-                            "leads": leads, "expected_leads": leads == direction, "dimensions_in_grid": offered})
-        hits = sum(r["expected_leads"] for r in replays)
-        rows.append({"direction": direction, "data": spec, "replays": replays, "hits": hits,
-                     "passed": hits >= CONTROL_PASS * len(replays) / 5,
-                     "in_grid": direction in replays[0]["dimensions_in_grid"] if replays else False})
+    for (direction, spec), replays in done.items():
+        hits, total = sum(r["expected_leads"] for r in replays), args.control_replays
+        needed = math.ceil(CONTROL_PASS * total / 5)
+        verdict = "pass" if hits >= needed else "fail" if hits + total - len(replays) < needed else "under way"
+        rows.append({"direction": direction, "data": spec, "replays": replays, "hits": hits, "of": total,
+                     "result": verdict, "passed": verdict == "pass",
+                     "in_grid": direction in replays[0]["dimensions_in_grid"] if replays else None})
     lines = [f"# Positive controls: {args.baseline} at {args.budget}", "",
              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`; each replay is the default search (screen "
              f"x{args.screen_seeds} seeds, confirm top {args.confirm} x{args.confirm_seeds}, no curves) with recipe seed "
              f"{CONTROL_SEED_STEP} x replay. Passes when the expected dimension leads the pick in >= {CONTROL_PASS} of 5.", "",
              "| expected | data | leads the pick | picks (leading dimension) | result |", "|---|---|---|---|---|"]
     for row in rows:
-        picks = ", ".join(str(r["leads"]) for r in row["replays"])
-        why = "" if row["in_grid"] else " (no grid point led by it survived cost matching)"
-        lines.append(f"| {row['direction']} | `{row['data']}` | {row['hits']} of {len(row['replays'])} | {picks} | "
-                     f"{'pass' if row['passed'] else 'fail'}{why} |")
+        picks = ", ".join(str(r["leads"]) for r in row["replays"]) or "–"
+        why = " (no grid point led by it survived cost matching)" if row["in_grid"] is False else ""
+        lines.append(f"| {row['direction']} | `{row['data']}` | {row['hits']} of {len(row['replays'])} done "
+                     f"({row['of']} planned) | {picks} | {row['result']}{why} |")
     payload = {"command": command, "controls": rows}
     write(bench.out, "controls", payload, "\n".join(lines) + "\n")
     return payload

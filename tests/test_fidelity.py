@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import math
 import sys
+import tempfile
+import types
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -141,13 +145,39 @@ def test_controls_run_the_search_and_say_which_dimension_leads(tmp_path):
     space.write_text("depth = [0.0, 1.0]\nresolution = [0.0]\nproxy_tolerance = 0.15\n")  # depth and width
     args = fidelity.parse_args([*TINY, "--space", str(space), "--out", str(tmp_path / "c"), "--stage", "controls",
                                 "--screen-seeds", "1", "--confirm-seeds", "1", "--control-replays", "2",
-                                "--control", "depth", "synthetic:size=16,images=300"])
-    row = fidelity.run(args, "test", log=lambda line: None)["controls"]["controls"][0]
+                                "--control", "depth", "synthetic:size=16,images=300",
+                                "--control", "width", "synthetic:size=16,images=300,seed=1"])
+    lines: list[str] = []
+    rows = fidelity.run(args, "test", log=lines.append)["controls"]["controls"]
+    started = list(dict.fromkeys(line.split("]")[0] for line in lines if line.startswith("[control ")))
+    assert [s.split()[1] + s.split()[-1] for s in started] == ["depth0", "width0", "depth1", "width1"]  # interleaved
+    row = rows[0]
     assert [r["seed"] for r in row["replays"]] == [0, 100]  # fresh seeds per replay
     assert all(r["leads"] in ("depth", "width") for r in row["replays"])
     assert row["hits"] == sum(r["leads"] == "depth" for r in row["replays"]) and row["in_grid"]
     assert row["passed"] == (row["hits"] == 2)  # 4 of 5, scaled to 2 replays
     assert "| depth |" in (tmp_path / "c" / "controls.md").read_text()
+    assert row["result"] == ("pass" if row["passed"] else "fail")  # every replay done: decided
+
+
+def test_a_control_is_decided_as_soon_as_its_replays_allow():
+    args = argparse.Namespace(baseline="resnet50", budget="2x", screen_seeds=2, confirm=1, confirm_seeds=3,
+                              control_replays=5)
+    bench = types.SimpleNamespace(out=None)
+
+    def state(*leads):
+        done = {("depth", "d"): [{"expected_leads": hit, "leads": "depth" if hit else "width",
+                                  "dimensions_in_grid": ["depth", "width"]} for hit in leads]}
+        with tempfile.TemporaryDirectory() as out:
+            bench.out = Path(out)
+            row = fidelity._write_controls(bench, args, "cmd", done)["controls"][0]
+            assert "| depth | `d` |" in (Path(out) / "controls.md").read_text()
+        return row["result"]
+
+    assert state(True, True, True) == "under way"
+    assert state(True, True, True, True) == "pass"  # 4 of 5 reached with one still to run
+    assert state(True, False) == "under way"
+    assert state(False, False) == "fail"  # at most 3 of 5 can hit now
 
 
 @pytest.mark.parametrize("bad, message", [
