@@ -144,8 +144,8 @@ def check_curve_costs(points: Sequence[tuple[str, int, float, float]], budget: f
     whose cost barely grows with resolution there; x4.00 at 48 px): plotted at its full size's MACs,
     its accuracy is a smaller proxy's.
     """
-    missed = [(name, phi, full, proxy) for name, phi, full, proxy in points
-              if phi > 0 and (_off(full, budget**phi) > full_tolerance or _off(proxy, budget**phi) > proxy_tolerance)]
+    flags = curve_cost_missed(points, budget, full_tolerance, proxy_tolerance)
+    missed = [point for point, flag in zip(points, flags) if flag]
     if not missed:
         return None
     listed = ", ".join(f"{name} phi = {phi} (x{full:.3g} at full size, proxy x{proxy:.3g})" for name, phi, full, proxy in missed)
@@ -156,6 +156,13 @@ def check_curve_costs(points: Sequence[tuple[str, int, float, float]], budget: f
         "full size's MACs, so there it shows a proxy of another cost",
         f"a larger {PROXY_RESOLUTION_FLAG} (the proxy's cost then grows with resolution as the full size's does), "
         "or read those points with their 'proxy x' in the report's curves table")
+
+
+def curve_cost_missed(points: Sequence[tuple[str, int, float, float]], budget: float, full_tolerance: float,
+                      proxy_tolerance: float) -> list[bool]:
+    """Per curve network (as :func:`check_curve_costs` takes them): does it miss budget ** phi?"""
+    return [phi > 0 and (_off(full, budget**phi) > full_tolerance or _off(proxy, budget**phi) > proxy_tolerance)
+            for _, phi, full, proxy in points]
 
 
 def _off(ratio: float, target: float) -> float:

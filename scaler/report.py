@@ -98,8 +98,15 @@ def curves_series(run: RunData, x: str, prefix: str) -> list[plots.Series]:
         label = {"chosen": f"chosen: {kind} {coeffs}", "compound": f"best compound {coeffs}"}.get(name, f"{name} only")
         label = prefix + label
         series.append(plots.Series(label=label, x=_vals(part[x]), y=_vals(part.accuracy_mean),
-                                   yerr=_vals(part.accuracy_std), labels=[f"phi={int(p)}" for p in part.phi]))
+                                   yerr=_vals(part.accuracy_std), labels=[_phi_label(row) for row in part.itertuples()]))
     return series
+
+
+def _phi_label(row) -> str:
+    """"phi=2", and the proxy's own cost where the network missed its cost (the search's ``cost_missed``):
+    the point is drawn at the full size's MACs but its accuracy is that proxy's."""
+    missed = getattr(row, "cost_missed", False) in (True, "True")  # absent before 2026-11-26: not marked
+    return f"phi={int(row.phi)}" + (f" (proxy x{row.proxy_macs_ratio:.3g})" if missed else "")
 
 
 def trials_series(run: RunData, x: str, prefix: str) -> list[plots.Series]:

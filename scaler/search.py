@@ -33,7 +33,14 @@ from scaler.local_workers import local_workers, thread_share
 from scaler.matching import Coster
 from scaler.objective import Planned
 from scaler.proxy import dataset
-from scaler.proxy_checks import ProxyWarning, check_baseline_accuracy, check_curve_costs, check_winners_agree, run_checks
+from scaler.proxy_checks import (
+    ProxyWarning,
+    check_baseline_accuracy,
+    check_curve_costs,
+    check_winners_agree,
+    curve_cost_missed,
+    run_checks,
+)
 from scaler.recipe import recipe_from_dict
 from scaler.results import choose_winner, curves_table, point_results, stage_agreement, stage_runs, trials_table
 from scaler.run_folder import STUDY_NAME, RunFolder
@@ -352,8 +359,10 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], c
         curves = _curves(runner, config, cands, final, winner["point"], coster, ratio, promoted, rules)
         base = curves[curves.phi == 0].accuracy_mean  # the curves train the baseline: is it saturated, or at chance?
         judged = check_baseline_accuracy(float(base.iloc[0]) if len(base) else None, classes)
-        costs = check_curve_costs(list(zip(curves.strategy, curves.phi, curves.macs_ratio, curves.proxy_macs_ratio)),
-                                  ratio, rules["full_tolerance"], rules["proxy_tolerance"])
+        networks = list(zip(curves.strategy, curves.phi, curves.macs_ratio, curves.proxy_macs_ratio))
+        tolerances = (rules["full_tolerance"], rules["proxy_tolerance"])
+        curves["cost_missed"] = curve_cost_missed(networks, ratio, *tolerances)  # the report marks them on the chart
+        costs = check_curve_costs(networks, ratio, *tolerances)
         warnings += [w for w in (judged, costs) if w]
     return _Answer(screen, confirm, final, winner, curves, warnings)
 

@@ -4,6 +4,7 @@ parsed as HTML: images inline and decodable, nothing from the network, user name
 from __future__ import annotations
 
 import base64
+import io
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -206,3 +207,25 @@ def test_optuna_plots_say_why_they_are_missing(tmp_path):
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
     drawn = plots.optuna_plots(study, tmp_path)
     assert drawn["history"].read_bytes()[:8] == PNG and "two or more" in drawn["importance"]
+
+
+def test_a_curve_network_that_missed_its_cost_is_labelled_with_its_proxy_cost():
+    from scaler.report import curves_series
+    from scaler.run_contents import RunData
+    from scaler.run_folder import RunFolder
+
+    def row(strategy, phi, kind, proxy, missed=False):
+        return {"strategy": strategy, "phi": phi, "kind": kind, "alpha": 1.0, "beta": 1.2, "gamma": 1.1,
+                "macs": 1e6 * 2**phi, "proxy_macs_ratio": proxy, "accuracy_mean": 0.8, "accuracy_std": 0.01,
+                "cost_missed": missed}
+
+    frame = pd.DataFrame([row("baseline", 0, "baseline", 1.0), row("chosen", 1, "compound", 2.01),
+                          row("chosen", 2, "compound", 2.48, True), row("depth", 1, "depth", 1.98),
+                          row("depth", 2, "depth", 3.95)])
+    for curves in (frame, pd.read_csv(io.StringIO(frame.to_csv(index=False)))):  # as written, and read back
+        run = RunData(name="r", folder=RunFolder("."), curves=curves)
+        labels = {s.label.split(":")[0]: s.labels for s in curves_series(run, "macs", "")}
+        assert labels == {"chosen": ["phi=0", "phi=1", "phi=2 (proxy x2.48)"], "depth only": ["phi=0", "phi=1", "phi=2"]}
+    older = frame.drop(columns="cost_missed")  # a run from before the column: nothing marked
+    assert all("proxy" not in lab for s in curves_series(RunData("r", RunFolder("."), curves=older), "macs", "")
+               for lab in s.labels)
