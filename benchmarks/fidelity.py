@@ -75,7 +75,7 @@ from scaler.search_space import Candidate, grid, load_space
 from scaler.stage_runner import StageRunner
 from scaler.stages import DEFAULT_CONFIRM, DIMENSIONS, confirm_recipe, default_confirm_preset, leading_dimension, promote
 from scaler.study import Key, keys_to_run, make_pruner, recover_interrupted
-from scaler.verdict import PointResult, judge, rank
+from scaler.verdict import CLEAR_P_BEST, PointResult, judge, rank
 
 STEPS = ("pool", "reference", "analyse", "protocols", "controls", "all")
 REFERENCE_SEED = 1000  # the reference's seed indices start here: other initialisations than the pool's
@@ -577,8 +577,10 @@ def _control_replay(bench: Bench, args, direction: str, spec: str, r: int, log) 
     w = result.winner
     leads = leading_dimension(Coefficients(w["alpha"], w["beta"], w["gamma"])) if w else None
     offered = sorted({leading_dimension(Coefficients(t.alpha, t.beta, t.gamma)) for t in result.screen.itertuples()})
+    # A pick the verdict could not tell from the runner-up is the choice rule's tie-break, not evidence.
+    told = bool(w and w.get("significant") and w.get("p_best", {}).get(str(w["point"]), 0.0) >= CLEAR_P_BEST)
     return {"replay": r, "seed": screen.seed, "pick": w and {k: w[k] for k in ("point", "kind", "alpha", "beta", "gamma")},
-            "leads": leads, "expected_leads": leads == direction, "dimensions_in_grid": offered}
+            "leads": leads, "expected_leads": leads == direction, "told_apart": told, "dimensions_in_grid": offered}
 
 
 def _write_controls(bench: Bench, args, command: str, done: dict[tuple[str, str], list[dict]]) -> dict:
@@ -595,12 +597,16 @@ def _write_controls(bench: Bench, args, command: str, done: dict[tuple[str, str]
              f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command}`; each replay is the default search (screen "
              f"x{args.screen_seeds} seeds, confirm top {args.confirm} x{args.confirm_seeds}, no curves) with recipe seed "
              f"{CONTROL_SEED_STEP} x replay. Passes when the expected dimension leads the pick in >= {CONTROL_PASS} of 5.", "",
-             "| expected | data | leads the pick | picks (leading dimension) | result |", "|---|---|---|---|---|"]
+             "A pick is *told apart* when the search's verdict could tell it from the runner-up (margin "
+             f"interval excluding 0 and P(best) >= {CLEAR_P_BEST}); otherwise it is the choice rule's tie-break.", "",
+             "| expected | data | leads the pick | told apart | picks (leading dimension) | result |",
+             "|---|---|---|---|---|---|"]
     for row in rows:
         picks = ", ".join(str(r["leads"]) for r in row["replays"]) or "–"
         why = " (no grid point led by it survived cost matching)" if row["in_grid"] is False else ""
+        told = sum(bool(r.get("told_apart")) for r in row["replays"])
         lines.append(f"| {row['direction']} | `{row['data']}` | {row['hits']} of {len(row['replays'])} done "
-                     f"({row['of']} planned) | {picks} | {row['result']}{why} |")
+                     f"({row['of']} planned) | {told} of {len(row['replays'])} | {picks} | {row['result']}{why} |")
     payload = {"command": command, "controls": rows}
     write(bench.out, "controls", payload, "\n".join(lines) + "\n")
     return payload

@@ -158,6 +158,7 @@ def test_controls_run_the_search_and_say_which_dimension_leads(tmp_path):
     assert row["passed"] == (row["hits"] == 2)  # 4 of 5, scaled to 2 replays
     assert "| depth |" in (tmp_path / "c" / "controls.md").read_text()
     assert row["result"] == ("pass" if row["passed"] else "fail")  # every replay done: decided
+    assert all(isinstance(r["told_apart"], bool) for r in row["replays"]) and "| told apart |" in (tmp_path / "c" / "controls.md").read_text()
 
 
 def test_a_control_is_decided_as_soon_as_its_replays_allow():
