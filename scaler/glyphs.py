@@ -48,6 +48,14 @@ class Focus:
     label: str  # "pair", "large" or "small"
     grids: tuple[int, ...]  # cells per side of the large letter (drawn at random per image)
     mixed: bool = False  # each cell a random small letter (the small letters then carry no label)
+    # The whole figure's nuisances, drawn uniformly per image: rotation within +-rotation radians,
+    # scale within ``scale``, shift within +-shift of the side; and the share of the large letter's
+    # cells left empty / of its empty cells filled (``cell_noise``). benchmarks/depth_control.py
+    # varies them; the foci below keep the values their pixels were made with.
+    rotation: float = 0.12  # about 7 degrees
+    scale: tuple[float, float] = (0.85, 1.05)
+    shift: float = 0.12
+    cell_noise: tuple[float, float] = (0.0, 0.0)
 
     def classes(self) -> list[str]:
         if self.label == "pair":
@@ -132,6 +140,9 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
     cell, pad, masks, tiles, marks = _banks(spec.large, spec.small, g, size)
     font = torch.from_numpy(rng.integers(0, len(FONTS), (b, 1, 1))).expand(b, g, g)
     on = masks[torch.from_numpy(large)]  # (b, g, g)
+    if any(spec.cell_noise):
+        flip = torch.from_numpy(rng.random((b, g, g)))
+        on = (on & (flip >= spec.cell_noise[0])) | (~on & (flip < spec.cell_noise[1]))
     if spec.mixed:
         which = torch.from_numpy(rng.integers(0, len(spec.small), (b, g, g)))
     else:
@@ -145,9 +156,9 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
     before, after = (size - g * cell) // 2, size - g * cell - (size - g * cell) // 2
     figure = F.pad(figure, (before, after, before, after))
     # The whole figure: rotated, scaled and shifted (an inverse affine map, output -> input).
-    theta = rng.uniform(-0.12, 0.12, b)  # radians, about ±7 degrees
-    scale = rng.uniform(0.85, 1.05, b)
-    shift = rng.uniform(-0.12, 0.12, (2, b))
+    theta = rng.uniform(-spec.rotation, spec.rotation, b)  # radians
+    scale = rng.uniform(*spec.scale, b)
+    shift = rng.uniform(-spec.shift, spec.shift, (2, b))
     cos, sin = np.cos(theta) / scale, np.sin(theta) / scale
     affine = torch.from_numpy(np.stack([np.stack([cos, -sin, shift[0]], 1), np.stack([sin, cos, shift[1]], 1)], 1)).float()
     figure = F.grid_sample(figure, _sample_points(affine, size), mode="bilinear", padding_mode="zeros", align_corners=False)
