@@ -131,9 +131,10 @@ class Match:
 
 def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
                 full_tolerance: float = FULL_TOLERANCE, proxy_tolerance: float = PROXY_TOLERANCE,
-                proxy_match: str = "apart") -> Match:
+                proxy_match: str = "apart", apart_limit: float = APART_LIMIT) -> Match:
     """Move the point's free coefficient (:data:`FREE`) until both its costs are within tolerance of
-    ``budget``; with ``proxy_match="apart"``, the proxy's own copy of it too when one value cannot do both."""
+    ``budget``; with ``proxy_match="apart"``, the proxy's own copy of it too (within ``apart_limit``)
+    when one value cannot do both."""
     name = FREE[kind]
     exponent = EXPONENT[name]
 
@@ -152,10 +153,10 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
         for c in sorted((c for c in grown if off(c.full_ratio, budget) <= full_tolerance), key=lambda c: off(c.full_ratio, budget)):
             anchors.setdefault(c.full.macs, c)
         for full in anchors.values():
-            found = _apart(kind, full, budget, coster, proxy_tolerance)
+            found = _apart(kind, full, budget, coster, proxy_tolerance, apart_limit)
             if found:
                 return found
-        return replace(match, reason=f"{match.reason}, nor with its own {name} within x{APART_LIMIT:g} of the full size's")
+        return replace(match, reason=f"{match.reason}, nor with its own {name} within x{apart_limit:.3g} of the full size's")
     return match
 
 
@@ -170,9 +171,10 @@ def _around(start: float, exponent: float, cheap: bool, kind: str, fallback: flo
     return values
 
 
-def _apart(kind: str, full: PointCost, budget: float, coster: Coster, proxy_tolerance: float) -> Match | None:
-    """The full size as matched; the proxy's own free coefficient moved (within :data:`APART_LIMIT` of
-    the full size's) until the proxy's cost is within tolerance. None when no such value exists."""
+def _apart(kind: str, full: PointCost, budget: float, coster: Coster, proxy_tolerance: float,
+           limit: float = APART_LIMIT) -> Match | None:
+    """The full size as matched; the proxy's own free coefficient moved (within ``limit`` of the full
+    size's) until the proxy's cost is within tolerance. None when no such value exists."""
     name = FREE[kind]
     exponent = EXPONENT[name]
     c = full.coefficients
@@ -181,10 +183,11 @@ def _apart(kind: str, full: PointCost, budget: float, coster: Coster, proxy_tole
     def at(value: float) -> PointCost:
         return coster.apart(c, replace(c, **{name: value}))
 
-    span = math.log(APART_LIMIT)
+    span = math.log(limit)
     values = [correct(lambda v: at(v).proxy_ratio, budget, mine, exponent)]
     if coster.cheap:  # the proxy's staircase can have its step anywhere in the range: scan all of it
-        values += [mine * math.exp(span * k / SCAN_STEPS) for k in range(-SCAN_STEPS, SCAN_STEPS + 1)]
+        steps = round(SCAN_STEPS * span / math.log(APART_LIMIT))  # a wider reach, as fine a step
+        values += [mine * math.exp(span * k / steps) for k in range(-steps, steps + 1)]
     values = [v for v in values if abs(math.log(v / mine)) <= span + 1e-12 and (kind == "compound" or v > 1.0)]
     fits = [p for p in map(at, values) if off(p.proxy_ratio, budget) <= proxy_tolerance]
     if not fits:

@@ -139,10 +139,10 @@ def check_curve_costs(points: Sequence[tuple[str, int, float, float]], budget: f
     """A curve network's proxy (or full size) misses its cost, budget ** phi, by more than the space's tolerance.
 
     ``points``: (strategy, phi, full-size ratio, proxy ratio) per curve network. A curve's phi = 2 is
-    matched like a grid point but trained even when matching fails (measured, ``compound_coarse``:
-    mobilenet_v2's chosen point at phi = 2 costs x3.97 at full size but x2.48 as its 24-px proxy,
-    whose cost barely grows with resolution there; x4.00 at 48 px): plotted at its full size's MACs,
-    its accuracy is a smaller proxy's.
+    matched like a grid point (its proxy apart by up to APART_LIMIT squared) but trained even when
+    matching fails (measured 2026-11-26: resnet18's depth at phi = 2 costs x4.06 at full size and
+    x3.74 as its 24-px proxy, whole blocks stepping past x4): plotted at its full size's MACs, its
+    accuracy is a proxy of another cost.
     """
     flags = curve_cost_missed(points, budget, full_tolerance, proxy_tolerance)
     missed = [point for point, flag in zip(points, flags) if flag]

@@ -27,7 +27,7 @@ import pandas as pd
 
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
-from scaler.matching import Coster, Match, match_point
+from scaler.matching import APART_LIMIT, Coster, Match, match_point
 from scaler.recipe import PRESETS, ProxyRecipe, resolve_recipe
 from scaler.scaling import Coefficients
 from scaler.search_space import Candidate, candidate_from_match
@@ -109,7 +109,9 @@ def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Cand
     for name, index, cand in strategies:
         points.append(CurvePoint(name, 1, cand, index))
         squared = Coefficients(*(v**2 for v in cand.coefficients.as_tuple()))
-        points.append(CurvePoint(name, 2, _matched(cand.kind, squared, budget**2, coster, rules or {})))
+        # Squared coefficients, squared reach: a proxy may be apart by APART_LIMIT per unit of phi.
+        rules2 = {**(rules or {}), "apart_limit": APART_LIMIT**2}
+        points.append(CurvePoint(name, 2, _matched(cand.kind, squared, budget**2, coster, rules2)))
     return points
 
 

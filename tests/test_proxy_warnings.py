@@ -158,13 +158,36 @@ def _curve_costs(name: str, space: str, proxy_resolution: int):
 
 
 def test_a_curve_whose_proxy_misses_its_cost_warns_and_names_the_point():
-    # mobilenet_v2's 24-px proxy barely grows with resolution: a resolution-led phi = 2 proxy stays near x2.5
-    points, rules = _curve_costs("mobilenet_v2", "compound_coarse", 24)
+    # resnet18's depth at phi = 2: whole blocks step its proxy from x3.74 past x4.2 (measured 2026-11-26)
+    points, rules = _curve_costs("resnet18", "compound", 24)
     warning = check_curve_costs(points, 2.0, rules["full_tolerance"], rules["proxy_tolerance"])
     assert warning.code == "curve_cost_missed" and PROXY_RESOLUTION_FLAG in warning.fix
     missed = [p for p in points if p[1] == 2 and abs(p[3] / 4 - 1) > rules["proxy_tolerance"]]
     assert missed and all(f"{name} phi = 2 (x{full:.3g} at full size, proxy x{proxy:.3g})" in warning.message
                           for name, _, full, proxy in missed)
+
+
+def test_a_curves_phi_2_proxy_may_be_apart_by_the_limit_squared():
+    """Squared coefficients, squared reach: mobilenet_v2's resolution-led phi = 2 proxies, which reached only
+    x2.3-2.6 of x4 within APART_LIMIT, are matched within APART_LIMIT ** 2 (24 px barely prices resolution)."""
+    from scaler.matching import APART_LIMIT, FREE, Coster
+    from scaler.stages import baseline_point, curve_points
+
+    baseline = get_baseline("mobilenet_v2")
+    recipe = resolve_recipe("default", baseline)
+    space = load_space("compound_coarse")
+    kept = grid(space, baseline, 2.0, recipe=recipe).kept
+    coster = Coster(baseline, recipe)
+    points = curve_points(baseline_point(coster), [(c.kind, i, c) for i, c in enumerate(kept)], 2.0, coster,
+                          space.matching_rules())
+    reach = []
+    for p in (p for p in points if p.phi == 2):
+        assert abs(p.network.proxy_macs_ratio / 4 - 1) <= space.proxy_tolerance, p
+        if p.network.proxy_coefficients is not None:
+            name = FREE[p.network.kind]
+            reach.append(getattr(p.network.proxy_coefficients, name) / getattr(p.network.coefficients, name))
+    assert all(1 / APART_LIMIT**2 - 1e-9 <= r <= APART_LIMIT**2 + 1e-9 for r in reach)
+    assert max(reach) > APART_LIMIT  # the wider reach is what matched them
 
 
 def test_curves_within_their_costs_do_not_warn():
