@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -390,11 +391,28 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
                               else (config.confirm_recipe, config.confirm_seeds, confirmed))
     reused = {i: pt.grid_point for i, pt in enumerate(points) if pt.phi == 1 and pt.grid_point in trained}
     todo = [i for i in range(len(points)) if i not in reused]
+    _check_curve_runs(runner.study, {i: points[i].network for i in todo})
     plans = {i: Planned(points[i].network, recipe, f"{points[i].strategy} phi={points[i].phi}") for i in todo}
     plan = {key: plans[key[1]] for key in stage_keys("curve", todo, seeds)}
     runner.run_stage("curve", plan, f"{len(todo)} networks x {seeds} seed(s) at the {stage} recipe "
                                     f"({len(reused)} reused from the {stage} stage)")
     return curves_table(runner.study, points, reused, stage)
+
+
+def _check_curve_runs(study: optuna.Study, networks: dict[int, Candidate]) -> None:
+    """A curve run already in the study must be of the network planned now. Curve networks are matched
+    after the answer, by the installed scaler's rules, so a run folder begun by an older version may
+    hold runs of other proxies under the same keys: reusing them would plot one network at another's cost."""
+    for (index, seed), trial in stage_runs(study, "curve").items():
+        if index not in networks or trial.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        ran = tuple(trial.user_attrs.get(f"proxy_{k}", trial.user_attrs.get(k, math.nan)) for k in ("alpha", "beta", "gamma"))
+        planned = networks[index].proxy_point.as_tuple()
+        if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(ran, planned)):
+            fmt = ", ".join
+            raise UsageError(f"curve run {index} (seed {seed}) in this study trained the proxy at ({fmt(f'{v:.3g}' for v in ran)}) "
+                             f"but the curves now need ({fmt(f'{v:.3g}' for v in planned)}) (matched by another scaler "
+                             "version): rerun with --curves none to keep this folder's answer, or search in a new folder")
 
 
 def _live_tables(study: optuna.Study, cands: list[Candidate]) -> list[pd.DataFrame]:

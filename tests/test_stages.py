@@ -156,3 +156,34 @@ def test_family_train_and_compare_resume_from_their_study(tmp_path):
     build_family("resnet18", coefficients=Coefficients(1.2, 1.1, 1.15), phis=[0], latency_runs=0, num_classes=4,
                  training=other, log_to=folder)
     assert len(optuna.load_study(study_name="train", storage=folder.storage_url).trials) == 6  # other seeds: trained
+
+
+def test_a_resumed_search_refuses_curve_runs_of_another_network(tmp_path, monkeypatch):
+    """Curve networks are matched after the answer by the installed version's rules: a folder whose curve
+    runs trained other proxies under the same keys is refused in one line, not plotted at the wrong cost."""
+    import dataclasses
+
+    import scaler.search as search
+    from scaler.recipe import resolve_recipe
+
+    space = tmp_path / "space.toml"
+    space.write_text("depth = [1.0]\nresolution = [0.0]\n")
+    recipe = resolve_recipe("smoke", get_baseline("resnet18"), {"subset": 64, "batch_size": 32})
+    config = search.SearchConfig(baseline="resnet18", budget="2x", space=str(space), recipe=dataclasses.asdict(recipe),
+                                 data="synthetic:size=16,images=120,classes=4", seeds=1, confirm=0, device="cpu")
+    run = RunFolder(tmp_path / "run")
+    first = search.run_search(config, run, log=lambda line: None)
+    assert (first.curves.phi == 2).any()
+    assert search.run_search(config, run, log=lambda line: None).trained_now == 0  # same networks: all reused
+
+    real = search.curve_points
+
+    def other_rule(*args, **kwargs):  # as an older version would have matched phi = 2
+        points = real(*args, **kwargs)
+        return [dataclasses.replace(p, network=dataclasses.replace(
+                    p.network, proxy_coefficients=Coefficients(*(v * 1.1 for v in p.network.proxy_point.as_tuple()))))
+                if p.phi == 2 else p for p in points]
+
+    monkeypatch.setattr(search, "curve_points", other_rule)
+    with pytest.raises(UsageError, match=r"curve run \d+ \(seed 0\) in this study trained the proxy at .* --curves none"):
+        search.run_search(config, run, log=lambda line: None)
