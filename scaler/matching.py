@@ -186,7 +186,7 @@ def _apart(kind: str, full: PointCost, budget: float, coster: Coster, proxy_tole
     span = math.log(limit)
     values = [correct(lambda v: at(v).proxy_ratio, budget, mine, exponent)]
     if coster.cheap:  # the proxy's staircase can have its step anywhere in the range: scan all of it
-        steps = round(SCAN_STEPS * span / math.log(APART_LIMIT))  # a wider reach, as fine a step
+        steps = round(SCAN_STEPS * span / math.log(APART_LIMIT))  # a wider reach (the curves'), as fine a step
         values += [mine * math.exp(span * k / steps) for k in range(-steps, steps + 1)]
     values = [v for v in values if abs(math.log(v / mine)) <= span + 1e-12 and (kind == "compound" or v > 1.0)]
     fits = [p for p in map(at, values) if off(p.proxy_ratio, budget) <= proxy_tolerance]

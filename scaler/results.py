@@ -170,15 +170,16 @@ def stage_agreement(screen: pd.DataFrame, confirm: pd.DataFrame, screen_winner: 
     })
 
 
-def curves_table(study: optuna.Study, points: list, reused: dict[int, int], reused_from: str = "screen") -> pd.DataFrame:
+def curves_table(study: optuna.Study, points: list, sources: dict[int, tuple[str, int]]) -> pd.DataFrame:
     """One row per curve network (strategy, phi): cost and accuracy over seeds.
 
-    ``reused``: curve index -> grid point whose ``reused_from`` runs it is (phi = 1 of a grid point).
+    ``sources``: curve position -> the (stage, point) whose runs it is: a curve run, or the screen's
+    or confirm's runs of a grid point (phi = 1).
     """
-    runs_of = {"curve": stage_runs(study, "curve"), reused_from: stage_runs(study, reused_from)}
+    runs_of = {stage: stage_runs(study, stage) for stage in {s for s, _ in sources.values()}}
     rows = []
     for i, pt in enumerate(points):
-        stage, index = (reused_from, reused[i]) if i in reused else ("curve", i)
+        stage, index = sources[i]
         runs = [t for (p, _), t in sorted(runs_of[stage].items()) if p == index]
         accs = [t.value for t in runs if t.state == optuna.trial.TrialState.COMPLETE]
         c = pt.network

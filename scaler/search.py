@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -66,6 +65,7 @@ from scaler.study import (
     Key,
     check_storage,
     delete_studies,
+    key_of,
     open_study,
     redact_url,
     stage_keys,
@@ -391,28 +391,43 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
                               else (config.confirm_recipe, config.confirm_seeds, confirmed))
     reused = {i: pt.grid_point for i, pt in enumerate(points) if pt.phi == 1 and pt.grid_point in trained}
     todo = [i for i in range(len(points)) if i not in reused]
-    _check_curve_runs(runner.study, {i: points[i].network for i in todo})
-    plans = {i: Planned(points[i].network, recipe, f"{points[i].strategy} phi={points[i].phi}") for i in todo}
-    plan = {key: plans[key[1]] for key in stage_keys("curve", todo, seeds)}
+    index = _curve_indices(runner.study, [points[i].network for i in todo])
+    plans = {index[n]: Planned(points[i].network, recipe, f"{points[i].strategy} phi={points[i].phi}") for n, i in enumerate(todo)}
+    plan = {key: plans[key[1]] for key in stage_keys("curve", list(plans), seeds)}
     runner.run_stage("curve", plan, f"{len(todo)} networks x {seeds} seed(s) at the {stage} recipe "
                                     f"({len(reused)} reused from the {stage} stage)")
-    return curves_table(runner.study, points, reused, stage)
+    runs = {i: (stage, p) for i, p in reused.items()} | {i: ("curve", index[n]) for n, i in enumerate(todo)}
+    return curves_table(runner.study, points, runs)
 
 
-def _check_curve_runs(study: optuna.Study, networks: dict[int, Candidate]) -> None:
-    """A curve run already in the study must be of the network planned now. Curve networks are matched
-    after the answer, by the installed scaler's rules, so a run folder begun by an older version may
-    hold runs of other proxies under the same keys: reusing them would plot one network at another's cost."""
-    for (index, seed), trial in stage_runs(study, "curve").items():
-        if index not in networks or trial.state != optuna.trial.TrialState.COMPLETE:
-            continue
-        ran = tuple(trial.user_attrs.get(f"proxy_{k}", trial.user_attrs.get(k, math.nan)) for k in ("alpha", "beta", "gamma"))
-        planned = networks[index].proxy_point.as_tuple()
-        if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(ran, planned)):
-            fmt = ", ".join
-            raise UsageError(f"curve run {index} (seed {seed}) in this study trained the proxy at ({fmt(f'{v:.3g}' for v in ran)}) "
-                             f"but the curves now need ({fmt(f'{v:.3g}' for v in planned)}) (matched by another scaler "
-                             "version): rerun with --curves none to keep this folder's answer, or search in a new folder")
+def _curve_indices(study: optuna.Study, networks: list[Candidate]) -> list[int]:
+    """Each curve network's run index (the key's point): that of the runs already made of the same
+    proxy, else the next unused one, in order.
+
+    Curve networks are chosen after the answer (the chosen point, the best single dimension) and
+    matched by the installed version's rules, so a resume may plan other networks than the runs in
+    the study — after ``--confirm`` changed the winner, say. Keyed by network, such runs are neither
+    reused for the wrong network nor lost. Deterministic in the study's recorded runs, so every
+    worker of a study numbers alike (a queued run records its network only once taken).
+    """
+    def ident(point) -> tuple:
+        return tuple(round(float(v), 9) for v in point)
+
+    known: dict[tuple, int] = {}
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        key, attrs = key_of(t), t.user_attrs
+        if key and key[0] == "curve" and "alpha" in attrs:
+            own = tuple(attrs.get(f"proxy_{k}", attrs[k]) for k in ("alpha", "beta", "gamma"))
+            known.setdefault(ident(own), key[1])
+    free = max(known.values(), default=-1) + 1
+    out = []
+    for net in networks:
+        i = known.get(ident(net.proxy_point.as_tuple()))
+        if i is None:
+            i = known[ident(net.proxy_point.as_tuple())] = free
+            free += 1
+        out.append(i)
+    return out
 
 
 def _live_tables(study: optuna.Study, cands: list[Candidate]) -> list[pd.DataFrame]:

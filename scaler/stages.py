@@ -109,16 +109,23 @@ def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Cand
     for name, index, cand in strategies:
         points.append(CurvePoint(name, 1, cand, index))
         squared = Coefficients(*(v**2 for v in cand.coefficients.as_tuple()))
-        # Squared coefficients, squared reach: a proxy may be apart by APART_LIMIT per unit of phi.
-        rules2 = {**(rules or {}), "apart_limit": APART_LIMIT**2}
-        points.append(CurvePoint(name, 2, _matched(cand.kind, squared, budget**2, coster, rules2)))
+        points.append(CurvePoint(name, 2, _matched(cand.kind, squared, budget**2, coster, rules or {})))
     return points
 
 
 def _matched(kind: str, planned: Coefficients, budget: float, coster: Coster, rules: dict) -> Candidate:
     """A curve's phi = 2 network, matched like a grid point, and trained even when a tolerance is
-    missed (the miss shows in its ratios; a reason would fail its runs)."""
-    return replace(candidate_from_match(kind, planned, match_point(kind, planned, budget, coster, **rules)), reason="")
+    missed (the miss shows in its ratios; a reason would fail its runs).
+
+    Where a grid point's reach fails, the proxy may be apart by APART_LIMIT squared: squared
+    coefficients, squared reach (1.2x per unit of phi). Tried second, so a network that matched
+    within the grid's reach stays as it was (docs/design.md, "curves").
+    """
+    match = match_point(kind, planned, budget, coster, **rules)
+    if match.reason and rules.get("proxy_match", "apart") == "apart":
+        wider = match_point(kind, planned, budget, coster, **{**rules, "apart_limit": APART_LIMIT**2})
+        match = wider if not wider.reason else match
+    return replace(candidate_from_match(kind, planned, match), reason="")
 
 
 def baseline_point(coster: Coster) -> Candidate:

@@ -158,9 +158,10 @@ def test_family_train_and_compare_resume_from_their_study(tmp_path):
     assert len(optuna.load_study(study_name="train", storage=folder.storage_url).trials) == 6  # other seeds: trained
 
 
-def test_a_resumed_search_refuses_curve_runs_of_another_network(tmp_path, monkeypatch):
-    """Curve networks are matched after the answer by the installed version's rules: a folder whose curve
-    runs trained other proxies under the same keys is refused in one line, not plotted at the wrong cost."""
+def test_curve_runs_are_keyed_by_network_so_a_resume_never_reuses_another_networks_runs(tmp_path, monkeypatch):
+    """Curve networks are chosen after the answer and matched by the installed version's rules: when a
+    resume plans other networks (another winner after --confirm changed, another version's matching),
+    they get runs of their own; the earlier runs are kept and found again when their network returns."""
     import dataclasses
 
     import scaler.search as search
@@ -172,18 +173,24 @@ def test_a_resumed_search_refuses_curve_runs_of_another_network(tmp_path, monkey
     config = search.SearchConfig(baseline="resnet18", budget="2x", space=str(space), recipe=dataclasses.asdict(recipe),
                                  data="synthetic:size=16,images=120,classes=4", seeds=1, confirm=0, device="cpu")
     run = RunFolder(tmp_path / "run")
-    first = search.run_search(config, run, log=lambda line: None)
-    assert (first.curves.phi == 2).any()
-    assert search.run_search(config, run, log=lambda line: None).trained_now == 0  # same networks: all reused
+    quiet = {"log": lambda line: None}
+    first = search.run_search(config, run, **quiet).curves
+    assert search.run_search(config, run, **quiet).trained_now == 0  # same networks: all reused
 
     real = search.curve_points
 
-    def other_rule(*args, **kwargs):  # as an older version would have matched phi = 2
-        points = real(*args, **kwargs)
+    def other_rule(*args, **kwargs):  # phi = 2 as another rule would have matched it
         return [dataclasses.replace(p, network=dataclasses.replace(
                     p.network, proxy_coefficients=Coefficients(*(v * 1.1 for v in p.network.proxy_point.as_tuple()))))
-                if p.phi == 2 else p for p in points]
+                if p.phi == 2 else p for p in real(*args, **kwargs)]
 
     monkeypatch.setattr(search, "curve_points", other_rule)
-    with pytest.raises(UsageError, match=r"curve run \d+ \(seed 0\) in this study trained the proxy at .* --curves none"):
-        search.run_search(config, run, log=lambda line: None)
+    moved = search.run_search(config, run, **quiet)
+    assert moved.trained_now == (first.phi == 2).sum()  # new runs for the new networks only
+    monkeypatch.setattr(search, "curve_points", real)
+    again = search.run_search(config, run, **quiet)
+    assert again.trained_now == 0  # the first networks' runs were kept and are found by network
+    pd.testing.assert_frame_equal(again.curves.drop(columns="cost_missed"), first.drop(columns="cost_missed"))
+    study = optuna.load_study(study_name=run.study_name(), storage=run.storage_url)
+    curve_keys = {(t.params["stage"], t.params["point"]) for t in study.trials if t.params.get("stage") == "curve"}
+    assert len(curve_keys) == len(first[first.runs_from == "curve"]) + (first.phi == 2).sum()
