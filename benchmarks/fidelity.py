@@ -578,7 +578,8 @@ def _control_replay(bench: Bench, args, direction: str, spec: str, r: int, log) 
     leads = leading_dimension(Coefficients(w["alpha"], w["beta"], w["gamma"])) if w else None
     offered = sorted({leading_dimension(Coefficients(t.alpha, t.beta, t.gamma)) for t in result.screen.itertuples()})
     # A pick the verdict could not tell from the runner-up is the choice rule's tie-break, not evidence.
-    told = bool(w and w.get("significant") and w.get("p_best", {}).get(str(w["point"]), 0.0) >= CLEAR_P_BEST)
+    # (Computed as the verdict does where the search's answer predates its "told_apart".)
+    told = bool(w and w.get("told_apart", w.get("significant") and w["p_best"].get(str(w["point"]), 0.0) >= CLEAR_P_BEST))
     return {"replay": r, "seed": screen.seed, "pick": w and {k: w[k] for k in ("point", "kind", "alpha", "beta", "gamma")},
             "leads": leads, "expected_leads": leads == direction, "told_apart": told, "dimensions_in_grid": offered}
 
@@ -683,6 +684,10 @@ def check(args) -> None:
             raise UsageError(f"a control's direction must be one of {', '.join(DIMENSIONS)}, got {direction!r}")
     if args.stage == "controls" and not args.control:
         raise UsageError("--stage controls needs at least one --control DIMENSION DATA")
+    pairs = [tuple(c) for c in args.control]
+    twice = [" ".join(c) for i, c in enumerate(pairs) if c in pairs[:i]]
+    if twice:  # one run folder per control: a second would count the same replays again
+        raise UsageError(f"--control {twice[0]} is given twice")
 
 
 def below_minimums(bench: Bench, args) -> list[str]:

@@ -136,33 +136,45 @@ def check_winners_agree(screen: object, confirm: object) -> ProxyWarning | None:
 
 def check_curve_costs(points: Sequence[tuple[str, int, float, float]], budget: float, full_tolerance: float,
                       proxy_tolerance: float) -> ProxyWarning | None:
-    """A curve network's proxy (or full size) misses its cost, budget ** phi, by more than the space's tolerance.
+    """A curve network misses its cost, budget ** phi, at full size or as its proxy, beyond the space's tolerances.
 
     ``points``: (strategy, phi, full-size ratio, proxy ratio) per curve network. A curve's phi = 2 is
     matched like a grid point (its proxy apart by up to APART_LIMIT squared) but trained even when
-    matching fails (measured 2026-11-26: resnet18's depth at phi = 2 costs x4.06 at full size and
-    x3.74 as its 24-px proxy, whole blocks stepping past x4): plotted at its full size's MACs, its
-    accuracy is a proxy of another cost.
+    matching fails (measured 2026-11-26, ``benchmarks/curve_costs.py``: resnet18's depth at phi = 2
+    costs x4.06 at full size and x3.74 as its 24-px proxy, whole blocks stepping past x4). A full
+    size that misses is drawn at its true MACs; a proxy that misses is not: the chart shows the
+    accuracy of a proxy of another cost there (and labels it).
     """
-    flags = curve_cost_missed(points, budget, full_tolerance, proxy_tolerance)
-    missed = [point for point, flag in zip(points, flags) if flag]
+    which = curve_cost_missed(points, budget, full_tolerance, proxy_tolerance)
+    missed = [(*point, what) for point, what in zip(points, which) if what]
     if not missed:
         return None
-    listed = ", ".join(f"{name} phi = {phi} (x{full:.3g} at full size, proxy x{proxy:.3g})" for name, phi, full, proxy in missed)
+    listed = ", ".join(f"{name} phi = {phi} ({what}: x{full:.3g} at full size, proxy x{proxy:.3g})"
+                       for name, phi, full, proxy, what in missed)
+    fixes = []
+    if any("proxy" in m[-1] for m in missed):
+        fixes.append("read a proxy's miss in the curves table's 'proxy x' (the chart labels it); a larger proxy "
+                     f"({PROXY_RESOLUTION_FLAG}, --proxy-width) prices each dimension in finer steps")
+    if any("full size" in m[-1] for m in missed):
+        fixes.append("a full size's miss is whole blocks or channels stepping past the target: it is drawn at its "
+                     "true MACs, nothing to change")
     return ProxyWarning(
         "curve_cost_missed",
-        f"{len(missed)} curve network(s) miss x{budget:.3g}^phi beyond the space's tolerances "
-        f"({full_tolerance:.0%} full size, {proxy_tolerance:.0%} proxy): {listed}; the curve plots them at their "
-        "full size's MACs, so there it shows a proxy of another cost",
-        f"a larger {PROXY_RESOLUTION_FLAG} (the proxy's cost then grows with resolution as the full size's does), "
-        "or read those points with their 'proxy x' in the report's curves table")
+        f"{len(missed)} curve network(s) miss x{budget:.3g}^phi beyond the space's tolerances ({full_tolerance:.0%} "
+        f"full size, {proxy_tolerance:.0%} proxy): {listed}", "; ".join(fixes))
 
 
 def curve_cost_missed(points: Sequence[tuple[str, int, float, float]], budget: float, full_tolerance: float,
-                      proxy_tolerance: float) -> list[bool]:
-    """Per curve network (as :func:`check_curve_costs` takes them): does it miss budget ** phi?"""
-    return [phi > 0 and (_off(full, budget**phi) > full_tolerance or _off(proxy, budget**phi) > proxy_tolerance)
-            for _, phi, full, proxy in points]
+                      proxy_tolerance: float) -> list[str]:
+    """Per curve network (as :func:`check_curve_costs` takes them): what misses budget ** phi —
+    "full size", "proxy", both ("full size and proxy"), or "" (nothing; phi = 0 never)."""
+    out = []
+    for _, phi, full, proxy in points:
+        target = budget**phi
+        misses = [name for name, ratio, tolerance in (("full size", full, full_tolerance), ("proxy", proxy, proxy_tolerance))
+                  if phi > 0 and _off(ratio, target) > tolerance]
+        out.append(" and ".join(misses))
+    return out
 
 
 def _off(ratio: float, target: float) -> float:

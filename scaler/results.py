@@ -111,6 +111,7 @@ def choose_winner(table: pd.DataFrame, study: optuna.Study, config, stage: str =
         "runner_up": None, "margin": None, "margin_interval": None, "significant": False, "test": None,
         "p_best": {str(p): v for p, v in sorted(verdict.p_best.items())},
         "compound_vs_single": verdict.compound_vs_single, "verdict": verdict.text, "rule": verdict.rule,
+        "told_apart": verdict.told_apart,  # False: the winner is the rule's pick among points the noise cannot order
     }
     if verdict.margin is not None:
         second, margin = rows.loc[verdict.ranked[1].point], verdict.margin

@@ -158,7 +158,10 @@ def test_controls_run_the_search_and_say_which_dimension_leads(tmp_path):
     assert row["passed"] == (row["hits"] == 2)  # 4 of 5, scaled to 2 replays
     assert "| depth |" in (tmp_path / "c" / "controls.md").read_text()
     assert row["result"] == ("pass" if row["passed"] else "fail")  # every replay done: decided
-    assert all(isinstance(r["told_apart"], bool) for r in row["replays"]) and "| told apart |" in (tmp_path / "c" / "controls.md").read_text()
+    for r in row["replays"]:  # the search's own verdict, as its coefficients.json says
+        folder = next((tmp_path / "c" / "controls").glob("depth-*")) / f"replay-{r['replay']}"
+        assert r["told_apart"] is json.loads((folder / "coefficients.json").read_text())["told_apart"]
+    assert "| told apart |" in (tmp_path / "c" / "controls.md").read_text()
 
 
 def test_a_control_is_decided_as_soon_as_its_replays_allow():
@@ -185,6 +188,7 @@ def test_a_control_is_decided_as_soon_as_its_replays_allow():
     (["--pool-seeds", "1"], "--pool-seeds (1) must cover"),
     (["--stage", "controls"], "needs at least one --control"),
     (["--control", "size", "synthetic"], "one of depth, width, resolution"),
+    (["--control", "depth", "synthetic", "--control", "depth", "synthetic"], "--control depth synthetic is given twice"),
     (["--reference-factor", "nan"], "--reference-factor must be 1 or more"),
     (["--set", "epochs=two"], "is not a number"),
     (["--set", "speed=3"], "--set takes FIELD=VALUE with a recipe field"),

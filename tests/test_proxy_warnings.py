@@ -20,6 +20,7 @@ from scaler.proxy_checks import (
     check_feature_map,
     check_upsampling,
     check_winners_agree,
+    curve_cost_missed,
     feature_sizes,
     run_checks,
     size_function,
@@ -163,13 +164,14 @@ def test_a_curve_whose_proxy_misses_its_cost_warns_and_names_the_point():
     warning = check_curve_costs(points, 2.0, rules["full_tolerance"], rules["proxy_tolerance"])
     assert warning.code == "curve_cost_missed" and PROXY_RESOLUTION_FLAG in warning.fix
     missed = [p for p in points if p[1] == 2 and abs(p[3] / 4 - 1) > rules["proxy_tolerance"]]
-    assert missed and all(f"{name} phi = 2 (x{full:.3g} at full size, proxy x{proxy:.3g})" in warning.message
+    assert missed and all(f"{name} phi = 2 (proxy: x{full:.3g} at full size, proxy x{proxy:.3g})" in warning.message
                           for name, _, full, proxy in missed)
+    assert "nothing to change" not in warning.fix  # no full size missed here
 
 
 def test_a_curves_phi_2_proxy_may_be_apart_by_the_limit_squared():
-    """Squared coefficients, squared reach: mobilenet_v2's resolution-led phi = 2 proxies, which reached only
-    x2.3-2.6 of x4 within APART_LIMIT, are matched within APART_LIMIT ** 2 (24 px barely prices resolution)."""
+    """Squared coefficients, squared reach: mobilenet_v2's compound phi = 2 proxies, which reached only
+    x2.48-2.65 of x4 within APART_LIMIT, are matched within APART_LIMIT ** 2 (24 px barely prices resolution)."""
     from scaler.matching import APART_LIMIT, FREE, Coster
     from scaler.stages import baseline_point, curve_points
 
@@ -195,6 +197,11 @@ def test_curves_within_their_costs_do_not_warn():
     assert check_curve_costs(points, 2.0, rules["full_tolerance"], rules["proxy_tolerance"]) is None
     assert check_curve_costs([("chosen", 2, 4.0, 3.0)], 2.0, 0.05, 0.05).code == "curve_cost_missed"
     assert check_curve_costs([("chosen", 2, 4.0, float("nan"))], 2.0, 0.05, 0.05) is not None  # not costed: not trusted
+    full_only = check_curve_costs([("depth", 2, 4.4, 4.0), ("depth", 1, 2.0, 2.0)], 2.0, 0.05, 0.05)
+    assert "depth phi = 2 (full size:" in full_only.message and "1 curve network(s)" in full_only.message
+    assert "nothing to change" in full_only.fix and PROXY_RESOLUTION_FLAG not in full_only.fix
+    assert curve_cost_missed([("b", 0, 9.0, 9.0), ("c", 2, 4.4, 3.0), ("c", 1, 2.0, 2.0)], 2.0, 0.05, 0.05) == [
+        "", "full size and proxy", ""]
 
 
 # --- 5. through a search ------------------------------------------------------------------------

@@ -214,14 +214,14 @@ def test_a_curve_network_that_missed_its_cost_is_labelled_with_its_proxy_cost():
     from scaler.run_contents import RunData
     from scaler.run_folder import RunFolder
 
-    def row(strategy, phi, kind, proxy, missed=False):
+    def row(strategy, phi, kind, proxy, missed=""):
         return {"strategy": strategy, "phi": phi, "kind": kind, "alpha": 1.0, "beta": 1.2, "gamma": 1.1,
                 "macs": 1e6 * 2**phi, "proxy_macs_ratio": proxy, "accuracy_mean": 0.8, "accuracy_std": 0.01,
                 "cost_missed": missed}
 
     frame = pd.DataFrame([row("baseline", 0, "baseline", 1.0), row("chosen", 1, "compound", 2.01),
-                          row("chosen", 2, "compound", 2.48, True), row("depth", 1, "depth", 1.98),
-                          row("depth", 2, "depth", 3.95)])
+                          row("chosen", 2, "compound", 2.48, "proxy"), row("depth", 1, "depth", 1.98),
+                          row("depth", 2, "depth", 3.95, "full size")])  # drawn at its true MACs: not labelled
     for curves in (frame, pd.read_csv(io.StringIO(frame.to_csv(index=False)))):  # as written, and read back
         run = RunData(name="r", folder=RunFolder("."), curves=curves)
         labels = {s.label.split(":")[0]: s.labels for s in curves_series(run, "macs", "")}
