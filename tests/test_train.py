@@ -232,3 +232,22 @@ def test_train_cli_bad_data_is_one_line(cli):
     proc = cli("train", "--data", "nosuch:thing", "--epochs", "1")
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "unknown data source" in proc.stderr
+
+
+def test_train_cli_builds_a_proxy_as_the_search_does(cli):
+    """--coefficients (and the default baseline proxy) train the search's own proxy: channels rounded to the
+    proxy's divisor. resnet50's 2x width point at proxy width 0.125 has 11-channel stems there, 16 at the
+    full size's divisor of 8 (measured 2026-11-26: different accuracies until scaler train used the proxy's)."""
+    from scaler.proxy import train_point
+    from scaler.scaling import Coefficients
+
+    recipe = get_recipe("smoke", get_baseline("resnet50"), {"subset": 32, "batch_size": 32, "epochs": 1})
+    common = ("--baseline", "resnet50", "--data", DATA_SPEC, "--preset", "smoke", "--epochs", "1",
+              "--batch-size", "32", "--subset", "32", "--json")
+    for flags, coefficients in ((("--coefficients", "1,1.424,1", "--phi", "1"), (1, 1.424, 1)), ((), (1, 1, 1))):
+        proc = cli("train", *common, *flags)
+        assert proc.returncode == 0, proc.stderr
+        run = json.loads(proc.stdout)
+        search = train_point("resnet50", Coefficients(*coefficients).multipliers(1.0), data=load_dataset(DATA_SPEC),
+                             recipe=recipe)
+        assert (run["params"], run["accuracy"]) == (search.params, search.accuracy), flags

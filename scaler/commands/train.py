@@ -1,9 +1,11 @@
 """Train one (scaled) network with the proxy recipe and report accuracy, time and throughput.
 
 --width, --depth and --resolution give the network as trained (the proxy width is NOT applied
-to them); without them the network is the baseline at the recipe's proxy width and proxy
-resolution. --coefficients with --phi gives multipliers, to which the proxy width and resolution
-apply as in a search. Recipe flags override the chosen --preset (smoke, default, long or gpu) and the
+to them; channels round to multiples of 8 as at full size); without them the network is the
+baseline at the recipe's proxy width and proxy resolution. --coefficients with --phi gives
+multipliers, to which the proxy width and resolution apply as in a search. Those two are proxies,
+built exactly as a search builds them (channels rounded to the proxy's divisor, the recipe's
+proxy_divisor). Recipe flags override the chosen --preset (smoke, default, long or gpu) and the
 baseline's own recipe fields.
 
 examples:
@@ -15,6 +17,7 @@ examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 
@@ -68,6 +71,7 @@ def resolve_network(args, recipe) -> tuple[float, float, int]:
 def run(args) -> int:
     from scaler.baselines import get_baseline
     from scaler.data import load_dataset
+    from scaler.recipe import proxy_rounding
     from scaler.train import TrainingFailed, train
 
     check_numbers(args, {"split_seed": 0})
@@ -87,13 +91,16 @@ def run(args) -> int:
         print(f"  epoch {s.epoch:>3}/{s.epochs}  loss {s.train_loss:.4f}  val acc {val}  "
               f"{s.images_per_s:,.0f} img/s  {s.seconds:.1f} s", file=out, flush=True)
 
-    try:
-        result = train(baseline, width=width, depth=depth, resolution_px=px, data=data, recipe=recipe, device=device,
-                       progress=progress)
-    except TrainingFailed as exc:
-        print(f"scaler train: failed: {exc}", file=sys.stderr)
-        return 1
-    macs = _macs(baseline, width, depth, px, data.num_classes)
+    # A proxy (from --coefficients, or the default baseline proxy) is built as a search builds it.
+    is_proxy = args.width is None and args.depth is None and args.resolution is None
+    with proxy_rounding(recipe) if is_proxy else contextlib.nullcontext():
+        try:
+            result = train(baseline, width=width, depth=depth, resolution_px=px, data=data, recipe=recipe,
+                           device=device, progress=progress)
+        except TrainingFailed as exc:
+            print(f"scaler train: failed: {exc}", file=sys.stderr)
+            return 1
+        macs = _macs(baseline, width, depth, px, data.num_classes)
     if args.json:
         print_json({
             "baseline": baseline.name, **result.as_dict(), "macs": macs,
