@@ -146,6 +146,8 @@ def resolve_recipe(preset: str = "default", baseline: Baseline | None = None, ov
 # The proxy's size. A baseline's values of these (a user's `fn.proxy_recipe = {"proxy_resolution": 48}`)
 # replace the default preset's size, which ``long`` shares, not a size a preset chose for itself (smoke, gpu).
 SIZE_FIELDS = ("proxy_resolution", "proxy_width")
+# What decides the proxy network a point trains (and so what the grid's cost matching costs).
+NETWORK_FIELDS = (*SIZE_FIELDS, "proxy_divisor")
 
 
 def _own_size(recipe: ProxyRecipe) -> bool:

@@ -28,7 +28,7 @@ import pandas as pd
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
 from scaler.matching import APART_LIMIT, Coster, Match, match_point
-from scaler.recipe import PRESETS, ProxyRecipe, resolve_recipe
+from scaler.recipe import NETWORK_FIELDS, PRESETS, ProxyRecipe, resolve_recipe
 from scaler.scaling import Coefficients
 from scaler.search_space import Candidate, candidate_from_match
 from scaler.verdict import PointResult, rank
@@ -73,12 +73,17 @@ def default_confirm_preset(preset: str) -> str:
 
 
 def confirm_recipe(screen: ProxyRecipe, spec: str, baseline: Baseline) -> ProxyRecipe:
-    """The confirm stage's recipe: ``2x``/``3x``/``4x`` the screen's epochs (and warm-up), or a preset by name."""
+    """The confirm stage's recipe: ``2x``/``3x``/``4x`` the screen's epochs (and warm-up), or a preset by name.
+
+    A preset gives its schedule; the proxy network stays the screen's (:data:`NETWORK_FIELDS`): the
+    grid was cost-matched for that proxy, and a confirm stage at another size would compare proxies
+    of unequal cost (``long`` after ``--proxy-resolution 40`` would otherwise confirm at 24 px).
+    """
     if spec in CONFIRM_FACTORS:
         factor = CONFIRM_FACTORS[spec]
         return screen.replace(epochs=int(round(screen.epochs * factor)), warmup_epochs=screen.warmup_epochs * factor)
     if spec in PRESETS:
-        return resolve_recipe(spec, baseline)
+        return resolve_recipe(spec, baseline).replace(**{f: getattr(screen, f) for f in NETWORK_FIELDS})
     known = ", ".join([*CONFIRM_FACTORS, *PRESETS])
     raise UsageError(f"unknown confirm preset {spec!r} (known: {known})")
 

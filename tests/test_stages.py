@@ -80,6 +80,12 @@ def test_confirm_recipe_is_longer_than_the_screen():
     longer = confirm_recipe(screen, "2x", get_baseline("resnet18"))
     assert (longer.epochs, longer.warmup_epochs) == (2 * screen.epochs, 2 * screen.warmup_epochs)
     assert confirm_recipe(screen, "long", get_baseline("resnet18")).epochs == PRESETS["long"].epochs
+    # a preset's schedule, the screen's proxy network: the grid was cost-matched for that proxy
+    glyphs = screen.replace(proxy_resolution=40, proxy_width=0.125, proxy_divisor=2)
+    for name in ("long", "gpu", "smoke"):
+        confirmed = confirm_recipe(glyphs, name, get_baseline("resnet18"))
+        assert (confirmed.proxy_resolution, confirmed.proxy_width, confirmed.proxy_divisor) == (40, 0.125, 2)
+        assert confirmed.epochs == PRESETS[name].epochs
     with pytest.raises(UsageError, match="unknown confirm preset"):
         confirm_recipe(screen, "forever", get_baseline("resnet18"))
 

@@ -78,8 +78,9 @@ def add_arguments(parser) -> None:
     stages.add_argument("--confirm", type=int, default=DEFAULT_CONFIRM,
                         help=f"retrain the screen's top K (plus the best point led by each dimension) longer; 0: no confirm stage (default {DEFAULT_CONFIRM})")
     stages.add_argument("--confirm-preset",
-                        help=f"the confirm stage's recipe: 2x, 3x, 4x the screen's epochs, or a preset name "
-                             f"(default {DEFAULT_CONFIRM_PRESET}; with --preset gpu, {DEFAULT_CONFIRM_PRESETS['gpu']})")
+                        help=f"the confirm stage's recipe: 2x, 3x, 4x the screen's epochs, or a preset name (its schedule; "
+                             f"the proxy keeps the screen's size) (default {DEFAULT_CONFIRM_PRESET}; with --preset gpu, "
+                             f"{DEFAULT_CONFIRM_PRESETS['gpu']})")
     stages.add_argument("--confirm-seeds", type=int, help="seeds per confirmed point (default: one more than --seeds)")
     stages.add_argument("--curves", default="best", choices=CURVES,
                         help="train phi 0..2 of the chosen point and of the best (or all, or no) single dimension (default best)")
