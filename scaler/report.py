@@ -105,7 +105,8 @@ def curves_series(run: RunData, x: str, prefix: str) -> list[plots.Series]:
 def _phi_label(row) -> str:
     """"phi=2", and the proxy's own cost where the proxy missed its cost (the search's ``cost_missed``):
     the point is drawn at the full size's MACs but its accuracy is that proxy's."""
-    if "proxy" not in str(getattr(row, "cost_missed", "")):  # absent before 2026-11-26: not marked
+    missed = str(getattr(row, "cost_missed", ""))  # absent before 2026-11-26: not marked
+    if "proxy" not in missed and missed != "True":  # True: an early form that did not say which; mark it
         return f"phi={int(row.phi)}"
     cost = f"x{row.proxy_macs_ratio:.3g}" if isnum(row.proxy_macs_ratio) else "cost unknown"
     return f"phi={int(row.phi)} (proxy {cost})"

@@ -11,6 +11,7 @@ evidence, :mod:`scaler.results`). Re-running the same command resumes: the run f
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -61,6 +62,7 @@ from scaler.stages import (
 )
 from scaler.study import (
     HEARTBEAT,
+    MAX_INDEX,
     PRUNERS,
     Key,
     check_storage,
@@ -400,34 +402,48 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
     return curves_table(runner.study, points, runs)
 
 
+CURVE_NUMBERS = 1000  # a new curve network's run number is at least this (runs numbered by position lie below)
+
+
 def _curve_indices(study: optuna.Study, networks: list[Candidate]) -> list[int]:
-    """Each curve network's run index (the key's point): that of the runs already made of the same
-    proxy, else the next unused one, in order.
+    """Each curve network's run number (the key's point): that of runs already recorded of the same
+    proxy, else one derived from the proxy's own coefficients (:func:`_curve_number`).
 
     Curve networks are chosen after the answer (the chosen point, the best single dimension) and
     matched by the installed version's rules, so a resume may plan other networks than the runs in
     the study — after ``--confirm`` changed the winner, say. Keyed by network, such runs are neither
-    reused for the wrong network nor lost. Deterministic in the study's recorded runs, so every
-    worker of a study numbers alike (a queued run records its network only once taken).
+    reused for the wrong network nor lost. A new network's number depends on the network alone, so
+    every worker of a study computes the same one, whatever runs are in flight (a run records its
+    network only once taken); ``results.curves_table`` also drops a run whose recorded proxy is not
+    its network's.
     """
-    def ident(point) -> tuple:
-        return tuple(round(float(v), 9) for v in point)
-
     known: dict[tuple, int] = {}
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         key, attrs = key_of(t), t.user_attrs
         if key and key[0] == "curve" and "alpha" in attrs:
-            own = tuple(attrs.get(f"proxy_{k}", attrs[k]) for k in ("alpha", "beta", "gamma"))
-            known.setdefault(ident(own), key[1])
-    free = max(known.values(), default=-1) + 1
+            known.setdefault(_ident(attrs.get(f"proxy_{k}", attrs[k]) for k in ("alpha", "beta", "gamma")), key[1])
+    taken = set(known.values())
     out = []
     for net in networks:
-        i = known.get(ident(net.proxy_point.as_tuple()))
-        if i is None:
-            i = known[ident(net.proxy_point.as_tuple())] = free
-            free += 1
-        out.append(i)
+        ident = _ident(net.proxy_point.as_tuple())
+        if ident not in known:
+            number = _curve_number(ident)
+            while number in taken:  # another recorded network has it (a 1-in-99,000 chance): the next
+                number = CURVE_NUMBERS + (number + 1 - CURVE_NUMBERS) % (MAX_INDEX - CURVE_NUMBERS)
+            known[ident] = number
+            taken.add(number)
+        out.append(known[ident])
     return out
+
+
+def _ident(point) -> tuple:
+    return tuple(round(float(v), 9) for v in point)
+
+
+def _curve_number(ident: tuple) -> int:
+    """A number in [CURVE_NUMBERS, MAX_INDEX) from a proxy's coefficients: the same in every process."""
+    digest = hashlib.sha256(repr(ident).encode()).digest()
+    return CURVE_NUMBERS + int.from_bytes(digest[:8], "big") % (MAX_INDEX - CURVE_NUMBERS)
 
 
 def _live_tables(study: optuna.Study, cands: list[Candidate]) -> list[pd.DataFrame]:

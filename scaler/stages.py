@@ -107,7 +107,8 @@ def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Cand
     its coefficients squared, cost-matched to budget**2 at full size (phi 2).
 
     ``strategies``: (name, grid index, candidate) for the chosen point and the single dimensions
-    compared with it. The order is fixed, so a curve run keeps its index when a search resumes.
+    compared with it. (Curve runs are keyed by the network they train, not by position here:
+    ``search._curve_indices``.)
     ``rules``: the space's matching rules (:meth:`SearchSpace.matching_rules`); default the module's.
     """
     points = [CurvePoint("baseline", 0, baseline_cost)]

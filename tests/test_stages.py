@@ -180,10 +180,10 @@ def test_curve_runs_are_keyed_by_network_so_a_resume_never_reuses_another_networ
                                  data="synthetic:size=16,images=120,classes=4", seeds=1, confirm=0, device="cpu")
     run = RunFolder(tmp_path / "run")
     quiet = {"log": lambda line: None}
+    real, planned = search.curve_points, []
+    monkeypatch.setattr(search, "curve_points", lambda *a, **k: planned.append(real(*a, **k)) or planned[-1])
     first = search.run_search(config, run, **quiet).curves
     assert search.run_search(config, run, **quiet).trained_now == 0  # same networks: all reused
-
-    real = search.curve_points
 
     def other_rule(*args, **kwargs):  # phi = 2 as another rule would have matched it
         return [dataclasses.replace(p, network=dataclasses.replace(
@@ -200,3 +200,8 @@ def test_curve_runs_are_keyed_by_network_so_a_resume_never_reuses_another_networ
     study = optuna.load_study(study_name=run.study_name(), storage=run.storage_url)
     curve_keys = {(t.params["stage"], t.params["point"]) for t in study.trials if t.params.get("stage") == "curve"}
     assert len(curve_keys) == len(first[first.runs_from == "curve"]) + (first.phi == 2).sum()
+    # a new network's number comes from the network alone: a study with no runs numbers it alike
+    networks = [p.network for p in planned[0] if p.phi != 1]
+    empty = optuna.create_study(storage=f"sqlite:///{tmp_path / 'empty.db'}")
+    assert search._curve_indices(empty, networks) == search._curve_indices(study, networks)
+    assert all(point >= search.CURVE_NUMBERS for _, point in curve_keys)

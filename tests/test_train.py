@@ -241,13 +241,14 @@ def test_train_cli_builds_a_proxy_as_the_search_does(cli):
     from scaler.proxy import train_point
     from scaler.scaling import Coefficients
 
-    recipe = get_recipe("smoke", get_baseline("resnet50"), {"subset": 32, "batch_size": 32, "epochs": 1})
-    common = ("--baseline", "resnet50", "--data", DATA_SPEC, "--preset", "smoke", "--epochs", "1",
-              "--batch-size", "32", "--subset", "32", "--json")
-    for flags, coefficients in ((("--coefficients", "1,1.424,1", "--phi", "1"), (1, 1.424, 1)), ((), (1, 1, 1))):
-        proc = cli("train", *common, *flags)
+    # resnet50's width point, and mobilenet_v2's baseline proxy (32 x 0.125 = 4 channels: 8 at the full size's divisor)
+    for name, flags, coefficients in (("resnet50", ("--coefficients", "1,1.424,1", "--phi", "1"), (1, 1.424, 1)),
+                                      ("mobilenet_v2", (), (1, 1, 1))):
+        recipe = get_recipe("smoke", get_baseline(name), {"subset": 32, "batch_size": 32, "epochs": 1})
+        proc = cli("train", "--baseline", name, "--data", DATA_SPEC, "--preset", "smoke", "--epochs", "1",
+                   "--batch-size", "32", "--subset", "32", "--json", *flags)
         assert proc.returncode == 0, proc.stderr
         run = json.loads(proc.stdout)
-        search = train_point("resnet50", Coefficients(*coefficients).multipliers(1.0), data=load_dataset(DATA_SPEC),
+        search = train_point(name, Coefficients(*coefficients).multipliers(1.0), data=load_dataset(DATA_SPEC),
                              recipe=recipe)
-        assert (run["params"], run["accuracy"]) == (search.params, search.accuracy), flags
+        assert (run["params"], run["accuracy"]) == (search.params, search.accuracy), name
