@@ -171,12 +171,17 @@ def stage_agreement(screen: pd.DataFrame, confirm: pd.DataFrame, screen_winner: 
     })
 
 
-def _proxy_recorded(trial) -> tuple | None:
-    """The proxy point a run recorded training (None: not recorded yet, a queued run)."""
+def proxy_ident(point) -> tuple:
+    """A proxy point as runs are matched to networks by it: its coefficients to 9 decimals."""
+    return tuple(round(float(v), 9) for v in point)
+
+
+def recorded_proxy(trial) -> tuple | None:
+    """The proxy point a run recorded training, as :func:`proxy_ident` (None: not recorded yet, a queued run)."""
     a = trial.user_attrs
     if "alpha" not in a:
         return None
-    return tuple(round(float(a.get(f"proxy_{k}", a[k])), 9) for k in ("alpha", "beta", "gamma"))
+    return proxy_ident(a.get(f"proxy_{k}", a[k]) for k in ("alpha", "beta", "gamma"))
 
 
 def curves_table(study: optuna.Study, points: list, sources: dict[int, tuple[str, int]]) -> pd.DataFrame:
@@ -191,8 +196,8 @@ def curves_table(study: optuna.Study, points: list, sources: dict[int, tuple[str
         stage, index = sources[i]
         runs = [t for (p, _), t in sorted(runs_of[stage].items()) if p == index]
         if stage == "curve":  # a run keyed to this number but recorded for another proxy is not this network's
-            own = tuple(round(v, 9) for v in pt.network.proxy_point.as_tuple())
-            runs = [t for t in runs if _proxy_recorded(t) in (None, own)]
+            own = proxy_ident(pt.network.proxy_point.as_tuple())
+            runs = [t for t in runs if recorded_proxy(t) in (None, own)]
         accs = [t.value for t in runs if t.state == optuna.trial.TrialState.COMPLETE]
         c = pt.network
         m = c.coefficients.multipliers(1.0)

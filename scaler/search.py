@@ -43,7 +43,16 @@ from scaler.proxy_checks import (
     run_checks,
 )
 from scaler.recipe import recipe_from_dict
-from scaler.results import choose_winner, curves_table, point_results, stage_agreement, stage_runs, trials_table
+from scaler.results import (
+    choose_winner,
+    curves_table,
+    point_results,
+    proxy_ident,
+    recorded_proxy,
+    stage_agreement,
+    stage_runs,
+    trials_table,
+)
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.run_identity import canonical
 from scaler.run_queue import interrupted_runs, reclaim
@@ -419,13 +428,13 @@ def _curve_indices(study: optuna.Study, networks: list[Candidate]) -> list[int]:
     """
     known: dict[tuple, int] = {}
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        key, attrs = key_of(t), t.user_attrs
-        if key and key[0] == "curve" and "alpha" in attrs:
-            known.setdefault(_ident(attrs.get(f"proxy_{k}", attrs[k]) for k in ("alpha", "beta", "gamma")), key[1])
+        key, recorded = key_of(t), recorded_proxy(t)
+        if key and key[0] == "curve" and recorded is not None:
+            known.setdefault(recorded, key[1])
     taken = set(known.values())
     out = []
     for net in networks:
-        ident = _ident(net.proxy_point.as_tuple())
+        ident = proxy_ident(net.proxy_point.as_tuple())
         if ident not in known:
             number = _curve_number(ident)
             while number in taken:  # another recorded network has it (a 1-in-99,000 chance): the next
@@ -434,10 +443,6 @@ def _curve_indices(study: optuna.Study, networks: list[Candidate]) -> list[int]:
             taken.add(number)
         out.append(known[ident])
     return out
-
-
-def _ident(point) -> tuple:
-    return tuple(round(float(v), 9) for v in point)
 
 
 def _curve_number(ident: tuple) -> int:
