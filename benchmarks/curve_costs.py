@@ -16,7 +16,7 @@ from scaler.proxy_checks import curve_cost_missed
 from scaler.recipe import resolve_recipe
 from scaler.scaling import Coefficients
 from scaler.search_space import grid, load_space
-from scaler.stages import baseline_point, curve_points
+from scaler.stages import baseline_point, curve_points, curve_tolerances
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
         for space_name in args.spaces:
             space = load_space(space_name)
             rules = space.matching_rules()
-            tolerances = (rules["full_tolerance"], rules["proxy_tolerance"])
+            tolerances = curve_tolerances(rules)
             for px in args.px:
                 recipe = resolve_recipe("default", baseline).replace(proxy_resolution=px)
                 kept = grid(space, baseline, args.budget, recipe=recipe).kept

@@ -10,6 +10,11 @@ until the measured cost hits the budget:
 - a compound point moves width (beta): the grid gives width "what is left" of the budget already
   (``search_spaces/compound.toml``), and its depth and resolution shares are what the point is about.
 
+Where a single dimension's own staircase has no step within ``FULL_TOLERANCE`` of the budget
+(resnet50's depth: whole blocks give x1.85 or x2.07 at 2x), a second coefficient (:data:`TRIM`)
+takes up the residue, moving cost by at most ``TRIM_SPAN``: the point stays led by its dimension
+(resnet50's depth point becomes (2.157, 1, 0.958): 215 px instead of 224, x2.001).
+
 A point is matched when the full-size network is within ``FULL_TOLERANCE`` of the budget and its
 proxy (:func:`scaler.recipe.proxy_settings`) within ``PROXY_TOLERANCE`` of it, in the proxy's own
 MACs relative to the proxy baseline. Full size comes first. When no one value of the free
@@ -32,10 +37,14 @@ from scaler.cost import Cost, count_cost
 from scaler.recipe import ProxyRecipe, proxy_rounding, proxy_settings
 from scaler.scaling import Coefficients
 
-FULL_TOLERANCE = 0.05  # |measured / budget - 1| of the full-size network (docs/design.md: 3% drops resnet50's depth point)
+FULL_TOLERANCE = 0.03  # |measured / budget - 1| of the full-size network
 PROXY_TOLERANCE = 0.05  # the same in the proxy's MACs, relative to the proxy baseline (reached apart: docs/design.md)
 # Which coefficient takes up the residue, by kind of point (see the module's docstring).
 FREE = {"depth": "alpha", "width": "beta", "resolution": "gamma", "compound": "beta"}
+# Which coefficient trims a single-dimension point that its own staircase cannot match (see the
+# module's docstring): pixels step by under 1% of cost at full size; channels for resolution.
+TRIM = {"depth": "gamma", "width": "gamma", "resolution": "beta"}
+TRIM_SPAN = 0.10  # the most a trim may move the cost (either way)
 EXPONENT = {"alpha": 1.0, "beta": 2.0, "gamma": 2.0}  # cost grows as alpha * beta**2 * gamma**2
 # After the full-size correction, the values within +-SCAN_SPAN of cost around it are tried in
 # 2 * SCAN_STEPS steps: the proxy's staircase has other steps than the full size's.
@@ -147,6 +156,12 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
     if not grown:
         return Match(at(values[0]), f"no value of {name} near x{budget:.3g} grows the network")
     match = choose(grown, budget, full_tolerance, proxy_tolerance)
+    if match.reason and kind in TRIM and off(match.cost.full_ratio, budget) > full_tolerance:
+        trimmed = _trimmed(kind, grown, budget, coster, full_tolerance)
+        if not trimmed:
+            return replace(match, reason=f"{match.reason}, nor with {TRIM[kind]} trimming the cost by up to {TRIM_SPAN:.0%}")
+        grown = trimmed
+        match = choose(grown, budget, full_tolerance, proxy_tolerance)
     if match.reason and proxy_match == "apart" and off(match.cost.full_ratio, budget) <= full_tolerance:
         # Each full-size network within tolerance (one value per rounded network), the closest first.
         anchors = {}
@@ -158,6 +173,26 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
                 return found
         return replace(match, reason=f"{match.reason}, nor with its own {name} within x{apart_limit:.3g} of the full size's")
     return match
+
+
+def _trimmed(kind: str, grown: list[PointCost], budget: float, coster: Coster, full_tolerance: float) -> list[PointCost]:
+    """Each full-size network of ``grown`` with its :data:`TRIM` coefficient corrected to the budget,
+    where that is within ``full_tolerance`` and moves the cost by at most ``TRIM_SPAN``; the smallest
+    trim first."""
+    name = TRIM[kind]
+    exponent = EXPONENT[name]
+    span = math.log1p(TRIM_SPAN) / exponent
+    found: dict[float, PointCost] = {}
+    for c in sorted(grown, key=lambda c: off(c.full_ratio, budget)):
+        point = c.coefficients
+        start = getattr(point, name)
+        value = correct(lambda v, point=point: coster(replace(point, **{name: v})).full_ratio, budget, start, exponent)
+        if abs(math.log(value / start)) > span:
+            continue
+        trimmed = coster(replace(point, **{name: value}))
+        if off(trimmed.full_ratio, budget) <= full_tolerance:
+            found.setdefault(trimmed.full.macs, trimmed)
+    return sorted(found.values(), key=lambda c: abs(math.log(getattr(c.coefficients, name))))
 
 
 def _around(start: float, exponent: float, cheap: bool, kind: str, fallback: float) -> list[float]:

@@ -67,6 +67,7 @@ from scaler.stages import (
     confirm_recipe,
     curve_points,
     curve_strategies,
+    curve_tolerances,
     promote,
 )
 from scaler.study import (
@@ -372,7 +373,7 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], c
         base = curves[curves.phi == 0].accuracy_mean  # the curves train the baseline: is it saturated, or at chance?
         judged = check_baseline_accuracy(float(base.iloc[0]) if len(base) else None, classes)
         networks = list(zip(curves.strategy, curves.phi, curves.macs_ratio, curves.proxy_macs_ratio))
-        tolerances = (rules["full_tolerance"], rules["proxy_tolerance"])
+        tolerances = curve_tolerances(rules)
         curves["cost_missed"] = curve_cost_missed(networks, ratio, *tolerances)  # the report marks them on the chart
         costs = check_curve_costs(networks, ratio, *tolerances)
         warnings += [w for w in (judged, costs) if w]

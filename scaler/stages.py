@@ -27,7 +27,7 @@ import pandas as pd
 
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
-from scaler.matching import APART_LIMIT, Coster, Match, match_point
+from scaler.matching import APART_LIMIT, FULL_TOLERANCE, PROXY_TOLERANCE, Coster, Match, match_point
 from scaler.recipe import NETWORK_FIELDS, PRESETS, ProxyRecipe, resolve_recipe
 from scaler.scaling import Coefficients
 from scaler.search_space import Candidate, candidate_from_match
@@ -41,7 +41,10 @@ DEFAULT_CONFIRM_PRESET = "2x"
 # The confirm stage's recipe by the screen's preset, where it differs from the default: a GPU affords
 # a longer one, nearer the long training whose ranking the answer stands for (docs/fidelity.md).
 DEFAULT_CONFIRM_PRESETS = {"gpu": "4x"}
-CURVES = ("best", "all", "none")  # --curves: which single dimensions are drawn beside the chosen point
+CURVES = ("best", "all", "none")
+# A curve's full size may miss its cost by this much where the space's tolerance cannot be met with
+# its proxy's (:func:`_matched`): 3% at full size drops 11 more phi = 2 proxies (benchmarks/curve_costs.py).
+CURVE_FULL_TOLERANCE = 0.05  # --curves: which single dimensions are drawn beside the chosen point
 
 
 def leading_dimension(c: Coefficients) -> str:
@@ -119,18 +122,31 @@ def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Cand
     return points
 
 
+def curve_tolerances(rules: dict) -> tuple[float, float]:
+    """(full size, proxy) tolerances a curve network is matched within and judged by: the space's,
+    the full size loosened to CURVE_FULL_TOLERANCE (see :func:`_matched`)."""
+    full = rules.get("full_tolerance", FULL_TOLERANCE)
+    return max(full, CURVE_FULL_TOLERANCE), rules.get("proxy_tolerance", PROXY_TOLERANCE)
+
+
 def _matched(kind: str, planned: Coefficients, budget: float, coster: Coster, rules: dict) -> Candidate:
     """A curve's phi = 2 network, matched like a grid point, and trained even when a tolerance is
     missed (the miss shows in its ratios; a reason would fail its runs).
 
     Where a grid point's reach fails, the proxy may be apart by APART_LIMIT squared: squared
-    coefficients, squared reach (1.2x per unit of phi). Tried second, so a network that matched
-    within the grid's reach stays as it was (docs/design.md, "curves").
+    coefficients, squared reach (1.2x per unit of phi); where that fails too, the full size may miss
+    by CURVE_FULL_TOLERANCE: it is drawn at its true MACs, while its proxy's cost is what the
+    comparison of accuracies rests on. Tried in that order, so a network that matched within the
+    grid's rules stays as it was (docs/design.md, "curves").
     """
     match = match_point(kind, planned, budget, coster, **rules)
     if match.reason and rules.get("proxy_match", "apart") == "apart":
-        wider = match_point(kind, planned, budget, coster, **{**rules, "apart_limit": APART_LIMIT**2})
-        match = wider if not wider.reason else match
+        wider = {**rules, "apart_limit": APART_LIMIT**2}
+        for tried in (wider, {**wider, "full_tolerance": curve_tolerances(rules)[0]}):
+            found = match_point(kind, planned, budget, coster, **tried)
+            if not found.reason:
+                match = found
+                break
     return replace(candidate_from_match(kind, planned, match), reason="")
 
 

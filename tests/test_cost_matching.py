@@ -8,16 +8,18 @@ import math
 
 import pytest
 
+from scaler import matching
 from scaler.baselines import get_baseline
 from scaler.compare import get_strategy, match_macs
 from scaler.cost import count_cost
 from scaler.errors import UsageError
-from scaler.matching import APART_LIMIT, FREE, FULL_TOLERANCE, PROXY_TOLERANCE, correct
+from scaler.matching import APART_LIMIT, FREE, FULL_TOLERANCE, PROXY_TOLERANCE, TRIM, correct
 from scaler.recipe import proxy_rounding, proxy_settings, resolve_recipe
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
 from scaler.search import SearchConfig, run_search
 from scaler.search_space import grid, load_space
+from scaler.stages import leading_dimension
 
 SINGLES = ("depth", "width", "resolution")
 
@@ -57,11 +59,11 @@ def assert_apart_only_in_the_free_coefficient(c):
     assert 1 / APART_LIMIT - 1e-9 <= ratio <= APART_LIMIT + 1e-9 and ratio != 1.0
 
 
-# What the default recipe (width 0.25, 24 px, channels to multiples of 2) allows at 2x within 5% full
+# What the default recipe (width 0.25, 24 px, channels to multiples of 2) allows at 2x within 3% full
 # size and 5% proxy, matched apart, measured 2026-11-26 (`scaler grid --baseline NAME --budget 2x`):
 # never the resolution point (24 -> 34 px moves every stage's map a step: proxy x2.7-2.9).
 SINGLES_MATCHED = {
-    "resnet50": {"depth", "width"},  # depth: x1.85 or x2.07 at full size, nothing between; 2.07 is within 5%
+    "resnet50": {"depth", "width"},  # depth: x1.85 or x2.07 at full size, nothing between: trimmed to 215 px
     "mobilenet_v2": {"width"},  # depth: its proxy reaches x1.83 at best (few blocks a stage): compound_coarse keeps it
     "efficientnet_b0": {"depth", "width"},
 }
@@ -84,8 +86,11 @@ def test_single_dimension_points_move_only_their_own_dimension():
     points = grid(load_space(), baseline, 2.0, recipe=resolve_recipe("default", baseline))
     for c in points.kept + points.dropped:
         if c.kind in SINGLES:
-            grown = [v for v in c.coefficients.as_tuple() if v != 1.0]
-            assert len(grown) == 1 and c.coefficients.as_tuple()[SINGLES.index(c.kind)] == grown[0]
+            own = SINGLES.index(c.kind)
+            values = c.coefficients.as_tuple()
+            others = {name: v for name, v in zip(("alpha", "beta", "gamma"), values, strict=True) if v != 1.0 and name != FREE[c.kind]}
+            assert values[own] > 1.0 and set(others) <= {TRIM[c.kind]}  # at most the trim moved besides
+            assert leading_dimension(c.coefficients) == c.kind
         else:  # compound: depth and resolution kept, width takes up the residue (in the proxy too)
             assert (c.coefficients.alpha, c.coefficients.gamma) == (c.planned.alpha, c.planned.gamma)
             assert (c.proxy_point.alpha, c.proxy_point.gamma) == (c.planned.alpha, c.planned.gamma)
@@ -99,10 +104,21 @@ def test_reasons_say_which_cost_missed():
     reasons = {c.kind: c.reason for c in points.dropped if c.kind in SINGLES}
     assert set(reasons) == {"resolution"}
     assert reasons["resolution"].startswith("proxy costs x2.68")  # the full size itself is matched
-    tight = dataclasses.replace(load_space(), full_tolerance=0.03)
-    depth = next(c for c in grid(tight, baseline, 2.0, recipe=resolve_recipe("default", baseline)).dropped
-                 if c.kind == "depth")
-    assert depth.reason.startswith("full size reaches x2.07")  # whole blocks: x1.85, then x2.07
+
+
+def test_a_depth_point_whole_blocks_cannot_match_is_trimmed_by_resolution(monkeypatch):
+    baseline = get_baseline("resnet50")
+    recipe = resolve_recipe("default", baseline)
+    depth = next(c for c in grid(load_space(), baseline, 2.0, recipe=recipe).kept if c.kind == "depth")
+    # whole blocks: x1.85, then x2.07 at alpha 2.157; the pixels take up the rest (224 -> 215 px)
+    assert depth.coefficients.alpha == pytest.approx(2.157, abs=1e-3) and depth.coefficients.gamma < 1.0
+    assert depth.input_px == 215 and abs(depth.macs_ratio / 2.0 - 1.0) <= FULL_TOLERANCE
+    monkeypatch.setattr(matching, "TRIM_SPAN", 0.0)  # no trim: dropped, saying why
+    untrimmed = next(c for c in grid(load_space(), baseline, 2.0, recipe=recipe).dropped if c.kind == "depth")
+    assert untrimmed.reason.startswith("full size reaches x2.07") and "nor with gamma trimming" in untrimmed.reason
+    wide = dataclasses.replace(load_space(), full_tolerance=0.05)  # within 5%, x2.07 itself is kept untrimmed
+    plain = next(c for c in grid(wide, baseline, 2.0, recipe=recipe).kept if c.kind == "depth")
+    assert plain.coefficients.gamma == 1.0 and plain.macs_ratio == pytest.approx(2.068, abs=1e-3)
 
 
 def test_a_tiny_budget_that_whole_blocks_cannot_meet_is_dropped():
@@ -118,10 +134,11 @@ def test_resnet18_smoke_recipe():
     recipe = resolve_recipe("smoke", baseline)
     points = grid(load_space(), baseline, 2.0, recipe=recipe)
     assert_matched(points, baseline, recipe, 2.0)
-    # with channels to multiples of 1 at width 0.125: width and six compound points (five of them apart);
-    # depth's proxy steps from x1.78 (4 blocks a stage) past x2.1 (5): dropped at 5%
+    # with channels to multiples of 1 at width 0.125: width and six compound points (all apart: at 3%
+    # full size, no one value meets both sizes); depth's proxy steps from x1.78 (4 blocks a stage)
+    # past x2.1 (5): dropped at 5%
     assert {c.kind for c in points.kept} == {"width", "compound"} and len(points.kept) == 7
-    assert sum(c.proxy_coefficients is not None for c in points.kept) == 5
+    assert sum(c.proxy_coefficients is not None for c in points.kept) == 7
 
 
 def test_a_search_with_nothing_matched_stops_with_one_line(tmp_path):

@@ -4,7 +4,7 @@ Every point has alpha * beta^2 * gamma^2 = budget before rounding ("planned"); r
 repeats and pixels moves the real cost, so one coefficient of each point is moved until the
 full-size network ("measured", its MACs over the baseline's) and its proxy ("proxy x", the proxy's
 MACs over the proxy baseline's, under --preset and the proxy flags) both cost the budget (within the
-space's full_tolerance and proxy_tolerance, 5% and 5% by default: docs/design.md says why). Where one
+space's full_tolerance and proxy_tolerance, 3% and 5% by default: docs/design.md says why). Where one
 value cannot meet both, the proxy takes its own value of the free coefficient, within 1.2x of the full
 size's ("proxy at"; the space's proxy_match = "apart"). A point that cannot be matched is dropped and
 listed with its reason. The space's filter then keeps compound points within its tolerance
