@@ -112,11 +112,11 @@ def test_search_end_to_end_smoke(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "chosen: alpha=" in result.stdout and "[1/" in result.stdout
     table = pd.read_csv(out / "trials.csv")
-    # at the smoke proxy (width 0.125, 24 px) resnet18 keeps width and six compound points, five of them
+    # at the smoke proxy (width 0.125, 24 px) resnet18 keeps width and six compound points, all seven
     # with their proxy matched apart; depth and resolution are dropped on the proxy's cost (config.json)
     assert {"width", "compound"} == set(table.kind)
     assert {"depth", "resolution"} == {c["kind"] for c in json.loads((out / "config.json").read_text())["dropped"]}
-    assert (table.proxy_beta != table.beta).sum() == 5 and (table.proxy_macs_ratio / 2 - 1).abs().max() <= 0.05
+    assert (table.proxy_beta != table.beta).sum() == 7 and (table.proxy_macs_ratio / 2 - 1).abs().max() <= 0.05
     assert "--space compound_coarse" in result.stdout
     assert (table.state == "COMPLETE").all()
     assert table.accuracy_mean.between(0, 1).all()
