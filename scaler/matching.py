@@ -200,7 +200,7 @@ def _around(start: float, exponent: float, cheap: bool, kind: str, fallback: flo
     values = [start]
     if cheap:
         span = math.log1p(SCAN_SPAN) / exponent
-        values += [start * math.exp(span * k / SCAN_STEPS) for k in range(-SCAN_STEPS, SCAN_STEPS + 1) if k]
+        values += [v for v in _geometric(start, span, SCAN_STEPS) if v != start]
     if kind != "compound":  # a single-dimension point grows its dimension, or it is not that point any more
         values = [v for v in values if v > 1.0] or [fallback]
     return values
@@ -222,7 +222,7 @@ def _apart(kind: str, full: PointCost, budget: float, coster: Coster, proxy_tole
     values = [correct(lambda v: at(v).proxy_ratio, budget, mine, exponent)]
     if coster.cheap:  # the proxy's staircase can have its step anywhere in the range: scan all of it
         steps = round(SCAN_STEPS * span / math.log(APART_LIMIT))  # a wider reach (the curves'), as fine a step
-        values += [mine * math.exp(span * k / steps) for k in range(-steps, steps + 1)]
+        values += _geometric(mine, span, steps)
     values = [v for v in values if abs(math.log(v / mine)) <= span + 1e-12 and (kind == "compound" or v > 1.0)]
     fits = [p for p in map(at, values) if off(p.proxy_ratio, budget) <= proxy_tolerance]
     if not fits:
@@ -230,6 +230,11 @@ def _apart(kind: str, full: PointCost, budget: float, coster: Coster, proxy_tole
     # The closest cost (equal cost is why it is apart); of equal costs (one rounded network), the first
     # tried: the correction's value.
     return Match(min(fits, key=lambda p: round(off(p.proxy_ratio, budget), 9)))
+
+
+def _geometric(center: float, span: float, steps: int) -> list[float]:
+    """``2 * steps + 1`` values from ``center * exp(-span)`` to ``center * exp(span)``, equal in log."""
+    return [center * math.exp(span * k / steps) for k in range(-steps, steps + 1)]
 
 
 def off(ratio: float, budget: float) -> float:
