@@ -57,7 +57,7 @@ from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.run_identity import canonical
 from scaler.run_queue import interrupted_runs, reclaim
 from scaler.scaling import parse_budget
-from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, coarse_hint, grid, load_space
+from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, coarse_hint, grid, load_space, trim_notes
 from scaler.stage_runner import BACKENDS, StageRunner
 from scaler.stages import (
     CURVES,
@@ -470,8 +470,8 @@ def _cost_matched_grid(space, baseline, ratio: float, reference, recipe: dict, c
     for c in points.dropped:
         log(f"dropped {c.kind} ({', '.join(f'{v:.3f}' for v in c.planned.as_tuple())}): {c.reason}")
     hint = coarse_hint(space, points.dropped)
-    if hint:
-        log(hint)
+    for line in trim_notes(space, points.kept) + ([hint] if hint else []):
+        log(line)
     if not points.kept:
         raise UsageError(f"no grid point of {space.path} costs x{ratio:.3g} within the space's tolerances at full "
                          f"size and in the proxy ({len(points.dropped)} dropped; see `scaler grid`)")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
-from scaler.matching import FULL_TOLERANCE, PROXY_MATCHES, PROXY_TOLERANCE, Coster, match_point
+from scaler.matching import FULL_TOLERANCE, PROXY_MATCHES, PROXY_TOLERANCE, TRIM, Coster, match_point
 from scaler.recipe import ProxyRecipe, resolve_recipe
 from scaler.scaling import MAX_BUDGET_RATIO, Coefficients, Shares
 
@@ -250,6 +250,22 @@ def coarse_hint(space: SearchSpace, dropped: list[Candidate]) -> str | None:
         return None
     return (f"note: {len(on_proxy)} point(s) dropped on the proxy's cost (within {space.proxy_tolerance:.0%}); "
             f"--space {COARSE_SPACE} matches the proxy within {coarse.proxy_tolerance:.0%}: more points, less equal cost")
+
+
+def trim_notes(space: SearchSpace, kept: list[Candidate]) -> list[str]:
+    """One line per single-dimension point a second coefficient trimmed to meet the budget (matching.TRIM)."""
+    names = ("alpha", "beta", "gamma")
+    out = []
+    for c in kept:
+        if c.kind not in TRIM:
+            continue
+        value = getattr(c.coefficients, TRIM[c.kind])
+        if value != 1.0:
+            px = f" ({c.input_px} px in)" if TRIM[c.kind] == "gamma" else ""
+            out.append(f"note: the {c.kind} point's own steps miss the budget by more than {space.full_tolerance:.0%}: "
+                       f"{TRIM[c.kind]} trimmed to {value:.3f}{px} so that it costs x{c.macs_ratio:.3f} "
+                       f"({', '.join(f'{getattr(c.coefficients, n):.3f}' for n in names)})")
+    return out
 
 
 def _failed(kind: str, planned: Coefficients, coster: Coster, baseline: Baseline, exc: UsageError) -> Candidate:

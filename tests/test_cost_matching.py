@@ -18,7 +18,7 @@ from scaler.recipe import proxy_rounding, proxy_settings, resolve_recipe
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
 from scaler.search import SearchConfig, run_search
-from scaler.search_space import grid, load_space
+from scaler.search_space import grid, load_space, trim_notes
 from scaler.stages import leading_dimension
 
 SINGLES = ("depth", "width", "resolution")
@@ -113,6 +113,10 @@ def test_a_depth_point_whole_blocks_cannot_match_is_trimmed_by_resolution(monkey
     # whole blocks: x1.85, then x2.07 at alpha 2.157; the pixels take up the rest (224 -> 215 px)
     assert depth.coefficients.alpha == pytest.approx(2.157, abs=1e-3) and depth.coefficients.gamma < 1.0
     assert depth.input_px == 215 and abs(depth.macs_ratio / 2.0 - 1.0) <= FULL_TOLERANCE
+    points = grid(load_space(), baseline, 2.0, recipe=recipe)
+    assert trim_notes(load_space(), points.kept) == [  # said in the search's log and by `scaler grid`
+        "note: the depth point's own steps miss the budget by more than 3%: gamma trimmed to 0.958 (215 px in) "
+        "so that it costs x2.001 (2.157, 1.000, 0.958)"]
     monkeypatch.setattr(matching, "TRIM_SPAN", 0.0)  # no trim: dropped, saying why
     untrimmed = next(c for c in grid(load_space(), baseline, 2.0, recipe=recipe).dropped if c.kind == "depth")
     assert untrimmed.reason.startswith("full size reaches x2.07") and "nor with gamma trimming" in untrimmed.reason

@@ -29,7 +29,7 @@ from scaler.dataset import DEFAULT_CLASSES, DEFAULT_SOURCE
 from scaler.errors import UsageError
 from scaler.recipe import resolve_recipe
 from scaler.scaling import format_macs, parse_budget
-from scaler.search_space import FILTERS, coarse_hint, grid, load_space
+from scaler.search_space import FILTERS, coarse_hint, grid, load_space, trim_notes
 
 
 def add_arguments(parser) -> None:
@@ -71,6 +71,8 @@ def run(args) -> int:
     frame = pd.DataFrame(rows)
     if points.kept:
         print_table(_display(frame[~frame.dropped]))
+        for line in trim_notes(space, points.kept):
+            print(line)
     if points.dropped:
         print(f"dropped ({len(points.dropped)}): no value of the point's free coefficient meets both tolerances")
         print_table(pd.concat([_display(frame[frame.dropped]), frame[frame.dropped].reason.rename("reason")], axis=1))
