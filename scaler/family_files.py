@@ -15,6 +15,7 @@ from torch import nn
 from scaler.baselines import Baseline, get_baseline, list_baselines
 from scaler.errors import ScalerWarning, UsageError
 from scaler.family import DEFAULT_LATENCY_BATCH, DEFAULT_LATENCY_RUNS, Family, build_family
+from scaler.matching import direction
 from scaler.proxy import ProxyTraining
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
@@ -87,7 +88,8 @@ def write_family(
 
 
 def run_coefficients(run: RunFolder) -> tuple[str, Coefficients]:
-    """The baseline spec and the chosen coefficients of a run; UsageError if the run lacks them."""
+    """The baseline spec and the chosen coefficients of a run (a single dimension's trim undone:
+    :func:`scaler.matching.direction`); UsageError if the run lacks them."""
     config = run.read_json(run.config)
     chosen = run.read_json(run.coefficients)
     if "baseline" not in config:
@@ -96,6 +98,8 @@ def run_coefficients(run: RunFolder) -> tuple[str, Coefficients]:
         coefficients = Coefficients(float(chosen["alpha"]), float(chosen["beta"]), float(chosen["gamma"]))
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{run.coefficients} lacks numeric alpha, beta, gamma; the run folder is damaged") from None
+    # A single dimension's trim met the budget's rounding at phi = 1; the family grows that dimension alone.
+    coefficients = direction(str(chosen.get("kind", "")), coefficients)
     warn_user_module(config["baseline"], run.config)
     return str(config["baseline"]), coefficients
 

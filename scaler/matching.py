@@ -12,8 +12,10 @@ until the measured cost hits the budget:
 
 Where a single dimension's own staircase has no step within ``FULL_TOLERANCE`` of the budget
 (resnet50's depth: whole blocks give x1.85 or x2.07 at 2x), a second coefficient (:data:`TRIM`)
-takes up the residue, moving cost by at most ``TRIM_SPAN``: the point stays led by its dimension
-(resnet50's depth point becomes (2.157, 1, 0.958): 215 px instead of 224, x2.001).
+takes up the residue, moving the nominal cost by at most ``TRIM_SPAN`` and by less than half the
+point's own growth, so the point stays led by its dimension (resnet50's depth point becomes
+(2.157, 1, 0.957): 214 px instead of 224, x2.001). The trim meets one budget's rounding, it is no
+way to grow: curves and families scale the point's :func:`direction`, the trim undone.
 
 A point is matched when the full-size network is within ``FULL_TOLERANCE`` of the budget and its
 proxy (:func:`scaler.recipe.proxy_settings`) within ``PROXY_TOLERANCE`` of it, in the proxy's own
@@ -42,9 +44,10 @@ PROXY_TOLERANCE = 0.05  # the same in the proxy's MACs, relative to the proxy ba
 # Which coefficient takes up the residue, by kind of point (see the module's docstring).
 FREE = {"depth": "alpha", "width": "beta", "resolution": "gamma", "compound": "beta"}
 # Which coefficient trims a single-dimension point that its own staircase cannot match (see the
-# module's docstring): pixels step by under 1% of cost at full size; channels for resolution.
+# module's docstring). Pixels step the cost in stairs as well (a stride-32 network's maps change size
+# at some inputs only: resnet50 costs 13% more at 226 px than at 224), so the trim's reach is scanned.
 TRIM = {"depth": "gamma", "width": "gamma", "resolution": "beta"}
-TRIM_SPAN = 0.10  # the most a trim may move the cost (either way)
+TRIM_SPAN = 0.10  # the most a trim may move the nominal cost (gamma**2 or beta**2), either way
 EXPONENT = {"alpha": 1.0, "beta": 2.0, "gamma": 2.0}  # cost grows as alpha * beta**2 * gamma**2
 # After the full-size correction, the values within +-SCAN_SPAN of cost around it are tried in
 # 2 * SCAN_STEPS steps: the proxy's staircase has other steps than the full size's.
@@ -157,11 +160,7 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
         return Match(at(values[0]), f"no value of {name} near x{budget:.3g} grows the network")
     match = choose(grown, budget, full_tolerance, proxy_tolerance)
     if match.reason and kind in TRIM and off(match.cost.full_ratio, budget) > full_tolerance:
-        trimmed = _trimmed(kind, grown, budget, coster, full_tolerance)
-        if not trimmed:
-            return replace(match, reason=f"{match.reason}, nor with {TRIM[kind]} trimming the cost by up to {TRIM_SPAN:.0%}")
-        grown = trimmed
-        match = choose(grown, budget, full_tolerance, proxy_tolerance)
+        return _trim(kind, match, grown, budget, coster, full_tolerance, proxy_tolerance, proxy_match, apart_limit)
     if match.reason and proxy_match == "apart" and off(match.cost.full_ratio, budget) <= full_tolerance:
         # Each full-size network within tolerance (one value per rounded network), the closest first.
         anchors = {}
@@ -175,24 +174,60 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
     return match
 
 
-def _trimmed(kind: str, grown: list[PointCost], budget: float, coster: Coster, full_tolerance: float) -> list[PointCost]:
-    """Each full-size network of ``grown`` with its :data:`TRIM` coefficient corrected to the budget,
-    where that is within ``full_tolerance`` and moves the cost by at most ``TRIM_SPAN``; the smallest
-    trim first."""
+def _trim(kind: str, untrimmed: Match, grown: list[PointCost], budget: float, coster: Coster, full_tolerance: float,
+          proxy_tolerance: float, proxy_match: str, apart_limit: float) -> Match:
+    """The trim (:data:`TRIM`) of a single-dimension point that brings its full size closest to the
+    budget while its proxy meets its own tolerance (apart if need be); else the miss, saying why."""
     name = TRIM[kind]
+    trims = _trims(kind, grown, budget, coster, full_tolerance)
+    for cost in trims:
+        match = choose([cost], budget, full_tolerance, proxy_tolerance)
+        if not match.reason:
+            return match
+        if proxy_match == "apart":
+            found = _apart(kind, cost, budget, coster, proxy_tolerance, apart_limit)
+            if found:
+                return found
+    if not trims:
+        return replace(untrimmed, reason=f"{untrimmed.reason}, nor with {name} trimmed (by at most {TRIM_SPAN:.0%} of "
+                                         f"nominal cost, and less than half the point's own growth)")
+    closest = choose(trims[:1], budget, full_tolerance, proxy_tolerance)
+    apart = f", nor with its own {FREE[kind]} within x{apart_limit:.3g} of the full size's" if proxy_match == "apart" else ""
+    return replace(closest, reason=f"{closest.reason}{apart} (with {name} trimmed to {getattr(closest.cost.coefficients, name):.3f})")
+
+
+def _trims(kind: str, grown: list[PointCost], budget: float, coster: Coster, full_tolerance: float) -> list[PointCost]:
+    """Each full-size network of ``grown`` with its :data:`TRIM` coefficient moved until the full size is
+    within ``full_tolerance``: by at most TRIM_SPAN of nominal cost and less than half the point's own
+    growth (so the point stays led by its dimension); one per rounded network (its smallest trim), the
+    closest to the budget first."""
+    name, own = TRIM[kind], FREE[kind]
     exponent = EXPONENT[name]
-    span = math.log1p(TRIM_SPAN) / exponent
-    found: dict[float, PointCost] = {}
+    networks: dict[float, PointCost] = {}
     for c in sorted(grown, key=lambda c: off(c.full_ratio, budget)):
+        networks.setdefault(c.full.macs, c)
+    tried: list[tuple[float, PointCost]] = []
+    for c in networks.values():
         point = c.coefficients
         start = getattr(point, name)
-        value = correct(lambda v, point=point: coster(replace(point, **{name: v})).full_ratio, budget, start, exponent)
-        if abs(math.log(value / start)) > span:
-            continue
-        trimmed = coster(replace(point, **{name: value}))
-        if off(trimmed.full_ratio, budget) <= full_tolerance:
-            found.setdefault(trimmed.full.macs, trimmed)
-    return sorted(found.values(), key=lambda c: abs(math.log(getattr(c.coefficients, name))))
+        reach = min(math.log1p(TRIM_SPAN), EXPONENT[own] * math.log(getattr(point, own)) / 2) / exponent
+        values = [correct(lambda v, point=point: coster(replace(point, **{name: v})).full_ratio, budget, start, exponent)]
+        if coster.cheap:  # pixels and channels step the cost in stairs too: scan the whole reach
+            values += _geometric(start, reach, SCAN_STEPS)
+        for value in values:
+            trimmed = coster(replace(point, **{name: value}))
+            if abs(math.log(value / start)) <= reach + 1e-12 and off(trimmed.full_ratio, budget) <= full_tolerance:
+                tried.append((abs(math.log(value / start)), trimmed))
+    found: dict[float, PointCost] = {}  # one per rounded network: its smallest trim
+    for _, trimmed in sorted(tried, key=lambda t: t[0]):
+        found.setdefault(trimmed.full.macs, trimmed)
+    return sorted(found.values(), key=lambda c: off(c.full_ratio, budget))
+
+
+def direction(kind: str, c: Coefficients) -> Coefficients:
+    """The way a matched point grows: a single dimension's trim undone (it met one budget's rounding;
+    squared for the curves or raised to phi for a family it would shrink another dimension)."""
+    return replace(c, **{TRIM[kind]: 1.0}) if kind in TRIM else c
 
 
 def _around(start: float, exponent: float, cheap: bool, kind: str, fallback: float) -> list[float]:

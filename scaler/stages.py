@@ -27,7 +27,7 @@ import pandas as pd
 
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
-from scaler.matching import APART_LIMIT, FULL_TOLERANCE, PROXY_TOLERANCE, Coster, Match, match_point
+from scaler.matching import APART_LIMIT, FULL_TOLERANCE, PROXY_TOLERANCE, Coster, Match, direction, match_point
 from scaler.recipe import NETWORK_FIELDS, PRESETS, ProxyRecipe, resolve_recipe
 from scaler.scaling import Coefficients
 from scaler.search_space import Candidate, candidate_from_match
@@ -41,10 +41,10 @@ DEFAULT_CONFIRM_PRESET = "2x"
 # The confirm stage's recipe by the screen's preset, where it differs from the default: a GPU affords
 # a longer one, nearer the long training whose ranking the answer stands for (docs/fidelity.md).
 DEFAULT_CONFIRM_PRESETS = {"gpu": "4x"}
-CURVES = ("best", "all", "none")
+CURVES = ("best", "all", "none")  # --curves: which single dimensions are drawn beside the chosen point
 # A curve's full size may miss its cost by this much where the space's tolerance cannot be met with
 # its proxy's (:func:`_matched`): 3% at full size drops 11 more phi = 2 proxies (benchmarks/curve_costs.py).
-CURVE_FULL_TOLERANCE = 0.05  # --curves: which single dimensions are drawn beside the chosen point
+CURVE_FULL_TOLERANCE = 0.05
 
 
 def leading_dimension(c: Coefficients) -> str:
@@ -107,7 +107,8 @@ class CurvePoint:
 def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Candidate]], budget: float,
                  coster: Coster, rules: dict | None = None) -> list[CurvePoint]:
     """The networks of the curves: the baseline (phi 0), then per strategy its grid point (phi 1) and
-    its coefficients squared, cost-matched to budget**2 at full size (phi 2).
+    its coefficients squared (a single dimension's trim undone: :func:`scaler.matching.direction`),
+    cost-matched to budget**2 at full size (phi 2).
 
     ``strategies``: (name, grid index, candidate) for the chosen point and the single dimensions
     compared with it. (Curve runs are keyed by the network they train, not by position here:
@@ -117,16 +118,18 @@ def curve_points(baseline_cost: Candidate, strategies: list[tuple[str, int, Cand
     points = [CurvePoint("baseline", 0, baseline_cost)]
     for name, index, cand in strategies:
         points.append(CurvePoint(name, 1, cand, index))
-        squared = Coefficients(*(v**2 for v in cand.coefficients.as_tuple()))
+        squared = Coefficients(*(v**2 for v in direction(cand.kind, cand.coefficients).as_tuple()))
         points.append(CurvePoint(name, 2, _matched(cand.kind, squared, budget**2, coster, rules or {})))
     return points
 
 
 def curve_tolerances(rules: dict) -> tuple[float, float]:
-    """(full size, proxy) tolerances a curve network is matched within and judged by: the space's,
-    the full size loosened to CURVE_FULL_TOLERANCE (see :func:`_matched`)."""
+    """(full size, proxy) tolerances a curve network is matched within and judged by: the space's, the
+    full size loosened to CURVE_FULL_TOLERANCE where the proxy is matched apart (see :func:`_matched`)."""
     full = rules.get("full_tolerance", FULL_TOLERANCE)
-    return max(full, CURVE_FULL_TOLERANCE), rules.get("proxy_tolerance", PROXY_TOLERANCE)
+    if rules.get("proxy_match", "apart") == "apart":
+        full = max(full, CURVE_FULL_TOLERANCE)
+    return full, rules.get("proxy_tolerance", PROXY_TOLERANCE)
 
 
 def _matched(kind: str, planned: Coefficients, budget: float, coster: Coster, rules: dict) -> Candidate:

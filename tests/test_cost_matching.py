@@ -13,7 +13,7 @@ from scaler.baselines import get_baseline
 from scaler.compare import get_strategy, match_macs
 from scaler.cost import count_cost
 from scaler.errors import UsageError
-from scaler.matching import APART_LIMIT, FREE, FULL_TOLERANCE, PROXY_TOLERANCE, TRIM, correct
+from scaler.matching import APART_LIMIT, EXPONENT, FREE, FULL_TOLERANCE, PROXY_TOLERANCE, TRIM, Coster, correct
 from scaler.recipe import proxy_rounding, proxy_settings, resolve_recipe
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
@@ -63,7 +63,7 @@ def assert_apart_only_in_the_free_coefficient(c):
 # size and 5% proxy, matched apart, measured 2026-11-26 (`scaler grid --baseline NAME --budget 2x`):
 # never the resolution point (24 -> 34 px moves every stage's map a step: proxy x2.7-2.9).
 SINGLES_MATCHED = {
-    "resnet50": {"depth", "width"},  # depth: x1.85 or x2.07 at full size, nothing between: trimmed to 215 px
+    "resnet50": {"depth", "width"},  # depth: x1.85 or x2.07 at full size, nothing between: trimmed to 214 px
     "mobilenet_v2": {"width"},  # depth: its proxy reaches x1.83 at best (few blocks a stage): compound_coarse keeps it
     "efficientnet_b0": {"depth", "width"},
 }
@@ -110,19 +110,58 @@ def test_a_depth_point_whole_blocks_cannot_match_is_trimmed_by_resolution(monkey
     baseline = get_baseline("resnet50")
     recipe = resolve_recipe("default", baseline)
     depth = next(c for c in grid(load_space(), baseline, 2.0, recipe=recipe).kept if c.kind == "depth")
-    # whole blocks: x1.85, then x2.07 at alpha 2.157; the pixels take up the rest (224 -> 215 px)
+    # whole blocks: x1.85, then x2.07 at alpha 2.157; the pixels take up the rest (224 -> 214 px)
     assert depth.coefficients.alpha == pytest.approx(2.157, abs=1e-3) and depth.coefficients.gamma < 1.0
-    assert depth.input_px == 215 and abs(depth.macs_ratio / 2.0 - 1.0) <= FULL_TOLERANCE
+    assert depth.input_px == 214 and abs(depth.macs_ratio / 2.0 - 1.0) <= FULL_TOLERANCE
     points = grid(load_space(), baseline, 2.0, recipe=recipe)
     assert trim_notes(load_space(), points.kept) == [  # said in the search's log and by `scaler grid`
-        "note: the depth point's own steps miss the budget by more than 3%: gamma trimmed to 0.958 (215 px in) "
-        "so that it costs x2.001 (2.157, 1.000, 0.958)"]
+        "note: the depth point's own steps miss the budget by more than 3%: gamma trimmed to 0.957 (214 px in) "
+        "so that it costs x2.001 (2.157, 1.000, 0.957)"]
     monkeypatch.setattr(matching, "TRIM_SPAN", 0.0)  # no trim: dropped, saying why
     untrimmed = next(c for c in grid(load_space(), baseline, 2.0, recipe=recipe).dropped if c.kind == "depth")
-    assert untrimmed.reason.startswith("full size reaches x2.07") and "nor with gamma trimming" in untrimmed.reason
+    assert untrimmed.reason.startswith("full size reaches x2.07") and "nor with gamma trimmed" in untrimmed.reason
     wide = dataclasses.replace(load_space(), full_tolerance=0.05)  # within 5%, x2.07 itself is kept untrimmed
     plain = next(c for c in grid(wide, baseline, 2.0, recipe=recipe).kept if c.kind == "depth")
     assert plain.coefficients.gamma == 1.0 and plain.macs_ratio == pytest.approx(2.068, abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "resnet18"])
+def test_a_trim_never_outgrows_the_points_own_dimension(name):
+    """At budgets where rounding steps are coarse (1.07x: a trim could carry most of the cost), every kept
+    single-dimension point stays led by its dimension, its trim under half its own growth and TRIM_SPAN."""
+    baseline = get_baseline(name)
+    recipe = resolve_recipe("default", baseline)
+    trimmed = 0
+    for budget in (1.07, 1.1, 1.43, 2.0, 3.0):
+        for c in grid(load_space(), baseline, budget, recipe=recipe).kept:
+            if c.kind not in SINGLES:
+                continue
+            own = EXPONENT[FREE[c.kind]] * math.log(getattr(c.coefficients, FREE[c.kind]))
+            trim = abs(EXPONENT[TRIM[c.kind]] * math.log(getattr(c.coefficients, TRIM[c.kind])))
+            assert leading_dimension(c.coefficients) == c.kind and trim < own / 2 + 1e-9, (budget, c)
+            assert trim <= math.log1p(matching.TRIM_SPAN) + 1e-9
+            trimmed += trim > 0
+    assert name != "resnet50" or trimmed  # resnet50's depth point is trimmed at 2x
+
+
+def test_curves_and_families_grow_a_trimmed_point_without_its_trim(tmp_path):
+    from scaler.family_files import run_coefficients
+    from scaler.stages import baseline_point, curve_points
+
+    baseline = get_baseline("resnet50")
+    recipe = resolve_recipe("default", baseline)
+    kept = grid(load_space(), baseline, 2.0, recipe=recipe).kept
+    depth = next(c for c in kept if c.kind == "depth")
+    assert depth.coefficients.gamma < 1.0 and matching.direction("depth", depth.coefficients).gamma == 1.0
+    phi2 = curve_points(baseline_point(Coster(baseline, recipe)), [("chosen", 0, depth)], 2.0, Coster(baseline, recipe))[-1]
+    assert phi2.phi == 2 and phi2.network.planned.gamma == 1.0 and phi2.network.planned.alpha == pytest.approx(2.157**2, abs=1e-2)
+    compound = next(c for c in kept if c.kind == "compound")
+    assert matching.direction("compound", compound.coefficients) == compound.coefficients  # a compound point is its own way
+    run = RunFolder(tmp_path)
+    run.path.mkdir(exist_ok=True)
+    run.write_json(run.config, {"baseline": "resnet50"})
+    run.write_json(run.coefficients, {"kind": "depth", **dict(zip(("alpha", "beta", "gamma"), depth.coefficients.as_tuple(), strict=True))})
+    assert run_coefficients(run)[1] == Coefficients(depth.coefficients.alpha, 1.0, 1.0)
 
 
 def test_a_tiny_budget_that_whole_blocks_cannot_meet_is_dropped():
