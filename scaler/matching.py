@@ -14,7 +14,7 @@ Where a single dimension's own staircase has no step within ``FULL_TOLERANCE`` o
 (resnet50's depth: whole blocks give x1.85 or x2.07 at 2x), a second coefficient (:data:`TRIM`)
 takes up the residue, moving the nominal cost by at most ``TRIM_SPAN`` and by less than half the
 point's own growth, so the point stays led by its dimension (resnet50's depth point becomes
-(2.157, 1, 0.957): 214 px instead of 224, x2.001). The trim meets one budget's rounding, it is no
+(2.157, 0.976, 1), x1.999). The trim meets one budget's rounding, it is no
 way to grow: curves and families scale the point's :func:`direction`, the trim undone.
 
 A point is matched when the full-size network is within ``FULL_TOLERANCE`` of the budget and its
@@ -44,9 +44,11 @@ PROXY_TOLERANCE = 0.05  # the same in the proxy's MACs, relative to the proxy ba
 # Which coefficient takes up the residue, by kind of point (see the module's docstring).
 FREE = {"depth": "alpha", "width": "beta", "resolution": "gamma", "compound": "beta"}
 # Which coefficient trims a single-dimension point that its own staircase cannot match (see the
-# module's docstring). Pixels step the cost in stairs as well (a stride-32 network's maps change size
-# at some inputs only: resnet50 costs 13% more at 226 px than at 224), so the trim's reach is scanned.
-TRIM = {"depth": "gamma", "width": "gamma", "resolution": "beta"}
+# module's docstring). Width where it can, as for compound points: its channels step the proxy's cost
+# with the full size's, while a pixel trimmed off a 24-px proxy (a 1x1 last map at 23 or 24 px) costs
+# the proxy nothing and cost resnet50's depth point 2.3 points of screen accuracy (docs/design.md).
+# Pixels step the cost in stairs too (resnet50 costs 13% more at 226 px than at 224): the reach is scanned.
+TRIM = {"depth": "beta", "width": "gamma", "resolution": "beta"}
 TRIM_SPAN = 0.10  # the most a trim may move the nominal cost (gamma**2 or beta**2), either way
 EXPONENT = {"alpha": 1.0, "beta": 2.0, "gamma": 2.0}  # cost grows as alpha * beta**2 * gamma**2
 # After the full-size correction, the values within +-SCAN_SPAN of cost around it are tried in

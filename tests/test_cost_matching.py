@@ -63,7 +63,7 @@ def assert_apart_only_in_the_free_coefficient(c):
 # size and 5% proxy, matched apart, measured 2026-11-26 (`scaler grid --baseline NAME --budget 2x`):
 # never the resolution point (24 -> 34 px moves every stage's map a step: proxy x2.7-2.9).
 SINGLES_MATCHED = {
-    "resnet50": {"depth", "width"},  # depth: x1.85 or x2.07 at full size, nothing between: trimmed to 214 px
+    "resnet50": {"depth", "width"},  # depth: x1.85 or x2.07 at full size, nothing between: width trimmed to 0.976
     "mobilenet_v2": {"width"},  # depth: its proxy reaches x1.83 at best (few blocks a stage): compound_coarse keeps it
     "efficientnet_b0": {"depth", "width"},
 }
@@ -110,19 +110,19 @@ def test_a_depth_point_whole_blocks_cannot_match_is_trimmed_by_resolution(monkey
     baseline = get_baseline("resnet50")
     recipe = resolve_recipe("default", baseline)
     depth = next(c for c in grid(load_space(), baseline, 2.0, recipe=recipe).kept if c.kind == "depth")
-    # whole blocks: x1.85, then x2.07 at alpha 2.157; the pixels take up the rest (224 -> 214 px)
-    assert depth.coefficients.alpha == pytest.approx(2.157, abs=1e-3) and depth.coefficients.gamma < 1.0
-    assert depth.input_px == 214 and abs(depth.macs_ratio / 2.0 - 1.0) <= FULL_TOLERANCE
+    # whole blocks: x1.85, then x2.07 at alpha 2.157; the channels take up the rest (beta 0.976)
+    assert depth.coefficients.alpha == pytest.approx(2.157, abs=1e-3) and depth.coefficients.beta < 1.0
+    assert depth.coefficients.gamma == 1.0 and abs(depth.macs_ratio / 2.0 - 1.0) <= FULL_TOLERANCE
     points = grid(load_space(), baseline, 2.0, recipe=recipe)
     assert trim_notes(load_space(), points.kept) == [  # said in the search's log and by `scaler grid`
-        "note: the depth point's own steps miss the budget by more than 3%: gamma trimmed to 0.957 (214 px in) "
-        "so that it costs x2.001 (2.157, 1.000, 0.957)"]
+        "note: the depth point's own steps miss the budget by more than 3%: beta trimmed to 0.976 "
+        "so that it costs x1.999 (2.157, 0.976, 1.000)"]
     monkeypatch.setattr(matching, "TRIM_SPAN", 0.0)  # no trim: dropped, saying why
     untrimmed = next(c for c in grid(load_space(), baseline, 2.0, recipe=recipe).dropped if c.kind == "depth")
-    assert untrimmed.reason.startswith("full size reaches x2.07") and "nor with gamma trimmed" in untrimmed.reason
+    assert untrimmed.reason.startswith("full size reaches x2.07") and "nor with beta trimmed" in untrimmed.reason
     wide = dataclasses.replace(load_space(), full_tolerance=0.05)  # within 5%, x2.07 itself is kept untrimmed
     plain = next(c for c in grid(wide, baseline, 2.0, recipe=recipe).kept if c.kind == "depth")
-    assert plain.coefficients.gamma == 1.0 and plain.macs_ratio == pytest.approx(2.068, abs=1e-3)
+    assert plain.coefficients.beta == 1.0 and plain.macs_ratio == pytest.approx(2.068, abs=1e-3)
 
 
 @pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2", "resnet18"])
@@ -152,9 +152,9 @@ def test_curves_and_families_grow_a_trimmed_point_without_its_trim(tmp_path):
     recipe = resolve_recipe("default", baseline)
     kept = grid(load_space(), baseline, 2.0, recipe=recipe).kept
     depth = next(c for c in kept if c.kind == "depth")
-    assert depth.coefficients.gamma < 1.0 and matching.direction("depth", depth.coefficients).gamma == 1.0
+    assert depth.coefficients.beta < 1.0 and matching.direction("depth", depth.coefficients).beta == 1.0
     phi2 = curve_points(baseline_point(Coster(baseline, recipe)), [("chosen", 0, depth)], 2.0, Coster(baseline, recipe))[-1]
-    assert phi2.phi == 2 and phi2.network.planned.gamma == 1.0 and phi2.network.planned.alpha == pytest.approx(2.157**2, abs=1e-2)
+    assert phi2.phi == 2 and phi2.network.planned.beta == 1.0 and phi2.network.planned.alpha == pytest.approx(2.157**2, abs=1e-2)
     compound = next(c for c in kept if c.kind == "compound")
     assert matching.direction("compound", compound.coefficients) == compound.coefficients  # a compound point is its own way
     run = RunFolder(tmp_path)

@@ -60,14 +60,12 @@ def test_resnet50_at_64px_has_no_tiny_feature_map():
     assert check_feature_map(feature_sizes(baseline, cands, recipe), 64, None) is None
 
 
-# Both downsample by 32: 33 px is the first input whose last map is 2×2; resnet50's depth point
-# trains at 0.957 of it (its resolution trimmed to meet the budget: scaler/matching.py), so 34.
-@pytest.mark.parametrize(("name", "expected"), [("resnet50", 34), ("mobilenet_v2", 33)])
-def test_smallest_proxy_resolution_is_what_the_analytic_walk_says(name, expected):
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_v2"])
+def test_smallest_proxy_resolution_is_what_the_analytic_walk_says(name):
     baseline, cands = _grid(name)
     recipe = ProxyRecipe()
     smallest = smallest_proxy_resolution(baseline, cands, recipe)
-    assert smallest == expected
+    assert smallest == 33  # both downsample by 32: 33 px is the first input whose last map is 2×2
 
     def sizes_at(resolution: int):
         r = recipe.replace(proxy_resolution=resolution)
