@@ -46,7 +46,7 @@ FREE = {"depth": "alpha", "width": "beta", "resolution": "gamma", "compound": "b
 # Which coefficient trims a single-dimension point that its own staircase cannot match (see the
 # module's docstring). Width where it can, as for compound points: its channels step the proxy's cost
 # with the full size's, while a pixel trimmed off a 24-px proxy (a 1x1 last map at 23 or 24 px) costs
-# the proxy nothing and cost resnet50's depth point 2.3 points of screen accuracy (docs/design.md).
+# the proxy nothing and cost resnet50's depth point 2.5 points of screen accuracy (docs/design.md).
 # Pixels step the cost in stairs too (resnet50 costs 13% more at 226 px than at 224): the reach is scanned.
 TRIM = {"depth": "beta", "width": "gamma", "resolution": "beta"}
 TRIM_SPAN = 0.10  # the most a trim may move the nominal cost (gamma**2 or beta**2), either way
