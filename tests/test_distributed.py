@@ -197,8 +197,10 @@ def test_three_workers_on_postgres_one_killed_each_run_once(postgres, tmp_path):
 
 @pytest.mark.slow
 def test_two_local_workers_on_sqlite_each_run_once(tmp_path):
+    # Runs long enough that the spawned worker, which imports torch first, finds some left: at 3 epochs
+    # the search's own worker once made all 14 before it had started (a loaded machine, 2026-11-26).
     out = tmp_path / "run"
-    result = run_cli("search", *WORK, "--out", str(out), "--workers", "2", timeout=400)
+    result = run_cli("search", *_work(epochs=9), "--out", str(out), "--workers", "2", timeout=400)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "started 1 local worker(s) with 1 thread(s) each" in result.stdout
     study = _load(f"sqlite:///{out / 'study.db'}", RunFolder(out).study_name())
