@@ -164,11 +164,8 @@ def match_point(kind: str, planned: Coefficients, budget: float, coster: Coster,
     if match.reason and kind in TRIM and off(match.cost.full_ratio, budget) > full_tolerance:
         return _trim(kind, match, grown, budget, coster, full_tolerance, proxy_tolerance, proxy_match, apart_limit)
     if match.reason and proxy_match == "apart" and off(match.cost.full_ratio, budget) <= full_tolerance:
-        # Each full-size network within tolerance (one value per rounded network), the closest first.
-        anchors = {}
-        for c in sorted((c for c in grown if off(c.full_ratio, budget) <= full_tolerance), key=lambda c: off(c.full_ratio, budget)):
-            anchors.setdefault(c.full.macs, c)
-        for full in anchors.values():
+        # Each full-size network within tolerance, the closest first.
+        for full in _networks([c for c in grown if off(c.full_ratio, budget) <= full_tolerance], budget):
             found = _apart(kind, full, budget, coster, proxy_tolerance, apart_limit)
             if found:
                 return found
@@ -205,11 +202,8 @@ def _trims(kind: str, grown: list[PointCost], budget: float, coster: Coster, ful
     closest to the budget first."""
     name, own = TRIM[kind], FREE[kind]
     exponent = EXPONENT[name]
-    networks: dict[float, PointCost] = {}
-    for c in sorted(grown, key=lambda c: off(c.full_ratio, budget)):
-        networks.setdefault(c.full.macs, c)
     tried: list[tuple[float, PointCost]] = []
-    for c in networks.values():
+    for c in _networks(grown, budget):
         point = c.coefficients
         start = getattr(point, name)
         reach = min(math.log1p(TRIM_SPAN), EXPONENT[own] * math.log(getattr(point, own)) / 2) / exponent
@@ -224,6 +218,15 @@ def _trims(kind: str, grown: list[PointCost], budget: float, coster: Coster, ful
     for _, trimmed in sorted(tried, key=lambda t: t[0]):
         found.setdefault(trimmed.full.macs, trimmed)
     return sorted(found.values(), key=lambda c: off(c.full_ratio, budget))
+
+
+def _networks(costs: list[PointCost], budget: float) -> list[PointCost]:
+    """One value per rounded full-size network (many values of a coefficient round to one), the
+    closest to the budget first."""
+    out: dict[float, PointCost] = {}
+    for c in sorted(costs, key=lambda c: off(c.full_ratio, budget)):
+        out.setdefault(c.full.macs, c)
+    return list(out.values())
 
 
 def direction(kind: str, c: Coefficients) -> Coefficients:

@@ -135,7 +135,7 @@ def check_winners_agree(screen: object, confirm: object) -> ProxyWarning | None:
 
 
 def check_curve_costs(points: Sequence[tuple[str, int, float, float]], budget: float, full_tolerance: float,
-                      proxy_tolerance: float) -> ProxyWarning | None:
+                      proxy_tolerance: float, which: Sequence[str] | None = None) -> ProxyWarning | None:
     """A curve network misses its cost, budget ** phi, at full size or as its proxy, beyond the space's tolerances.
 
     ``points``: (strategy, phi, full-size ratio, proxy ratio) per curve network. A curve's phi = 2 is
@@ -143,9 +143,11 @@ def check_curve_costs(points: Sequence[tuple[str, int, float, float]], budget: f
     matching fails (measured 2026-11-26, ``benchmarks/curve_costs.py``: resnet18's depth at phi = 2
     costs x4.06 at full size and x3.74 as its 24-px proxy, whole blocks stepping past x4). A full
     size that misses is drawn at its true MACs; a proxy that misses is not: the chart shows the
-    accuracy of a proxy of another cost there (and labels it).
+    accuracy of a proxy of another cost there (and labels it). ``which``: :func:`curve_cost_missed`'s
+    answer, when the caller has it already.
     """
-    which = curve_cost_missed(points, budget, full_tolerance, proxy_tolerance)
+    if which is None:
+        which = curve_cost_missed(points, budget, full_tolerance, proxy_tolerance)
     missed = [(*point, what) for point, what in zip(points, which) if what]
     if not missed:
         return None

@@ -375,7 +375,7 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], c
         networks = list(zip(curves.strategy, curves.phi, curves.macs_ratio, curves.proxy_macs_ratio))
         tolerances = curve_tolerances(rules)
         curves["cost_missed"] = curve_cost_missed(networks, ratio, *tolerances)  # the report marks them on the chart
-        costs = check_curve_costs(networks, ratio, *tolerances)
+        costs = check_curve_costs(networks, ratio, *tolerances, which=list(curves["cost_missed"]))
         warnings += [w for w in (judged, costs) if w]
     return _Answer(screen, confirm, final, winner, curves, warnings)
 
