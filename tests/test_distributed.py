@@ -273,7 +273,9 @@ def test_ray_cluster_of_two_nodes_ctrl_c_resume_and_a_lost_node(tmp_path, monkey
         address = cluster.stdout.readline().strip()
         assert address.startswith("127.0.0.1:"), "the test cluster did not start"
         out = tmp_path / "run"
-        args = ["search", *_work(seeds=2), "--out", str(out), "--backend", "ray", "--ray-address", address,
+        # 9 epochs: runs long enough that both nodes get some before the resumed search ends (at 3, on a loaded
+        # machine, one node once made every run left while the other's worker was still importing torch).
+        args = ["search", *_work(seeds=2, epochs=9), "--out", str(out), "--backend", "ray", "--ray-address", address,
                 "--trial-resources", "cpu=1"]
         first = _scaler(*args)
         _wait_for(lambda: (out / "trials.csv").exists() and "COMPLETE" in (out / "trials.csv").read_text(), 240,
@@ -291,7 +293,14 @@ def test_ray_cluster_of_two_nodes_ctrl_c_resume_and_a_lost_node(tmp_path, monkey
         before = len(runs())
         again = _scaler(*args)
         # Both nodes busy: runs on both, and many still to make (both stay busy until the last few).
-        _wait_for(lambda: len(runs()) >= before + 2 and len(set(runs())) == 2, 240, "runs on both nodes")
+        def both_busy() -> bool:
+            if again.poll() is not None:  # ended before both nodes had runs: say how, not just "timed out"
+                stdout, stderr = again.communicate()
+                raise AssertionError(f"the resumed search ended (status {again.returncode}) with runs on "
+                                     f"{sorted(set(runs()))}:\n{stdout[-2000:]}{stderr[-2000:]}")
+            return len(runs()) >= before + 2 and len(set(runs())) == 2
+
+        _wait_for(both_busy, 240, "runs on both nodes")
         cluster.send_signal(signal.SIGUSR1)
         assert cluster.stdout.readline().strip() == "lost"
         stdout, stderr = again.communicate(timeout=300)
