@@ -2,7 +2,9 @@
 
 Every run is a trial of an Optuna study in ``--out`` (``study.db``), keyed (stage, point, seed) as a
 search keys its runs, so a rerun trains only what is missing and the benchmark can run in several
-sittings (``--stage pool``, then ``--stage reference``, ...). The steps:
+sittings (``--stage pool``, then ``--stage reference``, ...), or as two processes, one per core, each
+in its own folder (``--stage pool --out A`` beside ``--stage reference --out B``, then
+``--stage analyse --out A --merge-from B``). The steps:
 
 - **pool**: every cost-matched point of the default grid, ``--pool-seeds`` (6) seeds at the
   screen's recipe and as many at the confirm stage's: what the replays draw their seeds from.
@@ -74,7 +76,7 @@ from scaler.search import SearchConfig, run_search
 from scaler.search_space import Candidate, grid, load_space
 from scaler.stage_runner import StageRunner
 from scaler.stages import DEFAULT_CONFIRM, DIMENSIONS, confirm_recipe, default_confirm_preset, leading_dimension, promote
-from scaler.study import Key, keys_to_run, make_pruner, recover_interrupted
+from scaler.study import Key, is_final, keys_to_run, latest_by_key, make_pruner, recover_interrupted
 from scaler.verdict import CLEAR_P_BEST, PointResult, judge, rank
 
 STEPS = ("pool", "reference", "analyse", "protocols", "controls", "all")
@@ -662,6 +664,9 @@ def parse_args(argv):
     p.add_argument("--control-replays", type=int, default=5)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--out", help="folder of the runs and results (default runs/fidelity-<baseline>)")
+    p.add_argument("--merge-from", metavar="DIR",
+                   help="first copy the finished runs of DIR, another --out of the same benchmark (a second process's "
+                        "--stage reference, one per core) into --out")
     p.add_argument("--dry-run", action="store_true", help="print the runs and the time they will take; train nothing")
     args = p.parse_args(argv)
     args.confirm_seeds = args.confirm_seeds or args.screen_seeds + 1
@@ -704,6 +709,35 @@ def below_minimums(bench: Bench, args) -> list[str]:
     return [text for ok, text in checks if not ok]
 
 
+def merge(bench: Bench, source: Path, log) -> int:
+    """Copy the finished runs of another folder of the same benchmark (a second process's
+    ``--stage reference``, say) into this folder's studies, where this folder has no final run of
+    that key; returns how many were copied. Two folders, because one folder takes one process."""
+    theirs = source / "benchmark.json"
+    if not theirs.is_file() or not (source / "study.db").is_file():
+        raise UsageError(f"--merge-from {source}: no benchmark there (benchmark.json and study.db)")
+    if json.loads(theirs.read_text()) != json.loads((bench.out / "benchmark.json").read_text()):
+        raise UsageError(f"--merge-from {source} holds a different benchmark (its benchmark.json differs from {bench.out}'s)")
+    lock = RunFolder(source).lock("benchmark")  # not while a process still trains there
+    try:
+        copied = 0
+        url = f"sqlite:///{(source / 'study.db').resolve()}"
+        for name in optuna.get_all_study_names(storage=url):
+            if name not in ("pool", "reference"):
+                continue
+            mine = open_study(bench, name)
+            latest = latest_by_key(mine.get_trials(deepcopy=False))
+            done = {k for k, t in latest.items() if is_final(t)}
+            found = latest_by_key(optuna.load_study(study_name=name, storage=url).get_trials(deepcopy=False))
+            new = [t for k, t in found.items() if k not in done and t.state == optuna.trial.TrialState.COMPLETE]
+            mine.add_trials(new)
+            copied += len(new)
+            log(f"merge: {len(new)} finished run(s) of {source}'s {name} copied")
+        return copied
+    finally:
+        os.close(lock)
+
+
 def run(args, command: str, log=print) -> dict:
     check(args)
     bench = setup(args)
@@ -711,6 +745,8 @@ def run(args, command: str, log=print) -> dict:
     lock = RunFolder(bench.out).lock("benchmark")
     try:
         _check_identity(bench)
+        if args.merge_from:
+            merge(bench, Path(args.merge_from), log)
         notes = below_minimums(bench, args)
         for note in notes:
             log(f"note: {note}")

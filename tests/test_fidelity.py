@@ -139,6 +139,22 @@ def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp
     with pytest.raises(fidelity.UsageError, match="different candidates, recipes"):
         fidelity.run(other, "test", log=lines.append)
 
+    # Runs trained in another folder of the same benchmark (a second process) are copied, not retrained.
+    merged = tmp_path / "merged"
+    lines.clear()
+    args = fidelity.parse_args([*TINY, "--space", str(space), "--out", str(merged), "--stage", "analyse", "--merge-from", str(out)])
+    assert fidelity.run(args, "test", log=lines.append)["fidelity"]["summary"] == result["summary"]
+    assert _trials(merged) == {"pool": 12, "reference": 4}
+    assert "merge: 4 finished run(s) of " + str(out) + "'s reference copied" in lines
+    fidelity.run(args, "test", log=lines.append)
+    assert _trials(merged) == {"pool": 12, "reference": 4}  # merged twice: nothing copied again
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "benchmark.json").write_text('{"baseline": "resnet50"}')
+    (tmp_path / "elsewhere" / "study.db").touch()
+    args.merge_from = str(tmp_path / "elsewhere")
+    with pytest.raises(fidelity.UsageError, match="holds a different benchmark"):
+        fidelity.run(args, "test", log=lines.append)
+
 
 def test_controls_run_the_search_and_say_which_dimension_leads(tmp_path):
     space = tmp_path / "tiny.toml"
