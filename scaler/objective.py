@@ -85,7 +85,7 @@ class OptunaObjective:
         planned = self.plan[key]
         images_per_epoch = len(self.data.subset_indices(planned.recipe.get("subset")))
         # A retry inherits the old run's attributes: clear the ones that mark it cut short.
-        for name, value in {**planned.attrs(key[0]), "interrupted": False, "reason": ""}.items():
+        for name, value in {**planned.attrs(key[0]), "interrupted": False, "retry": False, "reason": ""}.items():
             trial.set_user_attr(name, value)
         label = self.progress.label(planned.label, key)
         accuracies: list[float] = []
@@ -106,6 +106,7 @@ class OptunaObjective:
             result = evaluate_point(make_job(self.config, planned, key[2]), on_epoch)
         except TrainingFailed as exc:
             trial.set_user_attr("reason", str(exc))
+            trial.set_user_attr("retry", exc.retry)
             self.progress.failed(label, "FAILED", str(exc))
             raise
         except KeyboardInterrupt:  # Optuna records the run as failed; the next search retries it

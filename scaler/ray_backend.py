@@ -96,7 +96,7 @@ def _trainable(config: dict, context: dict) -> None:
     try:
         result = evaluate_point(job, on_epoch)
     except TrainingFailed as exc:
-        tune.report({"failed": str(exc) or type(exc).__name__})
+        tune.report({"failed": str(exc) or type(exc).__name__, "retry": exc.retry})
         return
     tune.report({
         # the last epoch again: a scheduler insists on its metric in every result
@@ -257,6 +257,7 @@ class _Recorder:
         else:
             state = optuna.trial.TrialState.FAIL
             user_attrs["reason"] = result.get("failed") or error or "the run ended without a result"
+            user_attrs["retry"] = bool(result.get("retry"))
         trial = optuna.trial.create_trial(
             state=state, value=value, params=key_params(key), distributions=key_distributions(),
             user_attrs=user_attrs, intermediate_values=intermediate,

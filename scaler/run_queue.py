@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import math
 import os
 import socket
 import threading
@@ -155,19 +156,28 @@ def reclaim(study: optuna.Study) -> int:
 
 
 def interrupted_runs(study: optuna.Study) -> int:
-    """How many runs' latest trial failed without a final reason (Ctrl-C, a reclaimed worker): to run again."""
+    """How many runs' latest trial failed without a final reason (Ctrl-C, a reclaimed worker, out of memory): to run again."""
     return sum(t.state == TrialState.FAIL and not is_final(t) for t in latest_by_key(study.get_trials(deepcopy=False)).values())
 
 
 # --- the queue ---------------------------------------------------------------------------------------
 
 
-def top_up(study: optuna.Study, keys: list[Key]) -> int:
-    """Queue every key of ``keys`` whose latest run is neither final, running nor waiting; how many.
+def settled(trial, since: int) -> bool:
+    """Final, or failed from trial number ``since`` on by a cause that may pass (``retry``: out of
+    memory): the next search retries that one, this one does not try it again and again."""
+    retry_later = trial.state == TrialState.FAIL and trial.user_attrs.get("retry") and trial.number >= since
+    return is_final(trial) or bool(retry_later)
+
+
+def top_up(study: optuna.Study, keys: list[Key], since: int | None = None) -> int:
+    """Queue every key of ``keys`` whose latest run is neither settled (:func:`settled`, counting
+    from trial ``since``), running nor waiting; how many.
 
     Also closes queued runs of the same stage that are not ``keys`` (left by a search resumed with
     another ``--confirm`` or ``--curves``), so no worker takes them.
     """
+    since = math.inf if since is None else since
     wanted = set(keys)
     stages = {k[0] for k in keys}
     with study_lock(study):
@@ -176,7 +186,7 @@ def top_up(study: optuna.Study, keys: list[Key]) -> int:
             if t.state == TrialState.WAITING and key[0] in stages and key not in wanted:
                 retire(study._storage, t._trial_id, "queued by another plan of its stage")
         missing = [k for k in keys if k not in latest
-                   or not (is_final(latest[k]) or latest[k].state in (TrialState.WAITING, TrialState.RUNNING))]
+                   or not (settled(latest[k], since) or latest[k].state in (TrialState.WAITING, TrialState.RUNNING))]
         for key in missing:
             study.enqueue_trial(key_params(key))
     return len(missing)
@@ -242,9 +252,10 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
 def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna.Trial], float], *,
                catch: tuple[type[Exception], ...] = (), on_trial: Callable[[], None] | None = None,
                poll: float = POLL) -> int:
-    """Take and run the stage's queued runs until every key's latest run is final; how many ran here."""
+    """Take and run the stage's queued runs until every key's latest run is settled; how many ran here."""
     wanted, ran = set(keys), 0
-    top_up(study, keys)
+    since = max((t.number + 1 for t in study.get_trials(deepcopy=False)), default=0)  # this stage's runs from here
+    top_up(study, keys, since)
     while True:
         reclaim(study)
         trial = take(study, wanted)
@@ -255,7 +266,7 @@ def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna
                 on_trial()
             continue
         latest = latest_by_key(study.get_trials(deepcopy=False))
-        if all(k in latest and is_final(latest[k]) for k in keys):
+        if all(k in latest and settled(latest[k], since) for k in keys):
             return ran
-        if not top_up(study, keys):  # the rest are running elsewhere
+        if not top_up(study, keys, since):  # the rest are running elsewhere
             time.sleep(poll)

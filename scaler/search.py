@@ -250,7 +250,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         retried = reclaim(study) + interrupted_runs(study)
         log(f"search {prep.baseline.name} at {config.budget} (x{prep.ratio:.3g} MACs): {len(cands)} grid points; screen "
             f"x{config.seeds} seed(s), confirm top {config.confirm} x{config.confirm_seeds} seed(s), curves: {config.curves}"
-            + (f" ({retried} interrupted run(s) retried)" if retried else ""))
+            + (f" ({retried} run(s) cut short or out of memory retried)" if retried else ""))
         log(f"study {name} in {redact_url(storage_url)}" + (f"; {workers} local workers" if workers > 1 else ""))
         for w in prep.warnings:
             log(f"warning: {w.line()}")

@@ -218,10 +218,11 @@ def is_final(trial) -> bool:
     """A run that needs no retry: complete, pruned, or failed with the reason scaler recorded.
 
     One failed by Optuna with no reason (Ctrl-C landing before the objective's handlers, or a
-    bug), or marked interrupted, is retried.
+    bug), marked interrupted, or failed by a cause that may pass (``retry``: out of memory), is retried.
     """
     if trial.state == optuna.trial.TrialState.FAIL:
-        return bool(trial.user_attrs.get("reason")) and not trial.user_attrs.get("interrupted")
+        attrs = trial.user_attrs
+        return bool(attrs.get("reason")) and not attrs.get("interrupted") and not attrs.get("retry")
     return trial.state.is_finished()
 
 

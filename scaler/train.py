@@ -51,7 +51,12 @@ MEMORY_SHARE = 0.8  # the resized data may take at most this share of the machin
 
 
 class TrainingFailed(Exception):
-    """The proxy run could not finish; the message is one line saying why."""
+    """The proxy run could not finish; the message is one line saying why. ``retry``: the cause may
+    pass (out of memory: other processes may hold it), so a resume trains the run again."""
+
+    def __init__(self, message: str, *, retry: bool = False) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 @dataclass
@@ -191,6 +196,8 @@ def _guarded(step: Callable, px: int, width: float, depth: float, device: torch.
             raise TrainingFailed(
                 f"out of memory at batch {recipe.batch_size}, {px} px, width {width:.3g}, depth {depth:.3g} on {device}"
                 + ("; other processes on the GPU hold memory too: run fewer at once" if device.type == "cuda" else "")
+                + " (a resume trains it again)",
+                retry=True,
             ) from exc
         raise TrainingFailed(f"the model failed in training: {_first_line(exc)}") from exc
 
