@@ -25,6 +25,7 @@ from scaler.train import TrainingFailed
 
 # What a finished run records of train()'s result, whichever backend ran it.
 RESULT_ATTRS = ("seconds", "images_seen", "images_per_s", "params")
+RETRY_NOTE = " (a resume trains it again)"  # after the reason of a failure that may pass (TrainingFailed.retry)
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,10 @@ class OptunaObjective:
                 raise TrainingFailed(planned.cand.reason)
             result = evaluate_point(make_job(self.config, planned, key[2]), on_epoch)
         except TrainingFailed as exc:
-            trial.set_user_attr("reason", str(exc))
+            reason = str(exc) + (RETRY_NOTE if exc.retry else "")
+            trial.set_user_attr("reason", reason)
             trial.set_user_attr("retry", exc.retry)
-            self.progress.failed(label, "FAILED", str(exc))
+            self.progress.failed(label, "FAILED", reason)
             raise
         except KeyboardInterrupt:  # Optuna records the run as failed; the next search retries it
             trial.set_user_attr("interrupted", True)

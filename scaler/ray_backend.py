@@ -42,7 +42,7 @@ import optuna
 import pandas as pd
 
 from scaler.errors import UsageError
-from scaler.objective import RESULT_ATTRS, Planned, evaluate_point, make_job
+from scaler.objective import RESULT_ATTRS, RETRY_NOTE, Planned, evaluate_point, make_job
 from scaler.progress import Progress
 from scaler.proxy import dataset
 from scaler.run_folder import RunFolder
@@ -258,6 +258,8 @@ class _Recorder:
             state = optuna.trial.TrialState.FAIL
             user_attrs["reason"] = result.get("failed") or error or "the run ended without a result"
             user_attrs["retry"] = bool(result.get("retry"))
+            if user_attrs["retry"]:
+                user_attrs["reason"] += RETRY_NOTE
         trial = optuna.trial.create_trial(
             state=state, value=value, params=key_params(key), distributions=key_distributions(),
             user_attrs=user_attrs, intermediate_values=intermediate,

@@ -195,8 +195,7 @@ def _guarded(step: Callable, px: int, width: float, depth: float, device: torch.
         if _is_oom(exc):
             raise TrainingFailed(
                 f"out of memory at batch {recipe.batch_size}, {px} px, width {width:.3g}, depth {depth:.3g} on {device}"
-                + ("; other processes on the GPU hold memory too: run fewer at once" if device.type == "cuda" else "")
-                + " (a resume trains it again)",
+                + ("; other processes on the GPU hold memory too: run fewer at once" if device.type == "cuda" else ""),
                 retry=True,
             ) from exc
         raise TrainingFailed(f"the model failed in training: {_first_line(exc)}") from exc
