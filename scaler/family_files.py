@@ -99,9 +99,19 @@ def run_coefficients(run: RunFolder) -> tuple[str, Coefficients]:
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{run.coefficients} lacks numeric alpha, beta, gamma; the run folder is damaged") from None
     # A single dimension's trim met the budget's rounding at phi = 1; the family grows that dimension alone.
-    coefficients = direction(str(chosen.get("kind", "")), coefficients)
+    kind, trained = str(chosen.get("kind", "")), coefficients
+    coefficients = direction(kind, trained)
+    if coefficients != trained:
+        warnings.warn(
+            f"the chosen {kind} point ({_fmt(trained)}) was trimmed to meet the budget; the family grows its direction "
+            f"({_fmt(coefficients)}), so its phi = 1 member is near the budget but not the network the search trained",
+            ScalerWarning, stacklevel=2)
     warn_user_module(config["baseline"], run.config)
     return str(config["baseline"]), coefficients
+
+
+def _fmt(c: Coefficients) -> str:
+    return ", ".join(f"{v:.4g}" for v in c.as_tuple())
 
 
 def warn_user_module(spec, where: Path) -> None:
