@@ -619,14 +619,18 @@ def _write_controls(bench: Bench, args, command: str, done: dict[tuple[str, str]
 
 
 
+def _differs(previous: dict, current: dict) -> list[str]:
+    """The keys of a stored benchmark.json that differ from ``current`` (Bench.identity())."""
+    # a recipe field added since means its default (as scaler.run_identity.canonical reads a search's)
+    previous = {**previous, "recipes": {name: {**recipe_defaults(), **r} for name, r in (previous.get("recipes") or {}).items()}}
+    return [k for k in current if previous.get(k) != current[k]]
+
+
 def _check_identity(bench: Bench) -> None:
     path = bench.out / "benchmark.json"
     current = bench.identity()
     if path.exists():
-        previous = json.loads(path.read_text())
-        # a recipe field added since means its default (as scaler.run_identity.canonical reads a search's)
-        previous["recipes"] = {name: {**recipe_defaults(), **r} for name, r in (previous.get("recipes") or {}).items()}
-        differs = [k for k in current if previous.get(k) != current[k]]
+        differs = _differs(json.loads(path.read_text()), current)
         if differs:
             raise UsageError(f"{bench.out} holds a benchmark with a different {', '.join(differs)}; choose another --out")
     else:
@@ -665,7 +669,7 @@ def parse_args(argv):
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--out", help="folder of the runs and results (default runs/fidelity-<baseline>)")
     p.add_argument("--merge-from", metavar="DIR",
-                   help="first copy the finished runs of DIR, another --out of the same benchmark (a second process's "
+                   help="first copy the complete runs of DIR, another --out of the same benchmark (a second process's "
                         "--stage reference, one per core) into --out")
     p.add_argument("--dry-run", action="store_true", help="print the runs and the time they will take; train nothing")
     args = p.parse_args(argv)
@@ -710,13 +714,15 @@ def below_minimums(bench: Bench, args) -> list[str]:
 
 
 def merge(bench: Bench, source: Path, log) -> int:
-    """Copy the finished runs of another folder of the same benchmark (a second process's
+    """Copy the complete runs of another folder of the same benchmark (a second process's
     ``--stage reference``, say) into this folder's studies, where this folder has no final run of
     that key; returns how many were copied. Two folders, because one folder takes one process."""
     theirs = source / "benchmark.json"
+    if source.resolve() == bench.out.resolve():
+        raise UsageError(f"--merge-from {source} is --out itself")
     if not theirs.is_file() or not (source / "study.db").is_file():
         raise UsageError(f"--merge-from {source}: no benchmark there (benchmark.json and study.db)")
-    if json.loads(theirs.read_text()) != json.loads((bench.out / "benchmark.json").read_text()):
+    if _differs(json.loads(theirs.read_text()), bench.identity()):
         raise UsageError(f"--merge-from {source} holds a different benchmark (its benchmark.json differs from {bench.out}'s)")
     lock = RunFolder(source).lock("benchmark")  # not while a process still trains there
     try:
@@ -745,7 +751,7 @@ def run(args, command: str, log=print) -> dict:
     lock = RunFolder(bench.out).lock("benchmark")
     try:
         _check_identity(bench)
-        if args.merge_from:
+        if args.merge_from and not args.dry_run:
             merge(bench, Path(args.merge_from), log)
         notes = below_minimums(bench, args)
         for note in notes:

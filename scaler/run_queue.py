@@ -15,7 +15,8 @@ machines — run the same stages against one study. For each stage, each worker:
    a heartbeat older than the grace period (Optuna's ``fail_stale_trials``), or a worker of this
    machine whose process is gone — and requeues them (``RetryHeartbeatStaleTrialCallback``); a
    live worker's heartbeat is fresh, so its run is never taken. The stage is done when every key's
-   latest run is final.
+   latest run is settled: final, or out of memory once in this search (:func:`settled`; the next
+   search tries it again).
 """
 
 from __future__ import annotations
@@ -163,6 +164,18 @@ def interrupted_runs(study: optuna.Study) -> int:
 # --- the queue ---------------------------------------------------------------------------------------
 
 
+SINCE_ATTR = "search_since"  # study attribute: the first trial number of the search now running
+
+
+def mark_search_start(study: optuna.Study) -> None:
+    """Note where the search now starting begins, for :func:`settled` in every process working on it."""
+    study.set_user_attr(SINCE_ATTR, _next_number(study))
+
+
+def _next_number(study: optuna.Study) -> int:
+    return max((t.number + 1 for t in study.get_trials(deepcopy=False)), default=0)
+
+
 def settled(trial, since: int) -> bool:
     """Final, or failed from trial number ``since`` on by a cause that may pass (``retry``: out of
     memory): the next search retries that one, this one does not try it again and again."""
@@ -254,7 +267,9 @@ def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna
                poll: float = POLL) -> int:
     """Take and run the stage's queued runs until every key's latest run is settled; how many ran here."""
     wanted, ran = set(keys), 0
-    since = max((t.number + 1 for t in study.get_trials(deepcopy=False)), default=0)  # this stage's runs from here
+    # From the search's start (its workers read the same mark), else from this stage's: an out-of-memory
+    # run is tried once per search however many processes work on it.
+    since = study.user_attrs.get(SINCE_ATTR, _next_number(study))
     top_up(study, keys, since)
     while True:
         reclaim(study)

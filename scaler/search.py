@@ -55,7 +55,7 @@ from scaler.results import (
 )
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.run_identity import canonical
-from scaler.run_queue import interrupted_runs, reclaim
+from scaler.run_queue import interrupted_runs, mark_search_start, reclaim
 from scaler.scaling import parse_budget
 from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, coarse_hint, grid, load_space, trim_notes
 from scaler.stage_runner import BACKENDS, StageRunner
@@ -248,6 +248,7 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
         _claim(study, config, resolved)
         storage_url = config.storage or run.storage_url
         retried = reclaim(study) + interrupted_runs(study)
+        mark_search_start(study)
         log(f"search {prep.baseline.name} at {config.budget} (x{prep.ratio:.3g} MACs): {len(cands)} grid points; screen "
             f"x{config.seeds} seed(s), confirm top {config.confirm} x{config.confirm_seeds} seed(s), curves: {config.curves}"
             + (f" ({retried} run(s) cut short or out of memory retried)" if retried else ""))
@@ -296,7 +297,7 @@ def work(storage: str, name: str, log: Callable[[str], None] = print, heartbeat:
     The worker runs the stages of the search stored in the study, and first checks that its grid
     and data (their fingerprint) are the search's: a machine with other data must not add runs.
     Returns how many runs it made, and the search's configuration (to write its results with
-    :func:`run_search`, which then finds every run done).
+    :func:`run_search`, which then finds every run done but those that ran out of memory: it tries them once more).
     """
     probe = SearchConfig(baseline="", storage=storage)
     study = open_study(probe, None, name, heartbeat, create=False)

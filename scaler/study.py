@@ -209,8 +209,8 @@ def recover_interrupted(study: optuna.Study) -> int:
         if t.state == optuna.trial.TrialState.RUNNING:  # a finished trial's attributes are frozen
             retire(study._storage, t._trial_id, "interrupted; retried")
             cut += 1
-        elif t.state == optuna.trial.TrialState.FAIL and not is_final(t):
-            cut += 1
+        elif t.state == optuna.trial.TrialState.FAIL and not is_final(t) and not t.user_attrs.get("retry"):
+            cut += 1  # out of memory is not counted: a caller may not train it again (nas: its architecture failed)
     return cut
 
 

@@ -250,12 +250,15 @@ def build(width_mult, depth_mult, num_classes):
 '''
 
 
-def test_out_of_memory_is_tried_once_per_search_and_again_by_a_resume(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_out_of_memory_is_tried_once_per_search_and_again_by_a_resume(tmp_path, workers):
     # Memory may be held by other processes at the time (runs sharing a GPU): unlike a model's own
-    # error, an out-of-memory failure is not final, but the search that met it does not loop on it.
+    # error, an out-of-memory failure is not final, but the search that met it does not loop on it,
+    # nor does a worker process that joined it later.
     (tmp_path / "greedy_net.py").write_text(GREEDY_MODEL)
     out = tmp_path / "run"
-    args = ("search", "--baseline", "greedy_net:build", "--out", str(out), *SMOKE, "--proxy-width", "1.0")
+    args = ("search", "--baseline", "greedy_net:build", "--out", str(out), *SMOKE, "--proxy-width", "1.0",
+            "--workers", str(workers))
 
     def tries() -> Counter:  # failed runs per (point, seed)
         study = optuna.load_study(study_name=RunFolder(out).study_name(), storage=f"sqlite:///{out / 'study.db'}")

@@ -178,7 +178,7 @@ def run_nas(config: NasConfig, run: RunFolder, fresh: bool = False, log: Callabl
             f"x{setup.start_width:.3f}: {format_macs(count_cost(setup.fitted).macs)}); space makes "
             f"{format_macs(setup.smallest)}..{format_macs(setup.largest)}; objective {config.objective}; "
             f"{config.trials} architecture(s) x{config.seeds} seed(s)"
-            + (f" ({recovered} run(s) cut short or out of memory retried)" if recovered else ""))
+            + (f" ({recovered} interrupted run(s) retried)" if recovered else ""))
         start = time.perf_counter()
         def write_table() -> None:  # trials.csv is never behind the studies, as in scaler search
             run.write_csv(run.trials, trials_frame(nas_study, key_study, config, setup))
