@@ -269,7 +269,9 @@ def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna
     wanted, ran = set(keys), 0
     # From the search's start (its workers read the same mark), else from this stage's: an out-of-memory
     # run is tried once per search however many processes work on it.
-    since = study.user_attrs.get(SINCE_ATTR, _next_number(study))
+    since = study.user_attrs.get(SINCE_ATTR)
+    if since is None:  # read every trial only where no search marked its start (the fidelity benchmark)
+        since = _next_number(study)
     top_up(study, keys, since)
     while True:
         reclaim(study)
