@@ -198,7 +198,7 @@ GLYPHS_VAL_FRACTION = 0.5  # half to validation, at most MAX_VAL: 5,000 of the d
     "glyphs",
     "glyphs[:images=10000,size=128,focus=both,seed=0]",
     "Navon glyphs, a large letter made of small letters, generated at 128 px; 20 classes (large, small letter); "
-    "no files; focus=resolution|depth|width are positive controls",
+    "no files; focus=hard: 50 classes, with headroom; focus=resolution|depth|width are positive controls",
     takes_options=True,
 )
 def _load_glyphs(arg: str, download: bool, seed: int) -> Dataset:

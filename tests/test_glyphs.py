@@ -75,12 +75,13 @@ def test_every_focus_loads_with_its_classes(focus):
     ds = load_dataset(f"glyphs:images=120,size=48,focus={focus}")
     spec = FOCI[focus]
     assert ds.classes == spec.classes() and ds.images.shape == (120, 1, 48, 48)
-    if focus == "width":
-        assert ds.num_classes > 20  # many classes of local patterns
+    if focus in ("width", "hard"):
+        assert ds.num_classes > 20  # many classes
     assert ds.images.float().std() > 10  # something is drawn
 
 
-@pytest.mark.parametrize("focus, label", [("both", "pair"), ("resolution", "small"), ("width", "small"), ("depth", "large")])
+@pytest.mark.parametrize("focus, label", [("both", "pair"), ("hard", "pair"), ("resolution", "small"), ("width", "small"),
+                                          ("depth", "large")])
 def test_each_focus_labels_what_it_says(focus, label):
     """The label is the letter the control is about; the other letter is drawn independently of it."""
     spec = FOCI[focus]
