@@ -230,8 +230,12 @@ class _Recorder:
             self.progress.epoch(self.labels[tid], result["epoch"], result["val_accuracy"])
 
     def record(self, key: Key, result: dict, error: str | None = None, tid: str | None = None,
-               stopped_by: str | None = None) -> None:
-        """Add one finished run to the study: COMPLETE, PRUNED (stopped by the scheduler) or FAIL."""
+               stopped_by: str | None = None, retry: bool = False) -> None:
+        """Add one finished run to the study: COMPLETE, PRUNED (stopped by the scheduler) or FAIL.
+
+        ``retry``: the failure may pass on another try (Ray killed the worker for memory), as
+        ``TrainingFailed.retry`` is for a failure inside training.
+        """
         label = self.labels.get(tid) or self.label(key)
         # Intermediate values keyed by the epoch number train() passes to on_epoch, as trial.report does.
         if "val_accuracies" in result:
@@ -257,7 +261,7 @@ class _Recorder:
         else:
             state = optuna.trial.TrialState.FAIL
             user_attrs["reason"] = result.get("failed") or error or "the run ended without a result"
-            user_attrs["retry"] = bool(result.get("retry"))
+            user_attrs["retry"] = bool(result.get("retry")) or retry
             if user_attrs["retry"]:
                 user_attrs["reason"] += RETRY_NOTE
         trial = optuna.trial.create_trial(
@@ -291,20 +295,34 @@ def _tune_callback(recorder: _Recorder, stopped_by: str | None):
             recorder.progress.log(f"{recorder.labels.get(trial.trial_id, trial.trial_id)}  retried: its Ray worker or node was lost")
 
         def on_trial_error(self, iteration, trials, trial, **info):
-            recorder.record(tuple(trial.config["key"]), trial.last_result or {}, error=_error_line(trial), tid=trial.trial_id)
+            text = _error_text(trial)
+            recorder.record(tuple(trial.config["key"]), trial.last_result or {}, error=_error_line(text), tid=trial.trial_id,
+                            retry=_killed_for_memory(text))
 
     return Recorder()
 
 
-def _error_line(trial) -> str:
-    """One line saying why a Tune trial errored: the traceback's last line, or why its worker died."""
-    text = ""
+def _error_text(trial) -> str:
+    """What Tune wrote of a trial's error, "" if nothing."""
     if trial.error_file and os.path.isfile(trial.error_file):  # written by the driver just before the callback
-        text = Path(trial.error_file).read_text(errors="replace")
+        return Path(trial.error_file).read_text(errors="replace")
+    return ""
+
+
+def _killed_for_memory(text: str) -> bool:
+    """Whether Ray's memory monitor killed the trial's worker: the node was short of memory, which
+    other processes may have held, so the next search tries the run again."""
+    return "running low on memory" in text or "OutOfMemoryError" in text
+
+
+def _error_line(text: str) -> str:
+    """One line saying why a Tune trial errored: the traceback's last line, or why its worker died."""
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Failure #")]
     if not lines:
         return "the Ray worker failed"
     line = lines[-1].split(" Some common causes")[0]  # Ray's "the worker died" explains itself at length
+    if _killed_for_memory(text) and "low on memory" not in line:  # the monitor's numbers come last
+        line = f"Ray killed the worker, the node running low on memory: {line}"
     return line if len(line) <= 300 else line[:297] + "..."
 
 

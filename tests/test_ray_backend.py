@@ -66,3 +66,43 @@ def test_ray_runs_every_stage_and_the_optuna_backend_resumes_it(tmp_path):
     assert (pd.read_csv(out / "curves.csv").state == "COMPLETE").all()
     again = run_cli(*args, timeout=300)  # the Optuna backend finds every stage done
     assert again.returncode == 0 and again.stdout.count(", 0 to run") == 3
+
+
+# What Ray writes when its memory monitor kills a trial's worker (Ray 2.x: the actor died, with the
+# monitor's exit detail), beside an ordinary error in the training code.
+MEMORY_KILL = """Failure # 1 (occurred at 2026-11-26_23-59-00)
+ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.
+\tclass_name: ImplicitFunc
+The actor is dead because its worker process has died. Worker exit type: USER_ERROR Worker exit detail: Task was killed due to the node running low on memory.
+Memory on the node (IP: 127.0.0.1) where the task was running was 23.1GB / 24.0GB (0.96), which exceeds the memory usage threshold of 0.95.
+"""
+CODE_ERROR = """Failure # 1 (occurred at 2026-11-26_23-59-00)
+Traceback (most recent call last):
+ValueError: expected 4D input (got 3D input)
+"""
+
+
+def test_a_worker_killed_for_memory_is_recorded_to_be_tried_again(tmp_path):
+    """Ray's memory monitor kills a worker when the node runs short, perhaps because of other
+    processes: the run is a failure the next search trains again, like an out-of-memory error in
+    training; an error in the code is final."""
+    from scaler.objective import RETRY_NOTE, Planned
+    from scaler.progress import Progress
+    from scaler.ray_backend import _error_line, _killed_for_memory, _Recorder
+    from scaler.scaling import Coefficients
+    from scaler.search_space import Candidate
+
+    assert _killed_for_memory(MEMORY_KILL) and not _killed_for_memory(CODE_ERROR)
+    assert _error_line(CODE_ERROR) == "ValueError: expected 4D input (got 3D input)"
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", direction="maximize")
+    cand = Candidate("depth", Coefficients(2, 1, 1), 2.0, 2.0, 1_000_000, 1, 1, 224)
+    keys = [("screen", 0, 0), ("screen", 0, 1)]
+    recorder = _Recorder(study, {k: Planned(cand, {"epochs": 1}, "depth") for k in keys}, 100, Progress(2, 2, lambda line: None),
+                         None)
+    for key, text in zip(keys, (MEMORY_KILL, CODE_ERROR), strict=True):
+        recorder.record(key, {}, error=_error_line(text), retry=_killed_for_memory(text))
+    killed, broken = study.get_trials()
+    assert killed.state == broken.state == optuna.trial.TrialState.FAIL
+    assert killed.user_attrs["retry"] and killed.user_attrs["reason"].endswith(RETRY_NOTE)
+    assert "running low on memory" in killed.user_attrs["reason"]
+    assert not broken.user_attrs["retry"] and broken.user_attrs["reason"] == "ValueError: expected 4D input (got 3D input)"
