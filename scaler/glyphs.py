@@ -21,7 +21,7 @@ and the FreeType that matplotlib ships (the fingerprint records the pixels).
   (the class is a relation across the whole image).
 - ``width``: the small letter among many classes (local patterns), drawn large enough to read.
 - ``hard``: the pair again, over ten look-alike small letters (50 classes): with ``both``'s 20 a
-  32-epoch proxy reads nearly every image (99.7-100%), so its points cannot be told apart; this
+  32-epoch proxy reads nearly every image (99.70-99.98% on the 2x grid), so its points cannot be told apart; this
   one leaves headroom (docs/data.md, "glyphs").
 """
 

@@ -312,7 +312,7 @@ def _error_text(trial) -> str:
 def _killed_for_memory(text: str) -> bool:
     """Whether Ray's memory monitor killed the trial's worker: the node was short of memory, which
     other processes may have held, so the next search tries the run again."""
-    return "running low on memory" in text or "OutOfMemoryError" in text
+    return any(sign in text for sign in ("running low on memory", "NODE_OUT_OF_MEMORY", "ray.exceptions.OutOfMemoryError"))
 
 
 def _error_line(text: str) -> str:

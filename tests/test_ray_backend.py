@@ -1,7 +1,8 @@
 """`scaler search --backend ray`: the same grid through Ray Tune, recorded into the same study.
 
 One search end to end through the CLI (a private local Ray on 127.0.0.1, all its files in the run
-folder), then the same command again, which must resume and run nothing.
+folder), then the same command again, which must resume and run nothing; and how Tune's error
+callback records a worker Ray killed for memory (without starting Ray).
 """
 
 import json
@@ -68,13 +69,13 @@ def test_ray_runs_every_stage_and_the_optuna_backend_resumes_it(tmp_path):
     assert again.returncode == 0 and again.stdout.count(", 0 to run") == 3
 
 
-# What Ray writes when its memory monitor kills a trial's worker (Ray 2.x: the actor died, with the
-# monitor's exit detail), beside an ordinary error in the training code.
+# What Ray writes when its memory monitor kills a trial's worker (the actor died, its worker's exit
+# type NODE_OUT_OF_MEMORY with the monitor's detail), beside an ordinary error in the training code.
 MEMORY_KILL = """Failure # 1 (occurred at 2026-11-26_23-59-00)
 ray.exceptions.ActorDiedError: The actor died unexpectedly before finishing this task.
 \tclass_name: ImplicitFunc
-The actor is dead because its worker process has died. Worker exit type: USER_ERROR Worker exit detail: Task was killed due to the node running low on memory.
-Memory on the node (IP: 127.0.0.1) where the task was running was 23.1GB / 24.0GB (0.96), which exceeds the memory usage threshold of 0.95.
+The actor is dead because its worker process has died. Worker exit type: NODE_OUT_OF_MEMORY Worker exit detail: Task was killed due to the node running low on memory.
+Memory on the node (IP: 127.0.0.1, ID: 3a4b6075) was 23.10GB used / 24.00GB limit (0.962500)
 """
 CODE_ERROR = """Failure # 1 (occurred at 2026-11-26_23-59-00)
 Traceback (most recent call last):
@@ -84,25 +85,29 @@ ValueError: expected 4D input (got 3D input)
 
 def test_a_worker_killed_for_memory_is_recorded_to_be_tried_again(tmp_path):
     """Ray's memory monitor kills a worker when the node runs short, perhaps because of other
-    processes: the run is a failure the next search trains again, like an out-of-memory error in
-    training; an error in the code is final."""
+    processes: Tune's error callback records a failure the next search trains again, like an
+    out-of-memory error in training; an error in the code is final. No Ray is started."""
+    from types import SimpleNamespace
+
     from scaler.objective import RETRY_NOTE, Planned
     from scaler.progress import Progress
-    from scaler.ray_backend import _error_line, _killed_for_memory, _Recorder
+    from scaler.ray_backend import _Recorder, _tune_callback
     from scaler.scaling import Coefficients
     from scaler.search_space import Candidate
 
-    assert _killed_for_memory(MEMORY_KILL) and not _killed_for_memory(CODE_ERROR)
-    assert _error_line(CODE_ERROR) == "ValueError: expected 4D input (got 3D input)"
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}", direction="maximize")
     cand = Candidate("depth", Coefficients(2, 1, 1), 2.0, 2.0, 1_000_000, 1, 1, 224)
     keys = [("screen", 0, 0), ("screen", 0, 1)]
     recorder = _Recorder(study, {k: Planned(cand, {"epochs": 1}, "depth") for k in keys}, 100, Progress(2, 2, lambda line: None),
                          None)
-    for key, text in zip(keys, (MEMORY_KILL, CODE_ERROR), strict=True):
-        recorder.record(key, {}, error=_error_line(text), retry=_killed_for_memory(text))
+    callback = _tune_callback(recorder, None)
+    for n, (key, text) in enumerate(zip(keys, (MEMORY_KILL, CODE_ERROR), strict=True)):
+        (tmp_path / f"error{n}.txt").write_text(text)
+        trial = SimpleNamespace(config={"key": list(key)}, last_result={}, trial_id=f"t{n}", error_file=str(tmp_path / f"error{n}.txt"))
+        callback.on_trial_error(0, [], trial)
     killed, broken = study.get_trials()
     assert killed.state == broken.state == optuna.trial.TrialState.FAIL
-    assert killed.user_attrs["retry"] and killed.user_attrs["reason"].endswith(RETRY_NOTE)
-    assert "running low on memory" in killed.user_attrs["reason"]
+    assert killed.user_attrs["retry"] and killed.user_attrs["reason"] == (
+        "Ray killed the worker, the node running low on memory: Memory on the node (IP: 127.0.0.1, ID: 3a4b6075) "
+        "was 23.10GB used / 24.00GB limit (0.962500)" + RETRY_NOTE)
     assert not broken.user_attrs["retry"] and broken.user_attrs["reason"] == "ValueError: expected 4D input (got 3D input)"

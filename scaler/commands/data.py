@@ -3,8 +3,8 @@
 The default source, `animals`, is real images shipped inside an installed package, and `glyphs` is
 generated from a seed (Navon figures: a large letter made of small letters, at 128 px, where
 resolution is real; glyphs:focus=hard has 50 classes and headroom; glyphs:focus=resolution|depth|width
-are positive controls), so nothing is downloaded. Your own images come in as imagefolder:PATH (one folder per class; PATH/train and
-PATH/val, or imagefolder:train=PATH,val=PATH, for your own split); CIFAR-10 and MNIST are read
+are positive controls), so nothing is downloaded. Your own images come in as imagefolder:PATH (one
+folder per class; PATH/train and PATH/val, or imagefolder:train=PATH,val=PATH, for your own split); CIFAR-10 and MNIST are read
 from torchvision's files on disk (pass --download to fetch them). Unreadable images are skipped
 and duplicates named, each as one warning line.
 
