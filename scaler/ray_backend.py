@@ -296,8 +296,9 @@ def _tune_callback(recorder: _Recorder, stopped_by: str | None):
 
         def on_trial_error(self, iteration, trials, trial, **info):
             text = _error_text(trial)
-            recorder.record(tuple(trial.config["key"]), trial.last_result or {}, error=_error_line(text), tid=trial.trial_id,
-                            retry=_killed_for_memory(text))
+            killed = _killed_for_memory(text)
+            recorder.record(tuple(trial.config["key"]), trial.last_result or {}, error=_error_line(text, killed),
+                            tid=trial.trial_id, retry=killed)
 
     return Recorder()
 
@@ -315,13 +316,14 @@ def _killed_for_memory(text: str) -> bool:
     return any(sign in text for sign in ("running low on memory", "NODE_OUT_OF_MEMORY", "ray.exceptions.OutOfMemoryError"))
 
 
-def _error_line(text: str) -> str:
-    """One line saying why a Tune trial errored: the traceback's last line, or why its worker died."""
+def _error_line(text: str, killed_for_memory: bool = False) -> str:
+    """One line saying why a Tune trial errored: the traceback's last line, or why its worker died
+    (``killed_for_memory``: said first, when Ray's memory monitor killed it)."""
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Failure #")]
     if not lines:
         return "the Ray worker failed"
     line = lines[-1].split(" Some common causes")[0]  # Ray's "the worker died" explains itself at length
-    if _killed_for_memory(text) and "low on memory" not in line:  # the monitor's numbers come last
+    if killed_for_memory and "low on memory" not in line:  # the monitor's numbers come last
         line = f"Ray killed the worker, the node running low on memory: {line}"
     return line if len(line) <= 300 else line[:297] + "..."
 
