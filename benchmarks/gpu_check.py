@@ -11,19 +11,26 @@ It writes one JSON file:
   subprocesses started together behind a barrier): each process's training images/s and the
   aggregate (all images over the span from the first start to the last end), with GPU utilisation
   and memory sampled from ``nvidia-smi`` every half second while they run (none without it);
-- ``search``: the wall time of a smoke-size search (``scaler search --preset smoke``, no family or
-  report) on the device.
+- ``searches``: the wall time of README's main job on the device (``scaler search --baseline resnet50
+  --budget 2x --device cuda``, family and report included: the figure to set beside this CPU's
+  ``make run``), then of the same search at ``--preset gpu`` with four worker processes sharing
+  the GPU; each with the line that says how many runs it trained in how long.
+
+Steps run in that order, resnet50's throughput and the default search first, so a lease cut short
+still measures what matters most.
 
 ``--quick`` degrades every step so the script can be tested on a CPU (synthetic 16-px data, a
-width-0.125 proxy at 16 px, 1 and 2 processes); its figures say nothing about a GPU.
+width-0.125 proxy at 16 px, 1 and 2 processes, smoke searches); its figures say nothing about a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -145,24 +152,48 @@ def _finish(proc: subprocess.Popen, deadline: float) -> tuple[str, str]:
         return stdout, "timed out"
 
 
-def smoke_search(args, env: dict) -> dict:
+# The searches timed on the device: README's main job as it is (the comparison with this CPU's
+# `make run`), then the gpu preset with four worker processes sharing the GPU.
+SEARCHES = (("default", []), ("gpu preset, 4 workers", ["--preset", "gpu", "--workers", "4"]))
+QUICK_SEARCHES = (("smoke", []), ("smoke, 2 workers", ["--workers", "2"]))
+QUICK_SEARCH_ARGS = ["--preset", "smoke", "--data", QUICK_DATA, "--confirm", "0", "--curves", "none", "--no-family",
+                     "--no-report"]
+
+
+def search(name: str, extra: list[str], args, env: dict) -> dict:
+    """The wall time of one ``scaler search`` on the device; one cut short by the deadline is ended with its workers."""
     with tempfile.TemporaryDirectory(prefix="gpu_check-search-") as out:
-        cmd = [sys.executable, "-m", "scaler", "search", "--baseline", "resnet50", "--budget", "2x", "--preset", "smoke",
-               "--device", args.device, "--no-family", "--no-report", "--curves", "none", "--out", out]
-        if args.quick:
-            cmd += ["--data", QUICK_DATA, "--confirm", "0"]
+        cmd = [sys.executable, "-m", "scaler", "search", "--baseline", "resnet50", "--budget", "2x", "--device", args.device,
+               *(QUICK_SEARCH_ARGS if args.quick else []), *extra, "--out", out]
         start = time.perf_counter()
+        limit = max(10.0, args.end - time.time())
         with Sampler() as sampler:
-            limit = max(10.0, min(240.0, args.end - time.time()))
+            # Its own process group: local workers are its children, and a search cut short must not leave them on the GPU.
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                                    start_new_session=True)
             try:
-                done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=limit)
+                stdout, stderr = proc.communicate(timeout=limit)
             except subprocess.TimeoutExpired:
-                done = subprocess.CompletedProcess(cmd, -1, "", f"timed out after {limit:.0f} s")
-        return {"command": " ".join(cmd[1:]).replace(out, "TMP"), "wall_s": time.perf_counter() - start,
-                "returncode": done.returncode,
-                "chosen": next((line for line in done.stdout.splitlines() if line.startswith("chosen:")), None),
-                "error": done.stderr.strip().splitlines()[-1] if done.returncode and done.stderr.strip() else None,
+                with contextlib.suppress(ProcessLookupError):  # it may end between the timeout and the kill
+                    os.killpg(proc.pid, signal.SIGKILL)
+                stdout, stderr = proc.communicate()
+                stderr += f"\ntimed out after {limit:.0f} s"
+        lines = stdout.splitlines()
+        return {"name": name, "command": " ".join(cmd[1:]).replace(out, "TMP"), "wall_s": time.perf_counter() - start,
+                "returncode": proc.returncode,
+                "chosen": next((line for line in lines if line.startswith("chosen:")), None),
+                "trained": next((line.strip() for line in lines if "trained" in line and line.startswith("run folder")), None),
+                "error": stderr.strip().splitlines()[-1] if proc.returncode and stderr.strip() else None,
+                "stderr_tail": stderr.strip().splitlines()[-6:],
                 "gpu": {k: v for k, v in sampler.summary().items() if k != "samples"}}
+
+
+def steps(quick: bool) -> list[tuple]:
+    """The steps in the order they run: what a short device lease must not miss comes first."""
+    counts = (1, 2) if quick else (1, 2, 4)
+    searches = [("search", name, extra) for name, extra in (QUICK_SEARCHES if quick else SEARCHES)]
+    return [*(("throughput", BASELINES[0], n) for n in counts), searches[0],
+            *(("throughput", BASELINES[1], n) for n in counts), *searches[1:]]
 
 
 def describe_device(device: str) -> dict:
@@ -221,23 +252,23 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(json.dumps(report, indent=1) + "\n")
 
     print(f"device: {report['device']['name']} ({args.device}); data {args.data}", flush=True)
-    for baseline in BASELINES:
-        for processes in (1, 2) if args.quick else (1, 2, 4):
-            if time.perf_counter() - started > args.limit:
-                report["skipped"].append(f"{baseline} x{processes}")
-                continue
-            row = throughput(baseline, processes, args, env)
+    report["searches"] = []
+    for step in steps(args.quick):
+        if time.perf_counter() - started > args.limit:
+            report["skipped"].append(f"search ({step[1]})" if step[0] == "search" else f"{step[1]} x{step[2]}")
+            continue
+        if step[0] == "search":
+            row = search(step[1], step[2], args, env)
+            report["searches"].append(row)
+            print(f"search ({row['name']}): {row['wall_s']:.1f} s wall, exit {row['returncode']}; {row['trained']}", flush=True)
+        else:
+            row = throughput(step[1], step[2], args, env)
             report["throughput"].append(row)
-            save()
             rates = ", ".join(f"{r:.0f}" for r in row["per_process_images_per_s"])
             aggregate = row["aggregate_images_per_s"]
-            print(f"{baseline} x{processes}: {rates} images/s per process; aggregate "
-                  f"{aggregate:.0f}" if aggregate else f"{baseline} x{processes}: failed: {row['errors']}", flush=True)
-    if time.perf_counter() - started > args.limit:
-        report["skipped"].append("search")
-    else:
-        report["search"] = smoke_search(args, env)
-        print(f"smoke search: {report['search']['wall_s']:.1f} s wall, exit {report['search']['returncode']}", flush=True)
+            print(f"{step[1]} x{step[2]}: {rates} images/s per process; aggregate "
+                  f"{aggregate:.0f}" if aggregate else f"{step[1]} x{step[2]}: failed: {row['errors']}", flush=True)
+        save()
     save()
     print(f"wrote {out} ({report['total_s']:.0f} s)")
     return 0
