@@ -14,7 +14,8 @@ It writes one JSON file:
 - ``searches``: the wall time of README's main job on the device (``scaler search --baseline resnet50
   --budget 2x --device cuda``, family and report included: the figure to set beside this CPU's
   ``make run``), then of the same search at ``--preset gpu`` with four worker processes sharing
-  the GPU; each with the line that says how many runs it trained in how long.
+  the GPU, then README's job with four workers; each with the line that says how many runs the
+  search's own process trained in how long (its workers' runs are not in that count).
 
 Steps run in that order, resnet50's throughput and the default search first, so a lease cut short
 still measures what matters most.
@@ -154,7 +155,8 @@ def _finish(proc: subprocess.Popen, deadline: float) -> tuple[str, str]:
 
 # The searches timed on the device: README's main job as it is (the comparison with this CPU's
 # `make run`), then the gpu preset with four worker processes sharing the GPU.
-SEARCHES = (("default", []), ("gpu preset, 4 workers", ["--preset", "gpu", "--workers", "4"]))
+SEARCHES = (("default", []), ("gpu preset, 4 workers", ["--preset", "gpu", "--workers", "4"]),
+            ("default, 4 workers", ["--workers", "4"]))
 QUICK_SEARCHES = (("smoke", []), ("smoke, 2 workers", ["--workers", "2"]))
 QUICK_SEARCH_ARGS = ["--preset", "smoke", "--data", QUICK_DATA, "--confirm", "0", "--curves", "none", "--no-family",
                      "--no-report"]
@@ -188,10 +190,17 @@ def search(name: str, extra: list[str], args, env: dict) -> dict:
                 "gpu": {k: v for k, v in sampler.summary().items() if k != "samples"}}
 
 
-def steps(quick: bool) -> list[tuple]:
-    """The steps in the order they run: what a short device lease must not miss comes first."""
+def steps(quick: bool, only: list[str] | None = None) -> list[tuple]:
+    """The steps in the order they run: what a short device lease must not miss comes first.
+
+    ``only``: just these searches, by name (a second lease measuring what the first did not reach)."""
     counts = (1, 2) if quick else (1, 2, 4)
     searches = [("search", name, extra) for name, extra in (QUICK_SEARCHES if quick else SEARCHES)]
+    if only:
+        unknown = set(only) - {s[1] for s in searches}
+        if unknown:
+            raise SystemExit(f"gpu_check: unknown search(es) {sorted(unknown)} (known: {[s[1] for s in searches]})")
+        return [s for s in searches if s[1] in only]
     return [*(("throughput", BASELINES[0], n) for n in counts), searches[0],
             *(("throughput", BASELINES[1], n) for n in counts), *searches[1:]]
 
@@ -220,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=4, help="epochs of each throughput run (default 4)")
     p.add_argument("--limit", type=float, default=400,
                    help="start no step after this many seconds, and cut a step short 40 s later (default 400)")
+    p.add_argument("--only", action="append", metavar="SEARCH",
+                   help="run only this search, by name (repeatable; no throughput steps), e.g. 'default, 4 workers'")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--barrier", help=argparse.SUPPRESS)
     p.add_argument("--recipe", default="{}", help=argparse.SUPPRESS)
@@ -253,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"device: {report['device']['name']} ({args.device}); data {args.data}", flush=True)
     report["searches"] = []
-    for step in steps(args.quick):
+    for step in steps(args.quick, args.only):
         if time.perf_counter() - started > args.limit:
             report["skipped"].append(f"search ({step[1]})" if step[0] == "search" else f"{step[1]} x{step[2]}")
             continue
