@@ -34,7 +34,8 @@ class StageRunner:
         self.trained = 0
 
     def run_stage(self, stage: str, plan: dict[Key, Planned], what: str) -> int:
-        """Run the keys of ``plan`` not yet final; log a header line; return how many ran now."""
+        """Run the keys of ``plan`` not yet final; log a header line; return how many were made final now
+        (by this process or by workers on the same study)."""
         keys = list(plan)
         todo = keys_to_run(self.study, keys)
         self.log(f"{stage}: {what} = {len(keys)} run(s); {len(keys) - len(todo)} done before, {len(todo)} to run")
@@ -50,6 +51,9 @@ class StageRunner:
             ran = len(todo)
         else:  # with any other workers on the study: each run taken from the shared queue once
             objective = OptunaObjective(self.config, plan, progress)
-            ran = work_stage(self.study, keys, objective, catch=(TrainingFailed,), on_trial=self.on_record)
+            work_stage(self.study, keys, objective, catch=(TrainingFailed,), on_trial=self.on_record)
+            # Counted in the study, not by this process: with --workers the workers train most runs,
+            # and "trained N run(s)" is the search's count.
+            ran = len(todo) - len(keys_to_run(self.study, todo))
         self.trained += ran
         return ran

@@ -206,6 +206,7 @@ def test_two_local_workers_on_sqlite_each_run_once(tmp_path):
     study = _load(f"sqlite:///{out / 'study.db'}", RunFolder(out).study_name())
     complete = _check_exactly_once(study)
     assert len({t.user_attrs["worker"] for t in complete}) == 2
+    assert f"(trained {len(complete)} run(s) in" in result.stdout  # the search's count, its worker's runs included
 
 
 def test_heartbeat_reclaims_a_silent_worker_and_never_a_live_one(tmp_path):
