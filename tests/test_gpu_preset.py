@@ -90,11 +90,27 @@ def test_cuda_asked_for_without_a_gpu_is_one_line_and_exit_2(cli):
     assert "no CUDA GPU is available" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_gpu_check_reads_nvidia_smi_lines():
+def _gpu_check():
     spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_runs_resnet50_and_readme_s_job_first_and_only_what_is_named():
+    check = _gpu_check()
+    names = [step[1] if step[0] == "search" else f"{step[1]} x{step[2]}" for step in check.steps(quick=False)]
+    assert names == ["resnet50 x1", "resnet50 x2", "resnet50 x4", "default", "mobilenet_v2 x1", "mobilenet_v2 x2",
+                     "mobilenet_v2 x4", "gpu preset, 4 workers", "default, 4 workers"]
+    assert dict(check.SEARCHES)["default"] == []  # README's job as it is, only --device added
+    assert [s[1] for s in check.steps(False, ["default, 4 workers"])] == ["default, 4 workers"]
+    with pytest.raises(SystemExit, match="unknown search"):
+        check.steps(False, ["defualt"])
+
+
+def test_gpu_check_reads_nvidia_smi_lines():
+    module = _gpu_check()
     samples = module.parse_smi("37, 1024\n[N/A], [N/A]\n\n100, 80000\n", 5.0)
     assert samples == [{"t": 5.0, "gpu": 0, "utilisation": 37.0, "memory_mib": 1024.0},
                        {"t": 5.0, "gpu": 2, "utilisation": 100.0, "memory_mib": 80000.0}]  # the third GPU
