@@ -110,9 +110,8 @@ PRESETS: dict[str, ProxyRecipe] = {
     # For a GPU: the proxy at half width and 64 px, where a stride-32 network's last feature map is
     # 2x2 (at the default's 24 px it is 1x1) and the resolution points can be cost-matched. The
     # step runs in bf16 autocast on a GPU (scaler.devices.autocast). One such proxy leaves a large
-    # GPU mostly idle: run several at once (several searches, or a search's worker processes), and
-    # the confirm stage is longer (stages.DEFAULT_CONFIRM_PRESETS). On an H200 one resnet50 proxy kept
-    # the GPU 13% busy and four at once gave 3.5x the images/s (docs/fidelity.md, 2026-11-27).
+    # GPU mostly idle, so a search at this preset on a GPU runs local_workers.GPU_WORKERS processes
+    # unless --workers says otherwise, and the confirm stage is longer (stages.DEFAULT_CONFIRM_PRESETS).
     "gpu": ProxyRecipe(proxy_width=0.5, proxy_resolution=64),
 }
 

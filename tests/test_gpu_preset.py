@@ -15,6 +15,7 @@ from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.data import load_dataset
 from scaler.devices import autocast
+from scaler.local_workers import GPU_WORKERS, default_workers
 from scaler.proxy_checks import MIN_FEATURE, feature_sizes
 from scaler.recipe import PRESETS, ProxyRecipe, resolve_recipe
 from scaler.search_space import grid, load_space
@@ -90,6 +91,12 @@ def test_cuda_asked_for_without_a_gpu_is_one_line_and_exit_2(cli):
     assert "no CUDA GPU is available" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_the_gpu_preset_runs_four_workers_on_a_gpu_only_and_never_beside_ray():
+    assert default_workers("gpu", "cuda", "optuna") == default_workers("gpu", "cuda:1", "optuna") == GPU_WORKERS == 4
+    assert default_workers("gpu", "cpu", "optuna") == default_workers("default", "cuda", "optuna") == 1
+    assert default_workers("gpu", "cuda", "ray") == 1  # Ray shares the GPU by --trial-resources
+
+
 def _gpu_check():
     spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
     module = importlib.util.module_from_spec(spec)
@@ -124,5 +131,6 @@ def test_a_search_at_the_gpu_preset_records_a_4x_confirm_recipe(cli, tmp_path):
                "--curves", "none", "--no-family", "--no-report", "--device", "cpu", "--out", str(tmp_path / "a"))
     assert done.returncode == 0, done.stderr
     config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert "local worker" not in done.stdout  # the gpu preset's own worker count is for a GPU only
     assert (config["recipe"]["proxy_width"], config["recipe"]["proxy_resolution"]) == (0.5, 64)
     assert config["confirm_recipe"]["epochs"] == 4  # 4x the screen's 1 epoch

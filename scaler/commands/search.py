@@ -32,6 +32,7 @@ from scaler.commands._common import (
 )
 from scaler.dataset import DEFAULT_SOURCE
 from scaler.errors import UsageError
+from scaler.local_workers import GPU_WORKERS, default_workers
 from scaler.run_folder import RunFolder
 from scaler.scaling import parse_budget, parse_phi_range
 from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
@@ -63,9 +64,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--trial-resources", default="cpu=1",
                         help="with --backend ray: what each trial takes, e.g. cpu=2,gpu=0.25 (fractions share a GPU; default cpu=1, "
                              "and gpu=1 on a GPU device)")
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=int,
                         help="worker processes on this machine taking runs from the study, each with its share of the CPUs "
-                             "(default 1; more machines: `scaler worker`)")
+                             f"(default 1; {GPU_WORKERS} with --preset gpu on a GPU, which one proxy leaves mostly idle; "
+                             "more machines: `scaler worker`)")
     parser.add_argument("--heartbeat", type=int, default=HEARTBEAT,
                         help=f"seconds between a run's heartbeats; a run is reclaimed after {GRACE_FACTOR} missed (default {HEARTBEAT})")
     parser.add_argument("--out", help="run folder (default runs/<baseline>-<budget>)")
@@ -118,7 +120,8 @@ def run(args) -> int:
     )
     run_folder = RunFolder(Path(args.out)) if args.out else RunFolder.for_name(default_run_name(args.baseline, args.budget))
     result = run_search(config, run_folder, fresh=args.fresh, log=lambda line: print(line, flush=True),
-                        backend=args.backend, ray_address=args.ray_address, workers=args.workers,
+                        backend=args.backend, ray_address=args.ray_address,
+                        workers=args.workers or default_workers(args.preset, config.device, args.backend),
                         heartbeat=args.heartbeat, trial_resources=resources)
     return finish(result, phis, config.device, args.latency_runs, family=not args.no_family, report=not args.no_report)
 
