@@ -14,8 +14,8 @@ It writes one JSON file:
 - ``searches``: the wall time of README's main job on the device (``scaler search --baseline resnet50
   --budget 2x --device cuda``, family and report included: the figure to set beside this CPU's
   ``make run``), then of the same search at ``--preset gpu`` with four worker processes sharing
-  the GPU, then README's job with four workers; each with the line that says how many runs the
-  search's own process trained in how long (its workers' runs are not in that count).
+  the GPU, then README's job with four workers; each with the line that says how many runs it
+  trained in how long (before 2026-11-27 that line counted the search's own process's runs only).
 
 Steps run in that order, resnet50's throughput and the default search first, so a lease cut short
 still measures what matters most.
@@ -154,7 +154,7 @@ def _finish(proc: subprocess.Popen, deadline: float) -> tuple[str, str]:
 
 
 # The searches timed on the device: README's main job as it is (the comparison with this CPU's
-# `make run`), then the gpu preset with four worker processes sharing the GPU.
+# `make run`), then the gpu preset with four worker processes sharing the GPU, then README's job so.
 SEARCHES = (("default", []), ("gpu preset, 4 workers", ["--preset", "gpu", "--workers", "4"]),
             ("default, 4 workers", ["--workers", "4"]))
 QUICK_SEARCHES = (("smoke", []), ("smoke, 2 workers", ["--workers", "2"]))
