@@ -76,7 +76,7 @@ from scaler.search import SearchConfig, run_search
 from scaler.search_space import Candidate, grid, load_space
 from scaler.stage_runner import StageRunner
 from scaler.stages import DEFAULT_CONFIRM, DIMENSIONS, confirm_recipe, default_confirm_preset, leading_dimension, promote
-from scaler.study import Key, is_final, keys_to_run, latest_by_key, make_pruner, recover_interrupted
+from scaler.study import Key, is_final, key_of, keys_to_run, latest_by_key, make_pruner, recover_interrupted, retire
 from scaler.verdict import CLEAR_P_BEST, PointResult, judge, rank
 
 STEPS = ("pool", "reference", "analyse", "protocols", "controls", "all")
@@ -738,6 +738,11 @@ def merge(bench: Bench, source: Path, log) -> int:
             new = [t for k, t in found.items() if k not in done and t.state == optuna.trial.TrialState.COMPLETE]
             mine.add_trials(new)
             copied += len(new)
+            # A run of a copied key still queued here (a process cut short) would be taken and trained again.
+            keys = {key_of(t) for t in new}
+            for t in mine.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+                if key_of(t) in keys:
+                    retire(mine._storage, t._trial_id, f"copied from {source}")
             log(f"merge: {len(new)} finished run(s) of {source}'s {name} copied")
         return copied
     finally:
