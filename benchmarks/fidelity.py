@@ -738,9 +738,10 @@ def merge(bench: Bench, source: Path, log) -> int:
             new = [t for k, t in found.items() if k not in done and t.state == optuna.trial.TrialState.COMPLETE]
             mine.add_trials(new)
             copied += len(new)
-            # A run of a copied key still queued here (a process cut short) would be taken and trained again.
+            # A run of a copied key still queued or running here (a process cut short; this folder's lock
+            # says none runs now) would be taken, or reclaimed and queued, and trained again.
             keys = {key_of(t) for t in new}
-            for t in mine.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            for t in mine.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)):
                 if key_of(t) in keys:
                     retire(mine._storage, t._trial_id, f"copied from {source}")
             log(f"merge: {len(new)} finished run(s) of {source}'s {name} copied")

@@ -15,10 +15,11 @@ It writes one JSON file:
   --budget 2x --device cuda``, family and report included: the figure to set beside this CPU's
   ``make run``), then of the same search at ``--preset gpu`` with four worker processes sharing
   the GPU, then README's job with four workers; each with the line that says how many runs it
-  trained in how long (before 2026-11-27 that line counted the search's own process's runs only).
+  trained in how long (before commit ee9c71a that line counted the search's own process's runs only).
 
-Steps run in that order, resnet50's throughput and the default search first, so a lease cut short
-still measures what matters most.
+The steps run as: resnet50's throughput (1, 2, 4 processes), README's job, mobilenet_v2's
+throughput, then the two 4-worker searches, so a lease cut short still measures what matters most.
+``--only NAME`` (repeatable) runs just the named searches, in the order given.
 
 ``--quick`` degrades every step so the script can be tested on a CPU (synthetic 16-px data, a
 width-0.125 proxy at 16 px, 1 and 2 processes, smoke searches); its figures say nothing about a GPU.
@@ -200,7 +201,8 @@ def steps(quick: bool, only: list[str] | None = None) -> list[tuple]:
         unknown = set(only) - {s[1] for s in searches}
         if unknown:
             raise SystemExit(f"gpu_check: unknown search(es) {sorted(unknown)} (known: {[s[1] for s in searches]})")
-        return [s for s in searches if s[1] in only]
+        by_name = {s[1]: s for s in searches}
+        return [by_name[name] for name in dict.fromkeys(only)]  # in the order given
     return [*(("throughput", BASELINES[0], n) for n in counts), searches[0],
             *(("throughput", BASELINES[1], n) for n in counts), *searches[1:]]
 
@@ -230,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=float, default=400,
                    help="start no step after this many seconds, and cut a step short 40 s later (default 400)")
     p.add_argument("--only", action="append", metavar="SEARCH",
-                   help="run only this search, by name (repeatable; no throughput steps), e.g. 'default, 4 workers'")
+                   help="run only this search, by name (repeatable, run in the order given; no throughput steps), "
+                        "e.g. 'default, 4 workers'")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--barrier", help=argparse.SUPPRESS)
     p.add_argument("--recipe", default="{}", help=argparse.SUPPRESS)

@@ -20,8 +20,8 @@ from pathlib import Path
 STORAGE_ENV = "SCALER_STORAGE"  # `scaler worker`'s storage URL when --storage is not given
 STOP_SECONDS = 30  # after the search, or after Ctrl-C, how long a worker may take to finish
 # Processes a search at --preset gpu runs on a GPU unless told otherwise: on an H200 one resnet50
-# proxy kept the GPU 13% busy and four at once gave 3.5x the images/s, each as fast as one alone
-# (docs/fidelity.md, 2026-11-27). More was not measured.
+# proxy kept the GPU 13% busy and four at once gave 3.5x the images/s, each at most 7% slower than
+# one alone (docs/fidelity.md, 2026-11-27). More was not measured.
 GPU_WORKERS = 4
 
 

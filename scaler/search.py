@@ -312,7 +312,7 @@ def work(storage: str, name: str, log: Callable[[str], None] = print, heartbeat:
     log(f"worker on study {name} in {redact_url(storage)}: {config.baseline} at {config.budget}, {len(prep.cands)} grid points")
     runner = StageRunner(config, study, None, "optuna", None, log, on_record=lambda: None)
     _stages(runner, config, prep.cands, prep.coster, prep.ratio, prep.data.num_classes, prep.space.matching_rules())
-    return runner.trained, config
+    return runner.made_here, config
 
 
 def _checked(config: SearchConfig, backend: str) -> SearchConfig:

@@ -31,7 +31,8 @@ class StageRunner:
         self.config, self.study, self.run, self.backend, self.address = config, study, run, backend, address
         self.trial_resources = trial_resources  # Ray: what each trial takes (cpu, gpu; fractions allowed)
         self.log, self.on_record = log, on_record
-        self.trained = 0
+        self.trained = 0  # runs the stages made final, by any process on the study (the search's count)
+        self.made_here = 0  # runs this process trained (a worker's count)
 
     def run_stage(self, stage: str, plan: dict[Key, Planned], what: str) -> int:
         """Run the keys of ``plan`` not yet final; log a header line; return how many were made final now
@@ -48,12 +49,12 @@ class StageRunner:
             retire_waiting(self.study)  # Ray records its runs itself: nothing may stay queued
             run_jobs(self.study, self.config, plan, todo, self.run, progress=progress, address=self.address,
                      on_record=self.on_record, resources=self.trial_resources)
-            ran = len(todo)
+            self.made_here += len(todo)
         else:  # with any other workers on the study: each run taken from the shared queue once
             objective = OptunaObjective(self.config, plan, progress)
-            work_stage(self.study, keys, objective, catch=(TrainingFailed,), on_trial=self.on_record)
-            # Counted in the study, not by this process: with --workers the workers train most runs,
-            # and "trained N run(s)" is the search's count.
-            ran = len(todo) - len(keys_to_run(self.study, todo))
+            self.made_here += work_stage(self.study, keys, objective, catch=(TrainingFailed,), on_trial=self.on_record)
+        # Counted in the study, not by this process: with --workers the workers train most runs, and
+        # "trained N run(s)" is the search's count (a run to be retried, out of memory, is not in it).
+        ran = len(todo) - len(keys_to_run(self.study, todo))
         self.trained += ran
         return ran

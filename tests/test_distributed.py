@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -207,6 +208,8 @@ def test_two_local_workers_on_sqlite_each_run_once(tmp_path):
     complete = _check_exactly_once(study)
     assert len({t.user_attrs["worker"] for t in complete}) == 2
     assert f"(trained {len(complete)} run(s) in" in result.stdout  # the search's count, its worker's runs included
+    pid, made = re.search(r"worker (\d+): the search's runs are all done; (\d+) made here", result.stdout).groups()
+    assert int(made) == sum(t.user_attrs["worker"].split("/")[1] == pid for t in complete) < len(complete)  # its own
 
 
 def test_heartbeat_reclaims_a_silent_worker_and_never_a_live_one(tmp_path):

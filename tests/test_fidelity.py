@@ -143,18 +143,21 @@ def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp
     merged = tmp_path / "merged"
     lines.clear()
     args = fidelity.parse_args([*TINY, "--space", str(space), "--out", str(merged), "--stage", "analyse", "--merge-from", str(out)])
-    # A run of a key the merge copies, left queued here by a process cut short, is closed: no worker may take it.
+    # Runs of keys the merge copies, left queued or running here by a process cut short, are closed:
+    # none is taken, or reclaimed and queued, to be trained again.
     merged.mkdir()
-    source_run = optuna.load_study(study_name="reference", storage=f"sqlite:///{out / 'study.db'}").trials[0]
-    queued = fidelity.open_study(fidelity.setup(args), "reference")
-    queued.enqueue_trial(source_run.params)
+    source_runs = optuna.load_study(study_name="reference", storage=f"sqlite:///{out / 'study.db'}").trials
+    left = fidelity.open_study(fidelity.setup(args), "reference")
+    left.enqueue_trial(source_runs[0].params)
+    left.enqueue_trial(source_runs[1].params)
+    left.ask()  # one of them taken: RUNNING, as a kill leaves it
     assert fidelity.run(args, "test", log=lines.append)["fidelity"]["summary"] == result["summary"]
-    assert _trials(merged) == {"pool": 12, "reference": 5}  # the 4 copied and the closed queued one
+    assert _trials(merged) == {"pool": 12, "reference": 6}  # the 4 copied and the 2 closed
     assert "merge: 4 finished run(s) of " + str(out) + "'s reference copied" in lines
     states = [t.state for t in optuna.load_study(study_name="reference", storage=f"sqlite:///{merged / 'study.db'}").trials]
-    assert optuna.trial.TrialState.WAITING not in states and states.count(optuna.trial.TrialState.COMPLETE) == 4
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 4 and states.count(optuna.trial.TrialState.FAIL) == 2
     fidelity.run(args, "test", log=lines.append)
-    assert _trials(merged) == {"pool": 12, "reference": 5}  # merged twice: nothing copied again
+    assert _trials(merged) == {"pool": 12, "reference": 6}  # merged twice: nothing copied again
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "benchmark.json").write_text('{"baseline": "resnet50"}')
     (tmp_path / "elsewhere" / "study.db").touch()

@@ -112,6 +112,7 @@ def test_gpu_check_runs_resnet50_and_readme_s_job_first_and_only_what_is_named()
                      "mobilenet_v2 x4", "gpu preset, 4 workers", "default, 4 workers"]
     assert dict(check.SEARCHES)["default"] == []  # README's job as it is, only --device added
     assert [s[1] for s in check.steps(False, ["default, 4 workers"])] == ["default, 4 workers"]
+    assert [s[1] for s in check.steps(False, ["default, 4 workers", "default"])] == ["default, 4 workers", "default"]
     with pytest.raises(SystemExit, match="unknown search"):
         check.steps(False, ["defualt"])
 

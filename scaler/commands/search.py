@@ -66,7 +66,7 @@ def add_arguments(parser) -> None:
                              "and gpu=1 on a GPU device)")
     parser.add_argument("--workers", type=int,
                         help="worker processes on this machine taking runs from the study, each with its share of the CPUs "
-                             f"(default 1; {GPU_WORKERS} with --preset gpu on a GPU, which one proxy leaves mostly idle; "
+                             f"(default 1; {GPU_WORKERS} with --preset gpu on a GPU and the optuna backend: one proxy leaves a GPU mostly idle; "
                              "more machines: `scaler worker`)")
     parser.add_argument("--heartbeat", type=int, default=HEARTBEAT,
                         help=f"seconds between a run's heartbeats; a run is reclaimed after {GRACE_FACTOR} missed (default {HEARTBEAT})")
