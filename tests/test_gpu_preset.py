@@ -97,6 +97,20 @@ def test_the_gpu_preset_runs_four_workers_on_a_gpu_only_and_never_beside_ray():
     assert default_workers("gpu", "cuda", "ray") == 1  # Ray shares the GPU by --trial-resources
 
 
+@pytest.mark.parametrize(("argv", "workers"), [([], 4), (["--workers", "2"], 2), (["--backend", "ray"], 1)])
+def test_a_gpu_preset_search_on_a_gpu_asks_for_the_default_workers(monkeypatch, argv, workers):
+    import scaler.commands.search as command
+
+    seen = {}
+    monkeypatch.setattr(command, "resolve_device", lambda name: torch.device("cuda"))  # a GPU, as far as the search can tell
+    monkeypatch.setattr(command, "run_search", lambda config, run, **kw: seen.update(kw, device=config.device))
+    monkeypatch.setattr(command, "finish", lambda *a, **kw: 0)
+    from scaler.cli import main
+
+    assert main(["search", "--baseline", "resnet18", "--budget", "2x", "--preset", "gpu", "--device", "cuda", *argv]) == 0
+    assert seen["device"] == "cuda" and seen["workers"] == workers
+
+
 def _gpu_check():
     spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
     module = importlib.util.module_from_spec(spec)
