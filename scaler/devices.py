@@ -21,6 +21,8 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
         device = torch.device(str(name))
     except RuntimeError:
         raise UsageError(f"unknown device {name!r}; use auto, cpu or cuda[:N]") from None
+    if device.type not in ("cpu", "cuda"):  # torch knows mps, meta, xpu ...; scaler trains and times on these two
+        raise UsageError(f"device {str(name)!r} is not supported; use auto, cpu or cuda[:N]")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UsageError(f"device {str(name)!r} asked for, but no CUDA GPU is available")

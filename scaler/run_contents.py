@@ -40,7 +40,7 @@ class RunData:
 def load_run(run: RunFolder) -> RunData:
     """Read what exists in a run folder; UsageError if the folder is missing or holds nothing to report."""
     if not run.path.is_dir():
-        raise UsageError(f"run folder {str(run.path)!r} does not exist")
+        raise UsageError(f"run folder {str(run.path)!r} " + ("is a file, not a folder" if run.path.exists() else "does not exist"))
     data = RunData(name=run.path.resolve().name, folder=run)
     data.config = _json(run.config, data)
     data.coefficients = _json(run.coefficients, data)
@@ -54,6 +54,8 @@ def load_run(run: RunFolder) -> RunData:
         data.notes.append(f"{run.family_json.name} has no members list; left out")
         data.family = None
     if all(x is None for x in (data.config, data.trials, data.coefficients, data.family, data.compare)):
+        if data.notes:  # the files are there but damaged: say which, not that the folder is empty
+            raise UsageError(f"run folder {str(run.path)!r} has nothing readable to report: {'; '.join(data.notes)}")
         raise UsageError(
             f"run folder {str(run.path)!r} has nothing to report (no config.json, trials.csv, family.json or compare.csv)"
         )

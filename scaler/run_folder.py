@@ -215,6 +215,6 @@ class RunFolder:
 
     def require(self, target: Path) -> None:
         if not self.path.is_dir():
-            raise UsageError(f"run folder {str(self.path)!r} does not exist")
+            raise UsageError(f"run folder {str(self.path)!r} " + ("is a file, not a folder" if self.path.exists() else "does not exist"))
         if not target.is_file():
             raise UsageError(f"run folder {str(self.path)!r} has no {target.name}; is the run complete?")

@@ -137,6 +137,19 @@ class Multipliers:
         return round_resolution(base_resolution * self.resolution)
 
 
+def check_size(m: Multipliers, what: str) -> Multipliers:
+    """``m``, if neither it nor any one of its dimensions grows the cost past MAX_BUDGET_RATIO; else a
+    UsageError. Given on the command line, a network past it takes minutes to build or all the memory
+    (``--depth 1e9``); the grids and the phi solver stay within it by their own limits."""
+    parts = {"cost": m.nominal_ratio, "depth": m.depth, "width²": m.width**2, "resolution²": m.resolution**2}
+    over = [f"{name} {value:.3g}x" for name, value in parts.items() if value > MAX_BUDGET_RATIO * (1 + 1e-9)]
+    if over:
+        raise UsageError(f"{what} (depth {m.depth:g}, width {m.width:g}, resolution {m.resolution:g}) grows "
+                         f"{', '.join(over)} the baseline's; scaler grows up to {MAX_BUDGET_RATIO:g}x "
+                         f"(phi {PHI_LIMITS[1]:g} at alpha·beta²·gamma² = 2)")
+    return m
+
+
 @dataclass(frozen=True)
 class Shares:
     """How a cost factor ``s`` is shared between the dimensions: depth ``s**depth``, width

@@ -130,7 +130,8 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
     path = resolve_space_path(spec)
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.toml")))
-        raise UsageError(f"search space {str(path)!r} does not exist (built-in: {known})")
+        what = "is a folder, not a TOML file" if path.is_dir() else "does not exist"
+        raise UsageError(f"search space {str(path)!r} {what} (built-in: {known})")
     raw = read_space_file(path, _KEYS)
 
     def shares(key: str, upper: float) -> tuple[float, ...]:

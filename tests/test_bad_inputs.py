@@ -54,6 +54,8 @@ FILES = {  # written into tmp_path for every case: the broken inputs the cases n
     "half/config.json": '{"baseline": "resnet18", "scaler_version": "0.1.0"',  # a run cut off mid-write
     "older/config.json": '{"baseline": "resnet18", "scaler_version": "0.0.9"}',  # an older run, never finished
     "afile": "not a folder\n",
+    "damaged/config.json": "{bad",  # a run folder whose one file cannot be read
+    "folder.json/x": "",  # a folder named like a stage list
     "bad.toml": "depth = [",
     "unknown_key.toml": "bogus = 1\n",
     "share_high.toml": "depth = [2.0]\n",
@@ -211,6 +213,18 @@ CASES = [  # (id, arguments, a fragment the one line must hold)
     ("run-missing-report", "report nowhere", "does not exist"),
     ("run-out-is-a-file", SEARCH.replace("--out out", "--out afile"), "is a file"),
     ("run-out-under-a-file", SEARCH.replace("--out out", "--out afile/run"), "cannot write the run folder"),
+    ("run-damaged-report", "report damaged", "config.json could not be read"),
+    ("run-report-a-file", "report afile", "is a file, not a folder"),
+    ("stage-list-is-a-folder", "grid --baseline folder.json", "is a folder"),
+    ("space-is-a-folder", f"{GRID} --space empty", "is a folder"),
+    # sizes past what scaler grows to: refused before a network is built (they hung or ran out of memory)
+    ("flops-depth-huge", f"{FLOPS} --depth 1e9", "65536x"),
+    ("flops-coefficients-huge", f"{FLOPS} --coefficients 100,100,100 --phi 16", "65536x"),
+    ("family-member-huge", f"{FAMILY.replace('1.2,1.1,1.15', '100,100,100')} --phi 16", "65536x"),
+    ("train-width-huge", f"{TRAIN} --width 1000", "65536x"),
+    # devices torch knows but scaler does not train or time on
+    ("flops-device-mps", f"{FLOPS} --latency-runs 1 --device mps", "not supported"),
+    ("train-device-meta", f"{TRAIN} --device meta", "not supported"),
 ]
 # End to end in a subprocess: the cases the issue named, and the ones that raised tracebacks.
 SUBPROCESS = {"search-phi-dash", "family-phi-huge", "flops-per-layer-negative", "stages-se-text",

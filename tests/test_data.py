@@ -132,3 +132,21 @@ def test_data_cli(cli):
     assert listing.returncode == 0 and "animals" in listing.stdout and "imagefolder:PATH" in listing.stdout
     bad = cli("data", "nosuch")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("download, words", [(True, "could not download CIFAR-10"), (False, "pass --download")])
+def test_torchvision_source_without_network_is_a_usage_error(monkeypatch, download, words):
+    """No network (torchvision raises URLError, an OSError) or no files: one line, no traceback."""
+    import urllib.error
+
+    import torchvision.datasets
+
+    def offline(root, train=True, download=False):
+        if download:
+            raise urllib.error.URLError("[Errno -2] Name or service not known")
+        raise RuntimeError("Dataset not found or corrupted.")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(UsageError, match=words) as info:
+        load_dataset("cifar10:nowhere", download=download)
+    assert "\n" not in str(info.value) and ("--download" in str(info.value)) != download

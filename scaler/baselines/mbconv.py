@@ -200,7 +200,7 @@ def load_stage_list(path: str | Path) -> Baseline:
     """Read, validate and wrap a JSON stage list as a Baseline."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"stage list {str(path)!r} does not exist")
+        raise UsageError(f"stage list {str(path)!r} " + ("is a folder, not a JSON file" if path.is_dir() else "does not exist"))
     return baseline_from_spec(read_stage_list(path), source=str(path))
 
 

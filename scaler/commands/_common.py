@@ -15,7 +15,7 @@ from scaler.baselines import Baseline, get_baseline
 from scaler.dataset import DEFAULT_SOURCE
 from scaler.devices import resolve_device  # noqa: F401  (the commands' one way to a device)
 from scaler.errors import UsageError
-from scaler.scaling import Multipliers, parse_coefficients, round_resolution
+from scaler.scaling import Multipliers, check_size, parse_coefficients, round_resolution
 
 
 def add_baseline_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -137,14 +137,14 @@ def resolve_scaled_model(args: argparse.Namespace) -> ScaledModel:
     if args.coefficients is not None:
         if any(v is not None for v in (args.width, args.depth, args.resolution)):
             raise UsageError("give either --coefficients with --phi, or --width/--depth/--resolution, not both")
-        m = parse_coefficients(args.coefficients).multipliers(args.phi)
+        m = check_size(parse_coefficients(args.coefficients).multipliers(args.phi), "the scaled network")
         return ScaledModel(baseline, m, m.input_size(baseline.resolution))
     resolution = baseline.resolution if args.resolution is None else args.resolution
-    m = Multipliers(
+    m = check_size(Multipliers(
         width=1.0 if args.width is None else args.width,
         depth=1.0 if args.depth is None else args.depth,
         resolution=resolution / baseline.resolution if resolution and resolution > 0 else resolution,
-    )
+    ), "the scaled network")
     return ScaledModel(baseline, m, round_resolution(resolution))
 
 

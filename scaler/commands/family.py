@@ -74,7 +74,7 @@ def run(args) -> int:
     from scaler.cost import count_cost
     from scaler.family_files import save_family
     from scaler.run_folder import RunFolder
-    from scaler.scaling import format_macs, parse_budget, parse_phi_range
+    from scaler.scaling import check_size, format_macs, parse_budget, parse_phi_range
     from scaler.tables import family_table
 
     check_numbers(args, {"num_classes": 1, "latency_runs": 0, "latency_batch": 1, "seeds": 1, "seed": 0})
@@ -95,6 +95,8 @@ def run(args) -> int:
         targets["target_latency_ms"] = target_latency
     if phis is None:
         phis = [0.0] if targets else [0.0, 1.0, 2.0, 3.0]
+    for phi in phis if coefficients is not None else ():
+        check_size(coefficients.multipliers(phi), f"the member at phi {phi:g}")
 
     if not args.train and (args.data or args.preset or args.seeds is not None):
         raise UsageError("--data, --preset and --seeds only apply with --train")

@@ -55,16 +55,17 @@ def add_arguments(parser) -> None:
 
 def resolve_network(args, recipe) -> tuple[float, float, int]:
     from scaler.recipe import proxy_settings
-    from scaler.scaling import Multipliers, parse_coefficients
+    from scaler.scaling import Multipliers, check_size, parse_coefficients
 
     if args.coefficients is not None:
         if any(v is not None for v in (args.width, args.depth, args.resolution)):
             raise UsageError("give either --coefficients with --phi, or --width/--depth/--resolution, not both")
-        return proxy_settings(parse_coefficients(args.coefficients).multipliers(args.phi), recipe)
+        return proxy_settings(check_size(parse_coefficients(args.coefficients).multipliers(args.phi), "the network"), recipe)
     width = recipe.proxy_width if args.width is None else args.width
     depth = 1.0 if args.depth is None else args.depth
     resolution = recipe.proxy_resolution if args.resolution is None else args.resolution
     Multipliers(width=width, depth=depth, resolution=resolution)  # positive and finite, or a UsageError
+    check_size(Multipliers(width=width, depth=depth), "the network")  # its px are checked against memory later
     return width, depth, int(resolution)
 
 
