@@ -74,27 +74,32 @@ class ProxyRecipe:
     eval_every: int = 0
 
     def __post_init__(self) -> None:
-        checks = [
-            ("epochs", self.epochs >= 1 and isinstance(self.epochs, int)),
-            ("batch_size", self.batch_size >= 1 and isinstance(self.batch_size, int)),
-            ("lr", self.lr > 0),
-            ("momentum", 0 <= self.momentum < 1),
-            ("weight_decay", self.weight_decay >= 0),
-            ("warmup_epochs", 0 <= self.warmup_epochs <= self.epochs),
-            ("label_smoothing", 0 <= self.label_smoothing < 1),
-            ("subset", self.subset is None or self.subset >= 1),
-            ("proxy_width", self.proxy_width > 0),
-            ("proxy_resolution", self.proxy_resolution >= 1),
-            ("proxy_divisor", self.proxy_divisor is None or (isinstance(self.proxy_divisor, int) and self.proxy_divisor >= 1)),
-            ("head_init_std", self.head_init_std is None or self.head_init_std >= 0),
-            ("seed", isinstance(self.seed, int) and self.seed >= 0),
-            ("eval_every", isinstance(self.eval_every, int) and self.eval_every >= 0),
+        checks = [  # (field, holds, what it must be: said in the error)
+            ("epochs", self.epochs >= 1 and isinstance(self.epochs, int), "a whole number >= 1"),
+            ("batch_size", self.batch_size >= 1 and isinstance(self.batch_size, int), "a whole number >= 1"),
+            ("lr", self.lr > 0, "> 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("warmup_epochs", self.epochs < 1 or 0 <= self.warmup_epochs <= self.epochs, f"in [0, epochs = {self.epochs!r}]"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("subset", self.subset is None or self.subset >= 1, ">= 1 image"),
+            ("proxy_width", self.proxy_width > 0, "> 0"),
+            ("proxy_resolution", self.proxy_resolution >= 1, ">= 1 px"),
+            ("proxy_divisor", self.proxy_divisor is None or (isinstance(self.proxy_divisor, int) and self.proxy_divisor >= 1),
+             "a whole number >= 1"),
+            ("head_init_std", self.head_init_std is None or self.head_init_std >= 0, ">= 0"),
+            ("seed", isinstance(self.seed, int) and self.seed >= 0, "a whole number >= 0"),
+            ("eval_every", isinstance(self.eval_every, int) and self.eval_every >= 0, "a whole number >= 0"),
         ]
         # inf passes the comparisons above ("lr > 0") yet trains nothing: every float must be finite
-        checks += [(f.name, math.isfinite(v)) for f in dataclasses.fields(self) if isinstance(v := getattr(self, f.name), float)]
-        bad = list(dict.fromkeys(name for name, ok in checks if not ok))
+        checks += [(f.name, math.isfinite(v), "finite")
+                   for f in dataclasses.fields(self) if isinstance(v := getattr(self, f.name), float)]
+        bad = {}
+        for name, ok, rule in checks:
+            if not ok:
+                bad.setdefault(name, rule)
         if bad:
-            values = ", ".join(f"{n}={getattr(self, n)!r}" for n in bad)
+            values = ", ".join(f"{n}={getattr(self, n)!r} (must be {rule})" for n, rule in bad.items())
             raise UsageError(f"invalid proxy recipe: {values}")
 
     def replace(self, **changes) -> ProxyRecipe:

@@ -252,3 +252,14 @@ def test_train_cli_builds_a_proxy_as_the_search_does(cli):
         search = train_point(name, Coefficients(*coefficients).multipliers(1.0), data=load_dataset(DATA_SPEC),
                              recipe=recipe)
         assert (run["params"], run["accuracy"]) == (search.params, search.accuracy), name
+
+
+def test_recipe_error_names_the_rule_and_only_the_wrong_field():
+    from scaler.errors import UsageError
+    from scaler.recipe import ProxyRecipe
+
+    with pytest.raises(UsageError) as info:
+        ProxyRecipe(epochs=-1, warmup_epochs=-1)
+    assert str(info.value) == "invalid proxy recipe: epochs=-1 (must be a whole number >= 1)"
+    with pytest.raises(UsageError, match=r"lr=inf \(must be finite\)"):
+        ProxyRecipe(lr=float("inf"))
