@@ -407,7 +407,8 @@ def estimate_rate(bench: Bench, studies: dict[str, optuna.Study], log) -> tuple[
 def train_steps(bench: Bench, args, steps: list[str], log) -> None:
     studies = {name: open_study(bench, name) for name in steps}
     for study in studies.values():
-        recover_interrupted(study)
+        if not args.join:  # a joining process must not retire the runs the other process is training
+            recover_interrupted(study)
     all_plans = plans(bench, args)
     recipes = bench.recipes()
     queue, total, counts = [], 0, []
@@ -671,6 +672,9 @@ def parse_args(argv):
     p.add_argument("--merge-from", metavar="DIR",
                    help="first copy the complete runs of DIR, another --out of the same benchmark (a second process's "
                         "--stage reference, one per core) into --out")
+    p.add_argument("--join", action="store_true",
+                   help="--stage pool or reference: train beside the process already working in --out, on the same "
+                        "study (each run taken once, as a search's workers take theirs), e.g. on a core another stage freed")
     p.add_argument("--dry-run", action="store_true", help="print the runs and the time they will take; train nothing")
     args = p.parse_args(argv)
     args.confirm_seeds = args.confirm_seeds or args.screen_seeds + 1
@@ -691,6 +695,10 @@ def check(args) -> None:
     for direction, _ in args.control:
         if direction not in DIMENSIONS:
             raise UsageError(f"a control's direction must be one of {', '.join(DIMENSIONS)}, got {direction!r}")
+    if args.join and (args.stage not in ("pool", "reference") or args.merge_from):
+        raise UsageError("--join trains beside another process: give it with --stage pool or reference, without --merge-from")
+    if args.join and not (Path(args.out) / "benchmark.json").is_file():
+        raise UsageError(f"--join: no benchmark in {args.out} to join; start it there without --join first")
     if args.stage == "controls" and not args.control:
         raise UsageError("--stage controls needs at least one --control DIMENSION DATA")
     pairs = [tuple(c) for c in args.control]
@@ -754,7 +762,8 @@ def run(args, command: str, log=print) -> dict:
     check(args)
     bench = setup(args)
     bench.out.mkdir(parents=True, exist_ok=True)
-    lock = RunFolder(bench.out).lock("benchmark")
+    # One process per folder, unless it joins one: then the study's queue keeps each run to one process.
+    lock = None if args.join else RunFolder(bench.out).lock("benchmark (add --join to train beside it)")
     try:
         _check_identity(bench)
         if args.merge_from and not args.dry_run:
@@ -784,7 +793,8 @@ def run(args, command: str, log=print) -> dict:
             log((bench.out / "controls.md").read_text())
         return out
     finally:
-        os.close(lock)
+        if lock is not None:
+            os.close(lock)
 
 
 def main(argv: list[str] | None = None) -> int:

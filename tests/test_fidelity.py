@@ -219,8 +219,47 @@ def test_a_control_is_decided_as_soon_as_its_replays_allow():
     (["--set", "epochs=two"], "is not a number"),
     (["--set", "speed=3"], "--set takes FIELD=VALUE with a recipe field"),
     (["--sweep-screen-seeds", "0", "2"], "--sweep-screen-seeds takes values of 1 or more"),
+    (["--stage", "pool", "--join"], "no benchmark in"),
+    (["--stage", "analyse", "--join"], "--join trains beside another process"),
 ])
 def test_bad_input_is_one_line_and_exit_2(bad, message, capsys, tmp_path):
     assert fidelity.main([*TINY, "--out", str(tmp_path / "x"), *bad]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and not (tmp_path / "x").exists()
+
+
+def test_a_second_process_joins_the_first_and_no_run_is_trained_twice(tmp_path):
+    """``--join``: two processes on one folder's study (a core another stage freed), each run trained once."""
+    import subprocess
+    import time
+
+    space = tmp_path / "tiny.toml"
+    space.write_text("depth = [0.0, 1.0]\nresolution = [0.0]\nproxy_tolerance = 0.15\n")
+    out = tmp_path / "bench"
+    argv = [*TINY, "--space", str(space), "--out", str(out), "--stage", "pool", "--pool-seeds", "6"]
+    first = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "fidelity.py"), *argv], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "study.db").exists() or not _trials_in(out, "pool"):  # the first is training
+            assert first.poll() is None and time.monotonic() < deadline, first.stdout.read() if first.poll() is not None else ""
+            time.sleep(0.2)
+        with pytest.raises(fidelity.UsageError, match="add --join to train beside it"):
+            fidelity.run(fidelity.parse_args(argv), "test", log=lambda line: None)
+        lines: list[str] = []
+        fidelity.run(fidelity.parse_args([*argv, "--join"]), "test", log=lines.append)
+    finally:
+        assert first.wait(timeout=300) == 0, first.stdout.read()
+    runs = optuna.load_study(study_name="pool", storage=f"sqlite:///{out / 'study.db'}").trials
+    done = [(t.params["stage"], t.params["point"], t.params["seed"]) for t in runs if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == len(set(done)) == 2 * 6 * 2  # 2 points x 6 seeds x (screen, confirm), each once
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in runs)  # none retired under the first process
+    assert any(" -> " in line for line in lines)  # the joined process trained runs of its own
+
+
+def _trials_in(out, name: str) -> int:
+    try:
+        return len(optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}").trials)
+    except KeyError:  # the study is not created yet
+        return 0
