@@ -52,6 +52,8 @@ def open_study(config, run: RunFolder | None, name: str = STUDY_NAME, heartbeat:
     if not config.storage:
         run.record(run.storage_file)
     url = config.storage or run.storage_url
+    if not create:
+        require_sqlite_file(url)
     try:
         storage = open_storage(url, heartbeat)
     except Exception as exc:  # a bad URL or an unreachable database; the message may hold the password too
@@ -262,19 +264,24 @@ def redact_url(url: str) -> str:
         return "<unreadable storage URL>"
 
 
-def storage_status(url: str):
-    """One row per study in the storage at ``url``: the search it holds and its runs by state."""
-    import pandas as pd
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+def require_sqlite_file(url: str) -> None:
+    """A UsageError if ``url`` names a SQLite file that does not exist: a look or a worker must not create one."""
     from sqlalchemy.engine import make_url
 
     try:
         parsed = make_url(url)
     except Exception:
-        parsed = None  # RDBStorage below says why
-    if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database and not os.path.isfile(parsed.database):
-        raise UsageError(f"no SQLite database at {parsed.database}")  # not created by a look
+        return  # opening the storage says why
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not os.path.isfile(parsed.database):
+        raise UsageError(f"no SQLite database at {parsed.database}")
+
+
+def storage_status(url: str):
+    """One row per study in the storage at ``url``: the search it holds and its runs by state."""
+    import pandas as pd
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    require_sqlite_file(url)
     try:
         storage = optuna.storages.RDBStorage(driver_url(url))
         studies = storage.get_all_studies()

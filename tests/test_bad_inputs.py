@@ -224,6 +224,9 @@ CASES = [  # (id, arguments, a fragment the one line must hold)
     ("train-width-huge", f"{TRAIN} --width 1000", "65536x"),
     # a recipe error says what the field must be, and names only the fields given wrong
     ("recipe-warmup-past-epochs", f"{TRAIN} --epochs 1 --warmup-epochs 5", "warmup_epochs=5.0 (must be in [0, epochs = 1])"),
+    ("flops-phi-alone", f"{FLOPS} --phi 2", "give --coefficients"),
+    ("train-phi-alone", f"{TRAIN} --phi 2", "give --coefficients"),
+    ("worker-sqlite-missing", "worker --storage sqlite:///nowhere.db --study s", "no SQLite database"),
     # devices torch knows but scaler does not train or time on
     ("flops-device-mps", f"{FLOPS} --latency-runs 1 --device mps", "not supported"),
     ("train-device-meta", f"{TRAIN} --device meta", "not supported"),
@@ -231,7 +234,7 @@ CASES = [  # (id, arguments, a fragment the one line must hold)
 # End to end in a subprocess: the cases the issue named, and the ones that raised tracebacks.
 SUBPROCESS = {"search-phi-dash", "family-phi-huge", "flops-per-layer-negative", "stages-se-text",
               "data-synthetic-seed-negative", "export-opset-high"}
-NOT_WRITTEN = ("out", "runs")  # what no refused command may create
+NOT_WRITTEN = ("out", "runs", "nowhere.db")  # what no refused command may create
 
 
 def _write_inputs(root: Path) -> None:

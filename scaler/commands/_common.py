@@ -33,7 +33,7 @@ def add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--depth", type=float, help="depth multiplier (default 1)")
     group.add_argument("--resolution", type=int, help="input resolution in pixels (default: the baseline's)")
     group.add_argument("--coefficients", help="alpha,beta,gamma, e.g. 1.2,1.1,1.15 (with --phi)")
-    group.add_argument("--phi", type=float, default=1.0, help="compound exponent for --coefficients (default 1)")
+    group.add_argument("--phi", type=float, help="compound exponent for --coefficients (default 1)")
 
 
 RECIPE_FLAGS = {  # flag -> (recipe field, type, help)
@@ -104,6 +104,9 @@ def check_scaling(args: argparse.Namespace) -> None:
     from scaler.scaling import check_phi
 
     check_numbers(args, {"resolution": 1}, positive=("width", "depth"))
+    if args.phi is not None and args.coefficients is None:  # else it would be ignored without a word
+        raise UsageError("--phi scales --coefficients: give --coefficients alpha,beta,gamma with it")
+    args.phi = 1.0 if args.phi is None else args.phi
     check_phi(args.phi, "--phi")
 
 

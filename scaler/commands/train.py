@@ -47,7 +47,7 @@ def add_arguments(parser) -> None:
     group.add_argument("--depth", type=float, help="depth multiplier (default 1)")
     group.add_argument("--resolution", type=int, help="input pixels (default: the proxy resolution)")
     group.add_argument("--coefficients", help="alpha,beta,gamma, e.g. 1.2,1.1,1.15 (with --phi): proxy settings apply")
-    group.add_argument("--phi", type=float, default=1.0, help="compound exponent for --coefficients (default 1)")
+    group.add_argument("--phi", type=float, help="compound exponent for --coefficients (default 1)")
     add_recipe_arguments(parser)
     add_device_argument(parser)
     add_json_argument(parser)
