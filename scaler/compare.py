@@ -116,6 +116,8 @@ def parse_strategies(text: str | Sequence[str]) -> list[str]:
 
 def parse_budgets(text: str | Sequence[str]) -> list[Budget]:
     parts = [p.strip() for p in text.split(",")] if isinstance(text, str) else [str(p) for p in text]
+    if any(parts) and not all(parts):  # "2x,,4x": a budget left out by a typo, not silently dropped
+        raise UsageError(f"budgets {text!r} hold an empty item; give them as 2x,4x")
     return [parse_budget(p) for p in parts if p]
 
 

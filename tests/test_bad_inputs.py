@@ -227,6 +227,11 @@ CASES = [  # (id, arguments, a fragment the one line must hold)
     ("flops-phi-alone", f"{FLOPS} --phi 2", "give --coefficients"),
     ("train-phi-alone", f"{TRAIN} --phi 2", "give --coefficients"),
     ("worker-sqlite-missing", "worker --storage sqlite:///nowhere.db --study s", "no SQLite database"),
+    # options that would be ignored without a word
+    ("compare-budget-empty-item", f"{COMPARE} --budget 2x,,4x", "empty item"),
+    ("compare-no-train-preset", f"{COMPARE} --preset smoke", "do not apply with --no-train"),
+    ("baselines-depth-alone", "baselines --depth 2", "applies to --show"),
+    ("nas-pareto-cost-alone", "nas --target 30M --pareto-cost latency --out out", "does not apply to --objective reward"),
     # devices torch knows but scaler does not train or time on
     ("flops-device-mps", f"{FLOPS} --latency-runs 1 --device mps", "not supported"),
     ("train-device-meta", f"{TRAIN} --device meta", "not supported"),

@@ -21,18 +21,21 @@ import pandas as pd
 from scaler.baselines import get_baseline, list_baselines
 from scaler.commands._common import add_json_argument, check_numbers, print_json, print_table
 from scaler.cost import count_cost
+from scaler.errors import UsageError
 from scaler.scaling import format_macs
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--show", metavar="BASELINE", help="show one baseline: its scaling path, cost and stages")
-    parser.add_argument("--depth", type=float, default=2.0, help="with --show: the depth multiplier to show stages at (default 2)")
+    parser.add_argument("--depth", type=float, help="with --show: the depth multiplier to show stages at (default 2)")
     add_json_argument(parser)
 
 
 def run(args) -> int:
     if args.show:
         return _show(args)
+    if args.depth is not None:
+        raise UsageError("--depth applies to --show BASELINE: the stages of one baseline at that depth")
     rows = []
     for name in list_baselines():
         baseline = get_baseline(name)
@@ -59,6 +62,7 @@ def run(args) -> int:
 
 
 def _show(args) -> int:
+    args.depth = 2.0 if args.depth is None else args.depth
     check_numbers(args, {}, positive=("depth",))
     b = get_baseline(args.show)
     cost = count_cost(b)

@@ -62,6 +62,8 @@ def run(args) -> int:
         coefficients = parse_coefficients(args.coefficients)
     device = resolve_device(args.device)
 
+    if args.no_train and (args.data or args.preset or args.seeds is not None):
+        raise UsageError("--data, --preset and --seeds choose how to train: they do not apply with --no-train")
     training = None if args.no_train else resolve_training(args, config)
     out = Path(args.out) if args.out else (
         run_folder.path if run_folder else RunFolder.for_name(default_family_name(baseline, None, "compare")).path

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from scaler.commands._common import add_device_argument, add_recipe_arguments, check_numbers, resolve_device, resolve_recipe
+from scaler.errors import UsageError
 from scaler.nas.reward import FORMS, SOFT_W
 from scaler.nas.run import OBJECTIVES, PARETO_COSTS, NasConfig, prepare, run_nas
 from scaler.run_folder import RunFolder
@@ -46,7 +47,7 @@ def add_arguments(parser) -> None:
     obj = parser.add_argument_group("objective")
     obj.add_argument("--objective", default="reward", choices=OBJECTIVES,
                      help="reward: MnasNet's ACC x (MACs/T)^w with TPE (default); pareto: NSGA-II on accuracy and cost")
-    obj.add_argument("--pareto-cost", default="macs", choices=PARETO_COSTS, help="pareto's cost axis: macs (default) or latency (CPU, batch 1)")
+    obj.add_argument("--pareto-cost", choices=PARETO_COSTS, help="with --objective pareto: its cost axis, macs (default) or latency (CPU, batch 1)")
     obj.add_argument("--reward-target", help="T of the reward (default: --target)")
     obj.add_argument("--reward-w", type=float, default=SOFT_W, help=f"w of the soft reward (default {SOFT_W})")
     obj.add_argument("--reward-form", default="soft", choices=FORMS, help="soft: w both sides of T; hard: w = 0 below T, -1 above")
@@ -73,6 +74,9 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     check_numbers(args, {"trials": 1, "seeds": 1, "confirm": 0, "confirm_seeds": 1, "batch": 1, "sampler_seed": 0})
+    if args.pareto_cost is not None and args.objective != "pareto":
+        raise UsageError(f"--pareto-cost is pareto's cost axis; it does not apply to --objective {args.objective}")
+    args.pareto_cost = args.pareto_cost or "macs"
     config = NasConfig(target=args.target, trials=args.trials, space=args.space, start=args.start, data=args.data,
                        seeds=args.seeds, objective=args.objective, pareto_cost=args.pareto_cost,
                        reward_target=args.reward_target, reward_w=args.reward_w, reward_form=args.reward_form,
