@@ -39,8 +39,7 @@ class RunData:
 
 def load_run(run: RunFolder) -> RunData:
     """Read what exists in a run folder; UsageError if the folder is missing or holds nothing to report."""
-    if not run.path.is_dir():
-        raise UsageError(f"run folder {str(run.path)!r} " + ("is a file, not a folder" if run.path.exists() else "does not exist"))
+    run.require_folder()
     data = RunData(name=run.path.resolve().name, folder=run)
     data.config = _json(run.config, data)
     data.coefficients = _json(run.coefficients, data)

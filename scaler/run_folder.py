@@ -213,8 +213,12 @@ class RunFolder:
         self.require(self.trials)
         return pd.read_csv(self.trials)
 
-    def require(self, target: Path) -> None:
+    def require_folder(self) -> None:
+        """A UsageError unless the run folder is there, saying whether it is missing or a file."""
         if not self.path.is_dir():
             raise UsageError(f"run folder {str(self.path)!r} " + ("is a file, not a folder" if self.path.exists() else "does not exist"))
+
+    def require(self, target: Path) -> None:
+        self.require_folder()
         if not target.is_file():
             raise UsageError(f"run folder {str(self.path)!r} has no {target.name}; is the run complete?")
