@@ -318,13 +318,9 @@ def _both_splits(dataset_cls, root: Path, source: str, title: str, download: boo
     try:
         return [dataset_cls(str(root), train=train, download=download) for train in (True, False)]
     except (RuntimeError, OSError) as exc:  # OSError: a download with no network (URLError) or an unwritable root
-        if download:
-            raise UsageError(f"{source}: could not download {title} to {str(root)!r}: {_one_line(exc)}") from None
-        raise UsageError(f"{source}: no {title} files under {str(root)!r} ({_one_line(exc)}); pass --download to fetch them") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+        if download:  # (the CLI puts a UsageError on one line)
+            raise UsageError(f"{source}: could not download {title} to {str(root)!r}: {exc}") from None
+        raise UsageError(f"{source}: no {title} files under {str(root)!r} ({exc}); pass --download to fetch them") from None
 
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -178,6 +178,11 @@ def default_family_name(baseline: str, coefficients, table: str | None) -> str:
     return f"{stem}-{coefficients.alpha:g}-{coefficients.beta:g}-{coefficients.gamma:g}"
 
 
+def training_options_given(args) -> bool:
+    """Whether --data, --preset or --seeds, which say how to train, were given (refused where nothing trains)."""
+    return bool(args.data or args.preset or args.seeds is not None)
+
+
 def resolve_training(args, config: dict | None):
     """The proxy training `family --train` and `compare` use: the flags, else the run's, else defaults."""
     from scaler.proxy import ProxyTraining

@@ -45,7 +45,7 @@ def _strategies():
 
 def run(args) -> int:
     from scaler import compare as cmp
-    from scaler.commands._common import default_family_name, resolve_training
+    from scaler.commands._common import default_family_name, resolve_training, training_options_given
     from scaler.devices import resolve_device
     from scaler.run_folder import RunFolder
     from scaler.scaling import format_macs, parse_coefficients
@@ -62,7 +62,7 @@ def run(args) -> int:
         coefficients = parse_coefficients(args.coefficients)
     device = resolve_device(args.device)
 
-    if args.no_train and (args.data or args.preset or args.seeds is not None):
+    if args.no_train and training_options_given(args):
         raise UsageError("--data, --preset and --seeds choose how to train: they do not apply with --no-train")
     training = None if args.no_train else resolve_training(args, config)
     out = Path(args.out) if args.out else (

@@ -28,6 +28,7 @@ from scaler.commands._common import (
     print_table,
     resolve_device,
     resolve_training,
+    training_options_given,
 )
 from scaler.errors import UsageError
 
@@ -98,7 +99,7 @@ def run(args) -> int:
     for phi in phis if coefficients is not None else ():
         check_size(coefficients.multipliers(phi), f"the member at phi {phi:g}")
 
-    if not args.train and (args.data or args.preset or args.seeds is not None):
+    if not args.train and training_options_given(args):
         raise UsageError("--data, --preset and --seeds only apply with --train")
     training = resolve_training(args, config) if args.train else None
 
