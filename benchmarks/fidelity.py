@@ -76,7 +76,7 @@ from scaler.search import SearchConfig, run_search
 from scaler.search_space import Candidate, grid, load_space
 from scaler.stage_runner import StageRunner
 from scaler.stages import DEFAULT_CONFIRM, DIMENSIONS, confirm_recipe, default_confirm_preset, leading_dimension, promote
-from scaler.study import Key, is_final, key_of, keys_to_run, latest_by_key, make_pruner, recover_interrupted, retire
+from scaler.study import Key, is_final, key_of, keys_to_run, latest_by_key, make_pruner, open_storage, recover_interrupted, retire
 from scaler.verdict import CLEAR_P_BEST, PointResult, judge, rank
 
 STEPS = ("pool", "reference", "analyse", "protocols", "controls", "all")
@@ -361,7 +361,9 @@ def plans(bench: Bench, args) -> dict[str, list[tuple[str, dict[Key, Planned], s
 def open_study(bench: Bench, name: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Every trial is queued with its key, so the sampler never samples; no pruner: every run trains in full.
-    return optuna.create_study(study_name=name, storage=bench.storage, direction="maximize", load_if_exists=True,
+    # The search's storage: on SQLite every transaction begins IMMEDIATE, so a --join'ed process never
+    # takes the run the other one just took, and heartbeats let a dead process's runs be retried.
+    return optuna.create_study(study_name=name, storage=open_storage(bench.storage), direction="maximize", load_if_exists=True,
                                sampler=optuna.samplers.RandomSampler(seed=0), pruner=make_pruner("none"))
 
 

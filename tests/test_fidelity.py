@@ -258,6 +258,23 @@ def test_a_second_process_joins_the_first_and_no_run_is_trained_twice(tmp_path):
     assert any(" -> " in line for line in lines)  # the joined process trained runs of its own
 
 
+def test_the_benchmark_takes_the_write_lock_when_its_transactions_begin(tmp_path):
+    """The join's guard: SQLite transactions that begin IMMEDIATE, so "read WAITING, write RUNNING"
+    in one process cannot interleave with the same in another (both would take the run)."""
+    import sqlite3
+
+    args = fidelity.parse_args([*TINY, "--out", str(tmp_path / "bench")])
+    (tmp_path / "bench").mkdir()
+    study = fidelity.open_study(fidelity.setup(args), "pool")
+    engine = study._storage._backend.engine
+    with engine.begin() as conn:  # a transaction that has only read so far
+        conn.exec_driver_sql("select count(*) from trials")
+        other = sqlite3.connect(tmp_path / "bench" / "study.db", timeout=0.1, isolation_level=None)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()
+
+
 def _trials_in(out, name: str) -> int:
     try:
         return len(optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}").trials)
