@@ -150,7 +150,8 @@ def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp
     left = fidelity.open_study(fidelity.setup(args), "reference")
     left.enqueue_trial(source_runs[0].params)
     left.enqueue_trial(source_runs[1].params)
-    left.ask()  # one of them taken: RUNNING, as a kill leaves it
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna's note on ask() with heartbeats
+        left.ask()  # one of them taken: RUNNING, as a kill leaves it
     assert fidelity.run(args, "test", log=lines.append)["fidelity"]["summary"] == result["summary"]
     assert _trials(merged) == {"pool": 12, "reference": 6}  # the 4 copied and the 2 closed
     assert "merge: 4 finished run(s) of " + str(out) + "'s reference copied" in lines
