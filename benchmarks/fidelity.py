@@ -76,7 +76,7 @@ from scaler.search import SearchConfig, run_search
 from scaler.search_space import Candidate, grid, load_space
 from scaler.stage_runner import StageRunner
 from scaler.stages import DEFAULT_CONFIRM, DIMENSIONS, confirm_recipe, default_confirm_preset, leading_dimension, promote
-from scaler.study import Key, is_final, key_of, keys_to_run, latest_by_key, make_pruner, open_storage, recover_interrupted, retire
+from scaler.study import Key, is_final, key_of, keys_to_run, latest_by_key, make_pruner, open_storage, retire
 from scaler.verdict import CLEAR_P_BEST, PointResult, judge, rank
 
 STEPS = ("pool", "reference", "analyse", "protocols", "controls", "all")
@@ -407,10 +407,9 @@ def estimate_rate(bench: Bench, studies: dict[str, optuna.Study], log) -> tuple[
 
 
 def train_steps(bench: Bench, args, steps: list[str], log) -> None:
+    # Runs a killed process left RUNNING are retried by the queue's reclaim (run_queue.work_stage) as a
+    # search's are: its worker is gone; a --join'ed process's live runs are never touched.
     studies = {name: open_study(bench, name) for name in steps}
-    for study in studies.values():
-        if not args.join:  # a joining process must not retire the runs the other process is training
-            recover_interrupted(study)
     all_plans = plans(bench, args)
     recipes = bench.recipes()
     queue, total, counts = [], 0, []
