@@ -628,6 +628,18 @@ def _differs(previous: dict, current: dict) -> list[str]:
     return [k for k in current if previous.get(k) != current[k]]
 
 
+# What every study of a benchmark shares, and the recipes each study's runs train with (Bench.recipes).
+COMMON_IDENTITY = ("baseline", "budget", "data", "candidates")
+STUDY_RECIPES = {"pool": ("screen", "confirm"), "reference": ("reference",)}
+
+
+def _study_identity(identity: dict, study: str) -> dict:
+    """The part of a benchmark's identity that one study's runs depend on: the grid, the data and that
+    study's recipes. Not the device: a reference may be trained on a GPU for a pool made on a CPU."""
+    common = {k: identity.get(k) for k in COMMON_IDENTITY}
+    return {**common, "recipes": {r: (identity.get("recipes") or {}).get(r) or {} for r in STUDY_RECIPES[study]}}
+
+
 def _check_identity(bench: Bench) -> None:
     path = bench.out / "benchmark.json"
     current = bench.identity()
@@ -670,9 +682,10 @@ def parse_args(argv):
     p.add_argument("--control-replays", type=int, default=5)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--out", help="folder of the runs and results (default runs/fidelity-<baseline>)")
-    p.add_argument("--merge-from", metavar="DIR",
+    p.add_argument("--merge-from", metavar="DIR", action="append", default=[],
                    help="first copy the complete runs of DIR, another --out of the same benchmark (a second process's "
-                        "--stage reference, one per core) into --out")
+                        "--stage reference, one per core; or a reference of another length or device, each study "
+                        "checked against its own recipes) into --out; repeatable")
     p.add_argument("--join", action="store_true",
                    help="--stage pool or reference: train beside the process already working in --out, on the same "
                         "study (each run taken once, as a search's workers take theirs), e.g. on a core another stage freed")
@@ -725,20 +738,28 @@ def below_minimums(bench: Bench, args) -> list[str]:
 def merge(bench: Bench, source: Path, log) -> int:
     """Copy the complete runs of another folder of the same benchmark (a second process's
     ``--stage reference``, say) into this folder's studies, where this folder has no final run of
-    that key; returns how many were copied. Two folders, because one folder takes one process."""
+    that key; returns how many were copied. Two folders, because one folder takes one process.
+
+    The grid and data must match; a study whose runs train with other recipes than this folder's (a
+    reference of another length, say) is skipped and said so. So a pool and a longer reference, or one
+    trained on a GPU, come together in a third folder for ``--stage analyse`` (:func:`_study_identity`)."""
     theirs = source / "benchmark.json"
     if source.resolve() == bench.out.resolve():
         raise UsageError(f"--merge-from {source} is --out itself")
     if not theirs.is_file() or not (source / "study.db").is_file():
         raise UsageError(f"--merge-from {source}: no benchmark there (benchmark.json and study.db)")
-    if _differs(json.loads(theirs.read_text()), bench.identity()):
-        raise UsageError(f"--merge-from {source} holds a different benchmark (its benchmark.json differs from {bench.out}'s)")
+    stored_identity, identity = json.loads(theirs.read_text()), bench.identity()
+    if _differs({k: stored_identity.get(k) for k in COMMON_IDENTITY}, {k: identity[k] for k in COMMON_IDENTITY}):
+        raise UsageError(f"--merge-from {source} holds a different benchmark (its grid or data differ from {bench.out}'s)")
     lock = RunFolder(source).lock("benchmark")  # not while a process still trains there
     try:
         copied = 0
         url = f"sqlite:///{(source / 'study.db').resolve()}"
         for name in optuna.get_all_study_names(storage=url):
-            if name not in ("pool", "reference"):
+            if name not in STUDY_RECIPES:
+                continue
+            if _differs(_study_identity(stored_identity, name), _study_identity(identity, name)):
+                log(f"merge: {source}'s {name} skipped: its runs train with other recipes than {bench.out}'s")
                 continue
             mine = open_study(bench, name)
             latest = latest_by_key(mine.get_trials(deepcopy=False))
@@ -753,7 +774,9 @@ def merge(bench: Bench, source: Path, log) -> int:
             for t in mine.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)):
                 if key_of(t) in keys:
                     retire(mine._storage, t._trial_id, f"copied from {source}")
-            log(f"merge: {len(new)} finished run(s) of {source}'s {name} copied")
+            device = stored_identity.get("device")
+            log(f"merge: {len(new)} finished run(s) of {source}'s {name} copied"
+                + (f" (trained on {device})" if device != identity["device"] else ""))
         return copied
     finally:
         os.close(lock)
@@ -767,8 +790,8 @@ def run(args, command: str, log=print) -> dict:
     lock = None if args.join else RunFolder(bench.out).lock("benchmark (add --join to train beside it)")
     try:
         _check_identity(bench)
-        if args.merge_from and not args.dry_run:
-            merge(bench, Path(args.merge_from), log)
+        for source in args.merge_from if not args.dry_run else []:
+            merge(bench, Path(source), log)
         notes = below_minimums(bench, args)
         for note in notes:
             log(f"note: {note}")

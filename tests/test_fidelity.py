@@ -162,9 +162,22 @@ def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "benchmark.json").write_text('{"baseline": "resnet50"}')
     (tmp_path / "elsewhere" / "study.db").touch()
-    args.merge_from = str(tmp_path / "elsewhere")
+    args.merge_from = [str(tmp_path / "elsewhere")]
     with pytest.raises(fidelity.UsageError, match="holds a different benchmark"):
         fidelity.run(args, "test", log=lines.append)
+
+    # A longer reference, in a folder of its own, is analysed beside the pool in a third folder: the
+    # pool's runs come from the first folder, whose shorter reference is skipped, not mixed in.
+    longer = tmp_path / "longer"
+    fidelity.run(fidelity.parse_args([*TINY, "--space", str(space), "--out", str(longer), "--stage", "reference",
+                                      "--reference-factor", "2"]), "test", log=lines.append)
+    lines.clear()
+    both = fidelity.parse_args([*TINY, "--space", str(space), "--out", str(tmp_path / "both"), "--stage", "analyse",
+                                "--reference-factor", "2", "--merge-from", str(out), "--merge-from", str(longer)])
+    fidelity.run(both, "test", log=lines.append)
+    assert f"merge: {out}'s reference skipped: its runs train with other recipes than {tmp_path / 'both'}'s" in lines
+    assert _trials(tmp_path / "both") == {"pool": 12, "reference": 4}
+    assert "reference 4" in (tmp_path / "both" / "fidelity.md").read_text().split("Recipes (epochs):")[1].splitlines()[0]
 
 
 def test_controls_run_the_search_and_say_which_dimension_leads(tmp_path):
