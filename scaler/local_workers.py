@@ -23,12 +23,26 @@ STOP_SECONDS = 30  # after the search, or after Ctrl-C, how long a worker may ta
 # proxy kept the GPU 13% busy and four at once gave 3.5x the images/s, each at most 7% slower than
 # one alone (docs/fidelity.md, 2026-11-27). More was not measured.
 GPU_WORKERS = 4
+# Processes a search at the default or long preset runs on a CPU of two or more cores unless told
+# otherwise: a proxy this small uses a second thread poorly, so two processes of one thread train
+# more runs an hour than one of two (README's job: 12 min 54 s against 16 min 14 s on this project's
+# 2-core machine, 2026-11-27; docs/distributed.md). Not at --preset smoke, whose runs take less time
+# than a worker's start. More than two on more cores was not measured.
+CPU_WORKERS = 2
+CPU_PRESETS = ("default", "long")
 
 
 def default_workers(preset: str, device: str, backend: str) -> int:
-    """Worker processes when ``--workers`` is not given: GPU_WORKERS for the gpu preset on a GPU
-    with Optuna's backend (Ray shares a GPU by --trial-resources), else 1."""
-    return GPU_WORKERS if preset == "gpu" and device.startswith("cuda") and backend == "optuna" else 1
+    """Worker processes when ``--workers`` is not given, with Optuna's backend (Ray places its own
+    trials): GPU_WORKERS for the gpu preset on a GPU, CPU_WORKERS for the CPU presets on a CPU with
+    that many cores, else 1."""
+    if backend != "optuna":
+        return 1
+    if device.startswith("cuda"):
+        return GPU_WORKERS if preset == "gpu" else 1
+    if device == "cpu" and preset in CPU_PRESETS and cpu_count() >= CPU_WORKERS:
+        return CPU_WORKERS
+    return 1
 
 
 def cpu_count() -> int:

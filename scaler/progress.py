@@ -15,10 +15,16 @@ class Progress:
 
     ``total`` is every run of the search, ``remaining`` those this process is to run; the time
     left is the mean time per finished run so far times the runs still to finish.
+
+    ``in_study``, where other processes may train the same stage (Optuna workers on one study),
+    returns what the study holds of the stage: its final runs and the best complete one's
+    (accuracy, kind). Numbering, best and time left are then the search's, whichever process trained
+    each run, not this process's alone.
     """
 
-    def __init__(self, total: int, remaining: int, log: Callable[[str], None]) -> None:
-        self.total, self.remaining, self.log = total, remaining, log
+    def __init__(self, total: int, remaining: int, log: Callable[[str], None],
+                 in_study: Callable[[], tuple[int, tuple[float, str] | None]] | None = None) -> None:
+        self.total, self.remaining, self.log, self.in_study = total, remaining, log, in_study
         self.started = self.finished = 0
         self.best: tuple[float, str] | None = None
         self.clock = time.perf_counter()
@@ -26,17 +32,23 @@ class Progress:
     def label(self, what: str, key: tuple[str, int, int]) -> str:
         """The next run's label, e.g. ``[4/18] screen depth      a=2 b=1 g=1 seed 0``."""
         self.started += 1
-        return f"[{self.total - self.remaining + self.started}/{self.total}] {key[0]} {what} seed {key[2]}"
+        number = self.in_study()[0] + 1 if self.in_study else self.total - self.remaining + self.started
+        return f"[{number}/{self.total}] {key[0]} {what} seed {key[2]}"
 
     def epoch(self, label: str, epoch: int, accuracy: float) -> None:
         self.log(f"{label}  epoch {epoch}: val {accuracy:.1%}")
 
     def done(self, label: str, kind: str, accuracy: float, seconds: float) -> None:
         self.finished += 1
-        if self.best is None or accuracy > self.best[0]:
-            self.best = (accuracy, kind)
+        finished, left_to_finish = self.finished, self.remaining - self.finished
+        bests = [b for b in (self.best, (accuracy, kind)) if b]
+        if self.in_study:  # this run is recorded in the study just after this line
+            in_study, best = self.in_study()
+            finished, left_to_finish = in_study + 1 - (self.total - self.remaining), self.total - in_study - 1
+            bests += [best] if best else []
+        self.best = max(bests)
         elapsed = time.perf_counter() - self.clock
-        left = elapsed / self.finished * max(0, self.remaining - self.finished)
+        left = elapsed / max(1, finished) * max(0, left_to_finish)
         self.log(f"{label}  -> {accuracy:.1%} in {seconds:.0f}s; best {self.best[0]:.1%} "
                  f"({self.best[1]}); about {duration(left)} left")
 

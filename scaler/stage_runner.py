@@ -17,7 +17,7 @@ from scaler.objective import OptunaObjective, Planned
 from scaler.progress import Progress
 from scaler.run_folder import RunFolder
 from scaler.run_queue import work_stage
-from scaler.study import Key, keys_to_run, retire_waiting
+from scaler.study import Key, finished_runs, keys_to_run, retire_waiting
 from scaler.train import TrainingFailed
 
 BACKENDS = ("optuna", "ray")
@@ -42,7 +42,9 @@ class StageRunner:
         self.log(f"{stage}: {what} = {len(keys)} run(s); {len(keys) - len(todo)} done before, {len(todo)} to run")
         if not todo:
             return 0
-        progress = Progress(len(keys), len(todo), self.log)
+        # Optuna: other workers may train this stage beside this process, so the progress line reads the study.
+        in_study = None if self.backend == "ray" else (lambda: finished_runs(self.study, keys))
+        progress = Progress(len(keys), len(todo), self.log, in_study)
         if self.backend == "ray":
             from scaler.ray_backend import run_jobs  # imports Ray only when asked for
 

@@ -234,6 +234,14 @@ def keys_to_run(study: optuna.Study, keys: list[Key]) -> list[Key]:
     return [k for k in keys if k not in latest or not is_final(latest[k])]
 
 
+def finished_runs(study: optuna.Study, keys: list[Key]) -> tuple[int, tuple[float, str] | None]:
+    """How many of ``keys`` have a final latest run, and the best complete one's (accuracy, kind)."""
+    latest = latest_by_key(study.get_trials(deepcopy=False))
+    final = [latest[k] for k in keys if k in latest and is_final(latest[k])]
+    done = [(t.value, t.user_attrs.get("kind", "")) for t in final if t.state == optuna.trial.TrialState.COMPLETE]
+    return len(final), max(done, default=None)
+
+
 def retire(storage, trial_id: int, reason: str) -> bool:
     """Close a waiting or running trial as interrupted, with ``reason``: its key is to run again
     (:func:`is_final`). False when it was finished meanwhile by another process."""

@@ -15,7 +15,7 @@ from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.data import load_dataset
 from scaler.devices import autocast
-from scaler.local_workers import GPU_WORKERS, default_workers
+from scaler.local_workers import CPU_WORKERS, GPU_WORKERS, default_workers
 from scaler.proxy_checks import MIN_FEATURE, feature_sizes
 from scaler.recipe import PRESETS, ProxyRecipe, resolve_recipe
 from scaler.search_space import grid, load_space
@@ -95,6 +95,17 @@ def test_the_gpu_preset_runs_four_workers_on_a_gpu_only_and_never_beside_ray():
     assert default_workers("gpu", "cuda", "optuna") == default_workers("gpu", "cuda:1", "optuna") == GPU_WORKERS == 4
     assert default_workers("gpu", "cpu", "optuna") == default_workers("default", "cuda", "optuna") == 1
     assert default_workers("gpu", "cuda", "ray") == 1  # Ray shares the GPU by --trial-resources
+
+
+def test_the_cpu_presets_run_two_workers_on_two_or_more_cores(monkeypatch):
+    import scaler.local_workers as local_workers
+
+    monkeypatch.setattr(local_workers, "cpu_count", lambda: 2)
+    assert default_workers("default", "cpu", "optuna") == default_workers("long", "cpu", "optuna") == CPU_WORKERS == 2
+    assert default_workers("smoke", "cpu", "optuna") == 1  # its runs are shorter than a worker's start
+    assert default_workers("default", "cpu", "ray") == 1
+    monkeypatch.setattr(local_workers, "cpu_count", lambda: 1)
+    assert default_workers("default", "cpu", "optuna") == 1
 
 
 @pytest.mark.parametrize(("argv", "workers"), [([], 4), (["--workers", "2"], 2), (["--backend", "ray"], 1)])

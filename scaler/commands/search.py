@@ -32,7 +32,7 @@ from scaler.commands._common import (
 )
 from scaler.dataset import DEFAULT_SOURCE
 from scaler.errors import UsageError
-from scaler.local_workers import GPU_WORKERS, default_workers
+from scaler.local_workers import CPU_WORKERS, GPU_WORKERS, default_workers
 from scaler.run_folder import RunFolder
 from scaler.scaling import parse_budget, parse_phi_range
 from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
@@ -66,8 +66,9 @@ def add_arguments(parser) -> None:
                              "and gpu=1 on a GPU device)")
     parser.add_argument("--workers", type=int,
                         help="worker processes on this machine taking runs from the study, each with its share of the CPUs "
-                             f"(default 1; {GPU_WORKERS} with --preset gpu on a GPU and the optuna backend: one proxy leaves a GPU mostly idle; "
-                             "more machines: `scaler worker`)")
+                             f"(default, with the optuna backend: {CPU_WORKERS} on a CPU of {CPU_WORKERS}+ cores at the default and "
+                             f"long presets, where a small proxy uses a second thread poorly; {GPU_WORKERS} with --preset gpu on a "
+                             "GPU, which one proxy leaves mostly idle; else 1; more machines: `scaler worker`)")
     parser.add_argument("--heartbeat", type=int, default=HEARTBEAT,
                         help=f"seconds between a run's heartbeats; a run is reclaimed after {GRACE_FACTOR} missed (default {HEARTBEAT})")
     parser.add_argument("--out", help="run folder (default runs/<baseline>-<budget>)")
