@@ -13,9 +13,11 @@ import hashlib
 import json
 import os
 import re
+import time
 import warnings
 
 import optuna
+import sqlalchemy.exc
 
 from scaler.errors import UsageError
 from scaler.run_folder import STUDY_NAME, RunFolder
@@ -34,6 +36,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 HEARTBEAT = 10  # seconds between a running trial's heartbeats (scaler.run_queue)
 GRACE_FACTOR = 6  # a run whose worker missed this many heartbeats is reclaimed
+SCHEMA_ATTEMPTS = 5  # opening a storage whose tables another process is creating (open_storage)
 
 
 def study_name(baseline: str, budget: str, identity: dict) -> str:
@@ -132,12 +135,22 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT) -> optuna.storages.RDBSto
     """
     url = driver_url(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
-        )
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+                )
+            break
+        except sqlalchemy.exc.OperationalError as exc:
+            # Optuna creates a new storage's tables after checking they are missing: a second process
+            # opening the same new file at that moment fails with "already exists". Its tables are
+            # there now, so opening again reads them.
+            if "already exists" not in str(exc) or attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5)
     if storage.engine.name == "sqlite":
         _begin_immediate(storage.engine)
     return storage

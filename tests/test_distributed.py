@@ -331,3 +331,36 @@ def test_trial_resources_take_fractions_and_refuse_nonsense():
     for bad in ("cpu=-1", "tpu=1", "cpu=two", "cpu=0,gpu=0", "cpu=inf"):
         with pytest.raises(UsageError, match="trial-resources"):
             parse_resources(bad, "cpu")
+
+
+def test_a_storage_whose_tables_another_process_is_creating_opens_once_they_exist(tmp_path, monkeypatch):
+    # Optuna checks for its tables, then creates them: a second process opening the same new SQLite
+    # file in between fails with "table ... already exists" (seen when a --join'ed benchmark process
+    # started beside the first). The tables exist by then, so opening again reads them.
+    import sqlalchemy.exc
+
+    import scaler.study as study_module
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.OperationalError("CREATE TABLE study_directions", {}, Exception("table study_directions already exists"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_module.time, "sleep", lambda s: None)
+    with monkeypatch.context() as patch:
+        patch.setattr(optuna.storages, "RDBStorage", racing)
+        storage = study_module.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(calls) == 2 and optuna.create_study(storage=storage, study_name="s").study_name == "s"
+
+    def broken(*args, **kwargs):  # any other error of the database is not retried
+        calls.append(1)
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("unable to open database file"))
+
+    calls.clear()
+    monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="unable to open"):
+        study_module.open_storage(f"sqlite:///{tmp_path / 'other.db'}")
+    assert len(calls) == 1

@@ -18,6 +18,7 @@ from conftest import ROOT
 
 from scaler.scaling import Coefficients
 from scaler.search_space import Candidate
+from scaler.study import open_storage
 
 
 def _load():
@@ -290,7 +291,7 @@ def test_the_benchmark_takes_the_write_lock_when_its_transactions_begin(tmp_path
 
 
 def _trials_in(out, name: str) -> int:
-    try:
-        return len(optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}").trials)
+    try:  # the search's storage: it opens a file whose tables another process is creating
+        return len(optuna.load_study(study_name=name, storage=open_storage(f"sqlite:///{out / 'study.db'}")).trials)
     except KeyError:  # the study is not created yet
         return 0
