@@ -91,7 +91,9 @@ def _one_line_data_warnings(command: str):
 def shares_the_machine(args) -> bool:
     """Runs that share the CPUs by design: workers and Ray trials. A lone search keeps OpenMP's default
     wait policy: on a quiet machine PASSIVE halved a resnet50 proxy's speed (1,145 against 2,068-2,299
-    training images/s, docs/distributed.md, 2026-11-26)."""
+    training images/s, docs/distributed.md, 2026-11-26). So does the search's own process when it
+    runs its default workers (local_workers.default_workers, not known before torch loads): its
+    threads are its share of the cores, so none waits on a core another process uses."""
     return (getattr(args, "command", None) == "worker" or (getattr(args, "workers", None) or 1) > 1
             or getattr(args, "backend", None) == "ray")
 
