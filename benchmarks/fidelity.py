@@ -633,11 +633,10 @@ COMMON_IDENTITY = ("baseline", "budget", "data", "candidates")
 STUDY_RECIPES = {"pool": ("screen", "confirm"), "reference": ("reference",)}
 
 
-def _study_identity(identity: dict, study: str) -> dict:
-    """The part of a benchmark's identity that one study's runs depend on: the grid, the data and that
-    study's recipes. Not the device: a reference may be trained on a GPU for a pool made on a CPU."""
-    common = {k: identity.get(k) for k in COMMON_IDENTITY}
-    return {**common, "recipes": {r: (identity.get("recipes") or {}).get(r) or {} for r in STUDY_RECIPES[study]}}
+def _study_recipes(identity: dict, study: str) -> dict:
+    """The recipes one study's runs train with, from a benchmark's identity (beside its grid and data,
+    COMMON_IDENTITY). Not the device: a reference may be trained on a GPU for a pool made on a CPU."""
+    return {"recipes": {r: (identity.get("recipes") or {}).get(r) or {} for r in STUDY_RECIPES[study]}}
 
 
 def _check_identity(bench: Bench) -> None:
@@ -742,7 +741,7 @@ def merge(bench: Bench, source: Path, log) -> int:
 
     The grid and data must match; a study whose runs train with other recipes than this folder's (a
     reference of another length, say) is skipped and said so. So a pool and a longer reference, or one
-    trained on a GPU, come together in a third folder for ``--stage analyse`` (:func:`_study_identity`)."""
+    trained on a GPU, come together in a third folder for ``--stage analyse`` (:func:`_study_recipes`)."""
     theirs = source / "benchmark.json"
     if source.resolve() == bench.out.resolve():
         raise UsageError(f"--merge-from {source} is --out itself")
@@ -758,7 +757,7 @@ def merge(bench: Bench, source: Path, log) -> int:
         for name in optuna.get_all_study_names(storage=url):
             if name not in STUDY_RECIPES:
                 continue
-            if _differs(_study_identity(stored_identity, name), _study_identity(identity, name)):
+            if _differs(_study_recipes(stored_identity, name), _study_recipes(identity, name)):
                 log(f"merge: {source}'s {name} skipped: its runs train with other recipes than {bench.out}'s")
                 continue
             mine = open_study(bench, name)

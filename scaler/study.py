@@ -241,16 +241,21 @@ def is_final(trial) -> bool:
     return trial.state.is_finished()
 
 
+def _final_runs(study: optuna.Study, keys: list[Key]) -> dict[Key, optuna.trial.FrozenTrial]:
+    """Of ``keys``, those whose latest run is final, with that run."""
+    latest = latest_by_key(study.get_trials(deepcopy=False))
+    return {k: latest[k] for k in keys if k in latest and is_final(latest[k])}
+
+
 def keys_to_run(study: optuna.Study, keys: list[Key]) -> list[Key]:
     """Of ``keys``, those whose latest run is not final (never run, waiting, interrupted)."""
-    latest = latest_by_key(study.get_trials(deepcopy=False))
-    return [k for k in keys if k not in latest or not is_final(latest[k])]
+    final = _final_runs(study, keys)
+    return [k for k in keys if k not in final]
 
 
 def finished_runs(study: optuna.Study, keys: list[Key]) -> tuple[int, tuple[float, str] | None]:
     """How many of ``keys`` have a final latest run, and the best complete one's (accuracy, kind)."""
-    latest = latest_by_key(study.get_trials(deepcopy=False))
-    final = [latest[k] for k in keys if k in latest and is_final(latest[k])]
+    final = _final_runs(study, keys).values()
     done = [(t.value, t.user_attrs.get("kind", "")) for t in final if t.state == optuna.trial.TrialState.COMPLETE]
     return len(final), max(done, default=None)
 
