@@ -9,15 +9,15 @@ trials (GridSampler assumes trial *n* is its grid cell *n*, which runs recorded 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
-import time
 import warnings
 
 import optuna
-import sqlalchemy.exc
 
 from scaler.errors import UsageError
 from scaler.run_folder import STUDY_NAME, RunFolder
@@ -36,7 +36,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 HEARTBEAT = 10  # seconds between a running trial's heartbeats (scaler.run_queue)
 GRACE_FACTOR = 6  # a run whose worker missed this many heartbeats is reclaimed
-SCHEMA_ATTEMPTS = 5  # opening a storage whose tables another process is creating (open_storage)
 
 
 def study_name(baseline: str, budget: str, identity: dict) -> str:
@@ -135,25 +134,40 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT) -> optuna.storages.RDBSto
     """
     url = driver_url(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    for attempt in range(SCHEMA_ATTEMPTS):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                storage = optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
-                )
-            break
-        except sqlalchemy.exc.OperationalError as exc:
-            # Optuna creates a new storage's tables after checking they are missing: a second process
-            # opening the same new file at that moment fails with "already exists". Its tables are
-            # there now, so opening again reads them.
-            if "already exists" not in str(exc) or attempt == SCHEMA_ATTEMPTS - 1:
-                raise
-            time.sleep(0.5)
+    with _creating(url), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=heartbeat * GRACE_FACTOR,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(),
+        )
     if storage.engine.name == "sqlite":
         _begin_immediate(storage.engine)
     return storage
+
+
+@contextlib.contextmanager
+def _creating(url: str):
+    """Hold an exclusive ``flock`` on a SQLite file while its storage opens.
+
+    Optuna checks that its tables (and alembic's version row) are missing and then creates them, so
+    two processes opening one new file at once can both try, and one fails ("already exists",
+    "UNIQUE constraint failed"). SQLite's own locks are ``fcntl`` byte ranges, which ``flock`` does
+    not touch. A file that cannot be opened here (no such folder) is left for Optuna to report; other
+    databases and in-memory SQLite need no lock.
+    """
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database if url.startswith("sqlite") else None
+    try:
+        held = open(database, "ab") if database and database != ":memory:" else None
+    except OSError:
+        held = None
+    if held is None:
+        yield
+        return
+    with held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def _begin_immediate(engine) -> None:

@@ -333,34 +333,51 @@ def test_trial_resources_take_fractions_and_refuse_nonsense():
             parse_resources(bad, "cpu")
 
 
-def test_a_storage_whose_tables_another_process_is_creating_opens_once_they_exist(tmp_path, monkeypatch):
+def test_a_new_sqlite_storage_opened_by_several_at_once_is_created_once(tmp_path, monkeypatch):
     # Optuna checks for its tables, then creates them: a second process opening the same new SQLite
-    # file in between fails with "table ... already exists" (seen when a --join'ed benchmark process
-    # started beside the first). The tables exist by then, so opening again reads them.
-    import sqlalchemy.exc
+    # file in between failed ("table ... already exists", or alembic's "UNIQUE constraint failed",
+    # seen when a --join'ed benchmark process started beside the first). open_storage holds a lock
+    # on the file while it opens, so the openings take turns, and all succeed.
+    import threading
+    import time
 
     import scaler.study as study_module
 
-    real, calls = optuna.storages.RDBStorage, []
+    real, inside, overlaps = optuna.storages.RDBStorage, [], []
 
-    def racing(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise sqlalchemy.exc.OperationalError("CREATE TABLE study_directions", {}, Exception("table study_directions already exists"))
-        return real(*args, **kwargs)
+    def slow(*args, **kwargs):  # widens the window in which a second opening would overlap
+        inside.append(1)
+        overlaps.append(len(inside))
+        time.sleep(0.05)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            inside.pop()
 
-    monkeypatch.setattr(study_module.time, "sleep", lambda s: None)
-    with monkeypatch.context() as patch:
-        patch.setattr(optuna.storages, "RDBStorage", racing)
-        storage = study_module.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
-    assert len(calls) == 2 and optuna.create_study(storage=storage, study_name="s").study_name == "s"
+    monkeypatch.setattr(optuna.storages, "RDBStorage", slow)
+    for round_ in range(3):
+        url, errors, start = f"sqlite:///{tmp_path / f'study{round_}.db'}", [], threading.Barrier(4)
 
-    def broken(*args, **kwargs):  # any other error of the database is not retried
-        calls.append(1)
-        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("unable to open database file"))
+        def open_one(url=url, errors=errors, start=start):
+            start.wait()
+            try:
+                study_module.open_storage(url).engine.dispose()
+            except Exception as exc:  # every failure is reported below
+                errors.append(exc)
 
-    calls.clear()
-    monkeypatch.setattr(optuna.storages, "RDBStorage", broken)
-    with pytest.raises(sqlalchemy.exc.OperationalError, match="unable to open"):
-        study_module.open_storage(f"sqlite:///{tmp_path / 'other.db'}")
-    assert len(calls) == 1
+        threads = [threading.Thread(target=open_one) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+    assert len(overlaps) == 12 and max(overlaps) == 1  # never two openings of one file at once
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study0.db", "study1.db", "study2.db"]  # no lock files left
+
+
+def test_a_sqlite_storage_in_a_missing_folder_is_reported_not_created(tmp_path):
+    import scaler.study as study_module
+
+    with pytest.raises(Exception, match="unable to open database file"):
+        study_module.open_storage(f"sqlite:///{tmp_path / 'missing' / 'study.db'}")
+    assert not (tmp_path / "missing").exists()
