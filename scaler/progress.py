@@ -17,13 +17,14 @@ class Progress:
     left is the mean time per finished run so far times the runs still to finish.
 
     ``in_study``, where other processes may train the same stage (Optuna workers on one study),
-    returns what the study holds of the stage: its final runs and the best complete one's
-    (accuracy, kind). Numbering, best and time left are then the search's, whichever process trained
-    each run, not this process's alone.
+    returns what the study holds of the stage: its final runs, its running ones (this process's
+    included, once it has taken its run) and the best complete one's (accuracy, kind). Numbering,
+    best and time left are then the search's, whichever process trained each run, not this
+    process's alone; runs started together get their own numbers.
     """
 
     def __init__(self, total: int, remaining: int, log: Callable[[str], None],
-                 in_study: Callable[[], tuple[int, tuple[float, str] | None]] | None = None) -> None:
+                 in_study: Callable[[], tuple[int, int, tuple[float, str] | None]] | None = None) -> None:
         self.total, self.remaining, self.log, self.in_study = total, remaining, log, in_study
         self.started = self.finished = 0
         self.best: tuple[float, str] | None = None
@@ -32,7 +33,11 @@ class Progress:
     def label(self, what: str, key: tuple[str, int, int]) -> str:
         """The next run's label, e.g. ``[4/18] screen depth      a=2 b=1 g=1 seed 0``."""
         self.started += 1
-        number = self.in_study()[0] + 1 if self.in_study else self.total - self.remaining + self.started
+        if self.in_study:  # this run is among the running ones
+            final, running, _ = self.in_study()
+            number = min(self.total, final + max(1, running))
+        else:
+            number = self.total - self.remaining + self.started
         return f"[{number}/{self.total}] {key[0]} {what} seed {key[2]}"
 
     def epoch(self, label: str, epoch: int, accuracy: float) -> None:
@@ -43,7 +48,7 @@ class Progress:
         finished, left_to_finish = self.finished, self.remaining - self.finished
         bests = [b for b in (self.best, (accuracy, kind)) if b]
         if self.in_study:  # this run is recorded in the study just after this line
-            in_study, best = self.in_study()
+            in_study, _, best = self.in_study()
             finished, left_to_finish = in_study + 1 - (self.total - self.remaining), self.total - in_study - 1
             bests += [best] if best else []
         self.best = max(bests)

@@ -267,11 +267,15 @@ def keys_to_run(study: optuna.Study, keys: list[Key]) -> list[Key]:
     return [k for k in keys if k not in final]
 
 
-def finished_runs(study: optuna.Study, keys: list[Key]) -> tuple[int, tuple[float, str] | None]:
-    """How many of ``keys`` have a final latest run, and the best complete one's (accuracy, kind)."""
-    final = _final_runs(study, keys).values()
+def finished_runs(study: optuna.Study, keys: list[Key]) -> tuple[int, int, tuple[float, str] | None]:
+    """How many of ``keys`` have a final latest run, how many a running one, and the best complete
+    one's (accuracy, kind)."""
+    latest = latest_by_key(study.get_trials(deepcopy=False))
+    runs = [latest[k] for k in keys if k in latest]
+    final = [t for t in runs if is_final(t)]
+    running = sum(t.state == optuna.trial.TrialState.RUNNING for t in runs)
     done = [(t.value, t.user_attrs.get("kind", "")) for t in final if t.state == optuna.trial.TrialState.COMPLETE]
-    return len(final), max(done, default=None)
+    return len(final), running, max(done, default=None)
 
 
 def retire(storage, trial_id: int, reason: str) -> bool:
