@@ -27,12 +27,21 @@ def add_baseline_argument(parser: argparse.ArgumentParser, required: bool = True
     )
 
 
-def add_scaling_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("scaling (either explicit multipliers or coefficients and phi)")
-    group.add_argument("--width", type=float, help="width multiplier (default 1)")
-    group.add_argument("--depth", type=float, help="depth multiplier (default 1)")
-    group.add_argument("--resolution", type=int, help="input resolution in pixels (default: the baseline's)")
-    group.add_argument("--coefficients", help="alpha,beta,gamma, e.g. 1.2,1.1,1.15 (with --phi)")
+def add_scaling_arguments(parser: argparse.ArgumentParser, proxy: bool = False) -> None:
+    """--width, --depth, --resolution, or --coefficients with --phi; with ``proxy`` (``scaler train``)
+    they describe the network as trained, whose width and pixels default to the proxy's."""
+    if proxy:
+        group = parser.add_argument_group("the network (as trained)")
+        width, resolution = "the proxy width", "the proxy resolution"
+        coefficients = "alpha,beta,gamma, e.g. 1.2,1.1,1.15 (with --phi): proxy settings apply"
+    else:
+        group = parser.add_argument_group("scaling (either explicit multipliers or coefficients and phi)")
+        width, resolution = "1", "the baseline's"
+        coefficients = "alpha,beta,gamma, e.g. 1.2,1.1,1.15 (with --phi)"
+    group.add_argument("--width", type=float, help=f"width multiplier (default: {width})")
+    group.add_argument("--depth", type=float, help="depth multiplier (default: 1)")
+    group.add_argument("--resolution", type=int, help=f"input resolution in pixels (default: {resolution})")
+    group.add_argument("--coefficients", help=coefficients)
     group.add_argument("--phi", type=float, help="compound exponent for --coefficients (default 1)")
 
 

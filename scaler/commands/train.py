@@ -26,6 +26,7 @@ from scaler.commands._common import (
     add_device_argument,
     add_json_argument,
     add_recipe_arguments,
+    add_scaling_arguments,
     check_numbers,
     check_scaling,
     print_json,
@@ -42,12 +43,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", default=DEFAULT_SOURCE, help=f"data source (see `scaler data`); default {DEFAULT_SOURCE}")
     parser.add_argument("--download", action="store_true", help="let torchvision download cifar10/mnist files")
     parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/validation split (default 0)")
-    group = parser.add_argument_group("the network (as trained)")
-    group.add_argument("--width", type=float, help="width multiplier passed to the builder (default: the proxy width)")
-    group.add_argument("--depth", type=float, help="depth multiplier (default 1)")
-    group.add_argument("--resolution", type=int, help="input pixels (default: the proxy resolution)")
-    group.add_argument("--coefficients", help="alpha,beta,gamma, e.g. 1.2,1.1,1.15 (with --phi): proxy settings apply")
-    group.add_argument("--phi", type=float, help="compound exponent for --coefficients (default 1)")
+    add_scaling_arguments(parser, proxy=True)
     add_recipe_arguments(parser)
     add_device_argument(parser)
     add_json_argument(parser)
