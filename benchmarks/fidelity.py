@@ -156,6 +156,19 @@ def split_half_splits(seeds: list[int]) -> list[tuple[tuple[int, ...], tuple[int
     return out
 
 
+def projected_split_half(means: np.ndarray, stds: np.ndarray, seeds: int, sims: int = 2000,
+                         seed: int = 0) -> dict:
+    """The split-half tau a reference of ``seeds`` seeds per point would likely reach: each half's
+    mean drawn around the measured mean with the measured seed std over sqrt(seeds // 2). Median
+    over ``sims`` draws, and the share of draws at or above :data:`CEILING`. A planning figure for
+    a reference that is not yet usable: how many seeds more would make it so (normal seed noise assumed)."""
+    rng = np.random.default_rng(seed)
+    spread = stds / math.sqrt(seeds // 2)
+    taus = np.array([_tau(rng.normal(means, spread), rng.normal(means, spread)) for _ in range(sims)])
+    taus = taus[np.isfinite(taus)]
+    return {"seeds": seeds, "median": float(np.median(taus)), "usable_share": float(np.mean(taus >= CEILING))}
+
+
 def _interval(statistic, n: int, resamples: int, seed: int) -> list[float] | None:
     """95% percentile bootstrap interval over the grid points of ``statistic(indices)`` (scipy)."""
     if n < 3 or resamples < 1:
@@ -241,6 +254,10 @@ def analyse(cands: list[Candidate], screen: Accs, confirm: Accs, reference: Accs
         "split_half_interval": _interval(split_half, len(points), resamples, seed),
         "reference_usable": bool(math.isfinite(ceiling) and ceiling >= CEILING),
     }
+    if not summary["reference_usable"] and len(ref_seeds) >= 2:
+        stds = np.array([_std({s: reference[p][s] for s in ref_seeds}) for p in points])
+        summary["split_half_projection"] = [projected_split_half(ref, stds, n * len(ref_seeds), seed=seed)
+                                            for n in (1, 2, 4, 8)]
     summary["goals"] = {"regret_median": summary["regret_median"] <= GOAL_REGRET + 1e-12,
                         "top2_rate": summary["top2_rate"] >= GOAL_TOP2}
     table = [{"point": p, "kind": cands[p].kind, "alpha": cands[p].coefficients.alpha,
@@ -476,6 +493,9 @@ def markdown(result: dict, bench: Bench, command: str) -> str:
         f"| Kendall tau confirm -> reference | {_tau_text(s['tau_confirm'], s['tau_confirm_interval'])} | |",
         f"| reference split-half tau (ceiling) | {_tau_text(s['split_half_tau'], s['split_half_interval'])} | "
         f">= {CEILING}: reference {'usable' if s['reference_usable'] else 'NOT usable'} |",
+        *(["| the same, projected at more seeds (seed noise as measured) | "
+           + "; ".join(f"{p['seeds']} seeds {p['median']:+.2f} ({p['usable_share']:.0%} of draws >= {CEILING})"
+                       for p in s["split_half_projection"]) + " | |"] if s.get("split_half_projection") else []),
         "",
         "| point | kind | alpha, beta, gamma | full x | proxy x | reference % (seeds) | rank | screen % | confirm % |",
         "|---|---|---|---|---|---|---|---|---|",

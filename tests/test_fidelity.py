@@ -88,6 +88,17 @@ def test_seed_draws_are_distinct_sets_until_every_set_was_drawn():
     assert fidelity.split_half_splits([0, 1, 2, 3]) == [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]
 
 
+
+def test_the_split_half_projection_follows_the_gaps_against_the_seed_noise():
+    means, noisy = np.linspace(0.90, 0.99, 10), np.full(10, 0.02)  # gaps of 1 point, seed std 2 points
+    few, many = (fidelity.projected_split_half(means, noisy, n, sims=300) for n in (4, 64))
+    assert few["median"] < 0.8 <= many["median"] and few["usable_share"] < many["usable_share"]
+    apart = fidelity.projected_split_half(means, np.full(10, 1e-4), 4, sims=50)
+    assert apart == {"seeds": 4, "median": pytest.approx(1.0), "usable_share": 1.0}  # gaps far above the noise: every draw ranks
+    tied = fidelity.projected_split_half(np.full(10, 0.95), noisy, 64, sims=300)
+    assert abs(tied["median"]) < 0.2 and tied["usable_share"] < 0.05  # no gaps: no number of seeds ranks them
+
+
 TINY = ["--baseline", "resnet18", "--data", "synthetic:size=16,images=300", "--preset", "smoke", "--pool-seeds", "3",
         "--confirm-seeds", "2", "--reference-seeds", "2", "--reference-factor", "1", "--replays", "3", "--resamples", "50"]
 
