@@ -22,7 +22,6 @@ machines — run the same stages against one study. For each stage, each worker:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import math
 import os
@@ -36,7 +35,7 @@ from datetime import datetime
 import optuna
 from optuna.trial import TrialState
 
-from scaler.study import Key, is_final, key_of, key_params, latest_by_key, retire
+from scaler.study import Key, is_final, key_of, key_params, latest_by_key, retire, sqlite_lock
 
 POLL = 2.0  # seconds between looks at the queue while others finish a stage
 
@@ -45,9 +44,9 @@ POLL = 2.0  # seconds between looks at the queue while others finish a stage
 def study_lock(study: optuna.Study) -> Iterator[None]:
     """Hold a lock on ``study`` across processes and machines (while the queue is topped up).
 
-    PostgreSQL: a session advisory lock; MySQL: ``GET_LOCK``; SQLite: ``flock`` on the database file
-    (SQLite's own locks are POSIX locks, which ``flock`` does not touch). Each is released when its
-    holder dies, so a killed worker never leaves the study locked.
+    PostgreSQL: a session advisory lock; MySQL: ``GET_LOCK``; SQLite: ``flock`` on the database's
+    folder (:func:`scaler.study.sqlite_lock`). Each is released when its holder dies, so a killed
+    worker never leaves the study locked.
     """
     engine = _rdb(study).engine
     name = f"scaler:{study.study_name}"
@@ -68,13 +67,9 @@ def study_lock(study: optuna.Study) -> Iterator[None]:
                 yield
             finally:
                 conn.execute(text("select release_lock(:n)"), {"n": name[:64]})
-    elif engine.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        fd = os.open(engine.url.database, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    elif engine.name == "sqlite":
+        with sqlite_lock(engine.url.database):
             yield
-        finally:
-            os.close(fd)  # releases the flock
     else:
         yield  # one process only: nothing to serialise
 

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Iterator
 
 import optuna
 
@@ -146,28 +147,36 @@ def open_storage(url: str, heartbeat: int = HEARTBEAT) -> optuna.storages.RDBSto
 
 
 @contextlib.contextmanager
-def _creating(url: str):
-    """Hold an exclusive ``flock`` on a SQLite file while its storage opens.
+def sqlite_lock(database: str | None) -> Iterator[None]:
+    """An exclusive ``flock`` across processes, on the folder that holds the SQLite file ``database``.
 
-    Optuna checks that its tables (and alembic's version row) are missing and then creates them, so
-    two processes opening one new file at once can both try, and one fails ("already exists",
-    "UNIQUE constraint failed"). SQLite's own locks are ``fcntl`` byte ranges, which ``flock`` does
-    not touch. A file that cannot be opened here (no such folder) is left for Optuna to report; other
-    databases and in-memory SQLite need no lock.
+    The folder, not the file: closing any descriptor of the file would drop the POSIX locks SQLite
+    holds on it for this whole process (another thread's write included), and a lock file would be
+    left beside the user's database. Not reentrant: hold one at a time. In-memory SQLite, or a
+    folder that cannot be opened (left for SQLite to report), needs or gets no lock.
     """
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database if url.startswith("sqlite") else None
     try:
-        held = open(database, "ab") if database and database != ":memory:" else None
+        fd = os.open(os.path.dirname(os.path.abspath(database)), os.O_RDONLY | os.O_DIRECTORY) \
+            if database and database != ":memory:" else None
     except OSError:
-        held = None
-    if held is None:
+        fd = None
+    if fd is None:
         yield
         return
-    with held:
-        fcntl.flock(held, fcntl.LOCK_EX)  # released when the file closes
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _creating(url: str):
+    """The lock under which a storage opens: Optuna checks that its tables (and alembic's version
+    row) are missing, then creates them, so two processes opening one new SQLite file at once both
+    tried, and one failed ("already exists", "UNIQUE constraint failed")."""
+    from sqlalchemy.engine import make_url
+
+    return sqlite_lock(make_url(url).database if url.startswith("sqlite") else None)
 
 
 def _begin_immediate(engine) -> None:
