@@ -37,6 +37,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 HEARTBEAT = 10  # seconds between a running trial's heartbeats (scaler.run_queue)
 GRACE_FACTOR = 6  # a run whose worker missed this many heartbeats is reclaimed
+CREATING_KEY = int.from_bytes(hashlib.sha256(b"scaler:open-storage").digest()[:8], "big", signed=True)  # _postgres_lock
 
 
 def study_name(baseline: str, budget: str, identity: dict) -> str:
@@ -172,11 +173,31 @@ def sqlite_lock(database: str | None) -> Iterator[None]:
 
 def _creating(url: str):
     """The lock under which a storage opens: Optuna checks that its tables (and alembic's version
-    row) are missing, then creates them, so two processes opening one new SQLite file at once both
-    tried, and one failed ("already exists", "UNIQUE constraint failed")."""
+    row) are missing, then creates them, so two processes opening one new database at once both
+    tried, and one failed ("already exists", "UNIQUE constraint failed"). SQLite: the file's
+    folder (:func:`sqlite_lock`); PostgreSQL: an advisory lock; others: none."""
     from sqlalchemy.engine import make_url
 
+    if url.startswith("postgresql"):
+        return _postgres_lock(url)
     return sqlite_lock(make_url(url).database if url.startswith("sqlite") else None)
+
+
+@contextlib.contextmanager
+def _postgres_lock(url: str) -> Iterator[None]:
+    """A session advisory lock on its own connection, released when it closes (or its process dies)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("select pg_advisory_lock(:k)"), {"k": CREATING_KEY})
+            try:
+                yield
+            finally:
+                conn.execute(sqlalchemy.text("select pg_advisory_unlock(:k)"), {"k": CREATING_KEY})
+    finally:
+        engine.dispose()
 
 
 def _begin_immediate(engine) -> None:

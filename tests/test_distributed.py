@@ -375,6 +375,48 @@ def test_a_new_sqlite_storage_opened_by_several_at_once_is_created_once(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study0.db", "study1.db", "study2.db"]  # no lock files left
 
 
+def test_a_new_postgres_database_opened_by_several_at_once_is_created_once(postgres, monkeypatch):
+    # The same race on PostgreSQL (workers on several machines started together on an empty
+    # database): an advisory lock makes the openings take turns.
+    import threading
+    import time
+
+    import psycopg
+
+    import scaler.study as study_module
+
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute("create database racing")
+    url = postgres.replace("/postgres?", "/racing?")
+    real, inside, overlaps, errors = optuna.storages.RDBStorage, [], [], []
+
+    def slow(*args, **kwargs):
+        inside.append(1)
+        overlaps.append(len(inside))
+        time.sleep(0.05)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", slow)
+    start = threading.Barrier(4)
+
+    def open_one():
+        start.wait()
+        try:
+            study_module.open_storage(url).engine.dispose()
+        except Exception as exc:  # every failure is reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(overlaps) == 4 and max(overlaps) == 1
+
+
 def test_a_sqlite_storage_in_a_missing_folder_is_reported_not_created(tmp_path):
     import scaler.study as study_module
 
