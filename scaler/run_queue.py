@@ -22,7 +22,6 @@ machines — run the same stages against one study. For each stage, each worker:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import socket
@@ -35,7 +34,7 @@ from datetime import datetime
 import optuna
 from optuna.trial import TrialState
 
-from scaler.study import Key, is_final, key_of, key_params, latest_by_key, retire, sqlite_lock
+from scaler.study import Key, is_final, key_of, key_params, latest_by_key, postgres_lock, retire, sqlite_lock
 
 POLL = 2.0  # seconds between looks at the queue while others finish a stage
 
@@ -50,16 +49,11 @@ def study_lock(study: optuna.Study) -> Iterator[None]:
     """
     engine = _rdb(study).engine
     name = f"scaler:{study.study_name}"
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     from sqlalchemy import text
 
     if engine.name == "postgresql":
-        with engine.connect() as conn:
-            conn.execute(text("select pg_advisory_lock(:k)"), {"k": key})
-            try:
-                yield
-            finally:
-                conn.execute(text("select pg_advisory_unlock(:k)"), {"k": key})
+        with postgres_lock(engine, name):
+            yield
     elif engine.name in ("mysql", "mariadb"):
         with engine.connect() as conn:
             conn.execute(text("select get_lock(:n, -1)"), {"n": name[:64]})

@@ -37,7 +37,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
 
 HEARTBEAT = 10  # seconds between a running trial's heartbeats (scaler.run_queue)
 GRACE_FACTOR = 6  # a run whose worker missed this many heartbeats is reclaimed
-CREATING_KEY = int.from_bytes(hashlib.sha256(b"scaler:open-storage").digest()[:8], "big", signed=True)  # _postgres_lock
 
 
 def study_name(baseline: str, budget: str, identity: dict) -> str:
@@ -185,19 +184,30 @@ def _creating(url: str):
 
 @contextlib.contextmanager
 def _postgres_lock(url: str) -> Iterator[None]:
-    """A session advisory lock on its own connection, released when it closes (or its process dies)."""
+    """:func:`postgres_lock` on a connection of its own, before the storage's engine exists."""
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("select pg_advisory_lock(:k)"), {"k": CREATING_KEY})
-            try:
-                yield
-            finally:
-                conn.execute(sqlalchemy.text("select pg_advisory_unlock(:k)"), {"k": CREATING_KEY})
+        with postgres_lock(engine, "scaler:open-storage"):
+            yield
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def postgres_lock(engine, name: str) -> Iterator[None]:
+    """A session advisory lock named ``name`` on one of ``engine``'s connections: released at the
+    end, or when the connection closes (its process dies)."""
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)  # a bigint per name
+    with engine.connect() as conn:
+        conn.execute(text("select pg_advisory_lock(:k)"), {"k": key})
+        try:
+            yield
+        finally:
+            conn.execute(text("select pg_advisory_unlock(:k)"), {"k": key})
 
 
 def _begin_immediate(engine) -> None:
