@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint smoke clean
 
-# --no-compile: byte-compiling every installed module (torch's thousands) took 56 of the install's
-# 131 s here; Python compiles the few a run imports on first use instead (docs/benchmarks.md).
+# pip byte-compiles at install: where PYTHONDONTWRITEBYTECODE is set (as on this project's machines),
+# --no-compile would make every process compile torch from source (docs/benchmarks.md).
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 # The main job: search resnet50's coefficients for twice its MACs on the built-in data.

@@ -49,6 +49,7 @@ import re
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -385,22 +386,23 @@ def open_study(bench: Bench, name: str) -> optuna.Study:
 
 
 class Tracker:
-    """The benchmark's own progress line after every run: runs done of all, and the time left at the rate so far."""
+    """The benchmark's own progress line after every run: runs done of all, and the time left.
 
-    def __init__(self, queue: list[float], total: int, done: int, log) -> None:
-        self.queue, self.total, self.done, self.log = list(queue), total, done, log
-        self.left = sum(queue)
-        self.work = 0.0
+    ``left`` lists the work of every run not yet final in the studies, so the line counts the runs
+    of every process on the folder (``--join``), and the time left is the work still to do at the
+    rate the study has been finishing it since this process started.
+    """
+
+    def __init__(self, left: Callable[[], list[float]], total: int, log) -> None:
+        self.left, self.total, self.log = left, total, log
+        self.work_at_start = sum(left())
         self.start = time.perf_counter()
 
     def record(self) -> None:
-        if self.queue:
-            w = self.queue.pop(0)
-            self.work, self.left = self.work + w, self.left - w
-        self.done += 1
-        rate = self.work / max(1e-9, time.perf_counter() - self.start)
-        self.log(f"fidelity: {self.done}/{self.total} runs of the benchmark done; about "
-                 f"{duration(max(0.0, self.left) / rate) if rate > 0 else '?'} left")
+        left = self.left()
+        rate = (self.work_at_start - sum(left)) / max(1e-9, time.perf_counter() - self.start)
+        self.log(f"fidelity: {self.total - len(left)}/{self.total} runs of the benchmark done; about "
+                 f"{duration(sum(left) / rate) if rate > 0 else '?'} left")
 
 
 def estimate_rate(bench: Bench, studies: dict[str, optuna.Study], log) -> tuple[float, str]:
@@ -429,13 +431,13 @@ def train_steps(bench: Bench, args, steps: list[str], log) -> None:
     studies = {name: open_study(bench, name) for name in steps}
     all_plans = plans(bench, args)
     recipes = bench.recipes()
-    queue, total, counts = [], 0, []
-    for name in steps:
-        for stage, plan, _ in all_plans[name]:
-            todo = keys_to_run(studies[name], list(plan))
-            total += len(plan)
-            queue += [bench.work(recipes[name, stage], p) for _, p, _ in todo]
-            counts.append(f"{name} {stage} {len(plan)} run(s) ({len(todo)} to train)")
+    def left() -> list[float]:  # the work of every run not yet final, whichever process trains it
+        return [bench.work(recipes[name, stage], p) for name in steps for stage, plan, _ in all_plans[name]
+                for _, p, _ in keys_to_run(studies[name], list(plan))]
+
+    queue, total = left(), sum(len(plan) for name in steps for _, plan, _ in all_plans[name])
+    counts = [f"{name} {stage} {len(plan)} run(s) ({len(keys_to_run(studies[name], list(plan)))} to train)"
+              for name in steps for stage, plan, _ in all_plans[name]]
     cpu = ""
     if queue:
         rate, source = estimate_rate(bench, studies, log)
@@ -444,7 +446,7 @@ def train_steps(bench: Bench, args, steps: list[str], log) -> None:
     log("plan: " + ", ".join(counts) + cpu)
     if args.dry_run:
         return
-    tracker = Tracker(queue, total, total - len(queue), log)
+    tracker = Tracker(left, total, log)
     for name in steps:
         runner = StageRunner(bench.config, studies[name], RunFolder(bench.out), backend="optuna", address=None, log=log,
                              on_record=tracker.record)
