@@ -333,17 +333,15 @@ def test_trial_resources_take_fractions_and_refuse_nonsense():
             parse_resources(bad, "cpu")
 
 
-def test_a_new_sqlite_storage_opened_by_several_at_once_is_created_once(tmp_path, monkeypatch):
-    # Optuna checks for its tables, then creates them: a second process opening the same new SQLite
-    # file in between failed ("table ... already exists", or alembic's "UNIQUE constraint failed",
-    # seen when a --join'ed benchmark process started beside the first). open_storage holds a lock
-    # on the file while it opens, so the openings take turns, and all succeed.
+def _open_at_once(url: str, monkeypatch, threads: int = 4) -> tuple[list[Exception], list[int]]:
+    """``threads`` threads open the storage at ``url`` at one moment: the errors, and for each
+    opening how many were inside Optuna's storage set-up at once (1: they took turns)."""
     import threading
     import time
 
     import scaler.study as study_module
 
-    real, inside, overlaps = optuna.storages.RDBStorage, [], []
+    real, inside, overlaps, errors = optuna.storages.RDBStorage, [], [], []
 
     def slow(*args, **kwargs):  # widens the window in which a second opening would overlap
         inside.append(1)
@@ -354,66 +352,44 @@ def test_a_new_sqlite_storage_opened_by_several_at_once_is_created_once(tmp_path
         finally:
             inside.pop()
 
-    monkeypatch.setattr(optuna.storages, "RDBStorage", slow)
-    for round_ in range(3):
-        url, errors, start = f"sqlite:///{tmp_path / f'study{round_}.db'}", [], threading.Barrier(4)
+    start = threading.Barrier(threads)
 
-        def open_one(url=url, errors=errors, start=start):
-            start.wait()
-            try:
-                study_module.open_storage(url).engine.dispose()
-            except Exception as exc:  # every failure is reported below
-                errors.append(exc)
+    def open_one():
+        start.wait()
+        try:
+            study_module.open_storage(url).engine.dispose()
+        except Exception as exc:  # every failure is returned
+            errors.append(exc)
 
-        threads = [threading.Thread(target=open_one) for _ in range(4)]
-        for thread in threads:
+    with monkeypatch.context() as patch:
+        patch.setattr(optuna.storages, "RDBStorage", slow)
+        running = [threading.Thread(target=open_one) for _ in range(threads)]
+        for thread in running:
             thread.start()
-        for thread in threads:
+        for thread in running:
             thread.join()
-        assert errors == []
-    assert len(overlaps) == 12 and max(overlaps) == 1  # never two openings of one file at once
+    return errors, overlaps
+
+
+def test_a_new_sqlite_storage_opened_by_several_at_once_is_created_once(tmp_path, monkeypatch):
+    # Optuna checks for its tables, then creates them: a second process opening the same new SQLite
+    # file in between failed ("table ... already exists", or alembic's "UNIQUE constraint failed",
+    # seen when a --join'ed benchmark process started beside the first). open_storage holds a lock
+    # on the file's folder while it opens, so the openings take turns, and all succeed.
+    for round_ in range(3):
+        errors, overlaps = _open_at_once(f"sqlite:///{tmp_path / f'study{round_}.db'}", monkeypatch)
+        assert errors == [] and len(overlaps) == 4 and max(overlaps) == 1  # never two openings at once
     assert sorted(p.name for p in tmp_path.iterdir()) == ["study0.db", "study1.db", "study2.db"]  # no lock files left
 
 
 def test_a_new_postgres_database_opened_by_several_at_once_is_created_once(postgres, monkeypatch):
     # The same race on PostgreSQL (workers on several machines started together on an empty
     # database): an advisory lock makes the openings take turns.
-    import threading
-    import time
-
     import psycopg
-
-    import scaler.study as study_module
 
     with psycopg.connect(postgres, autocommit=True) as conn:
         conn.execute("create database racing")
-    url = postgres.replace("/postgres?", "/racing?")
-    real, inside, overlaps, errors = optuna.storages.RDBStorage, [], [], []
-
-    def slow(*args, **kwargs):
-        inside.append(1)
-        overlaps.append(len(inside))
-        time.sleep(0.05)
-        try:
-            return real(*args, **kwargs)
-        finally:
-            inside.pop()
-
-    monkeypatch.setattr(optuna.storages, "RDBStorage", slow)
-    start = threading.Barrier(4)
-
-    def open_one():
-        start.wait()
-        try:
-            study_module.open_storage(url).engine.dispose()
-        except Exception as exc:  # every failure is reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors, overlaps = _open_at_once(postgres.replace("/postgres?", "/racing?"), monkeypatch)
     assert errors == [] and len(overlaps) == 4 and max(overlaps) == 1
 
 
