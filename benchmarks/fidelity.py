@@ -431,12 +431,15 @@ def train_steps(bench: Bench, args, steps: list[str], log) -> None:
     studies = {name: open_study(bench, name) for name in steps}
     all_plans = plans(bench, args)
     recipes = bench.recipes()
-    def left() -> list[float]:  # the work of every run not yet final, whichever process trains it
-        return [bench.work(recipes[name, stage], p) for name in steps for stage, plan, _ in all_plans[name]
-                for _, p, _ in keys_to_run(studies[name], list(plan))]
+    def todo() -> dict[tuple[str, str], list]:  # each stage's runs not yet final, whichever process trains them
+        return {(name, stage): keys_to_run(studies[name], list(plan)) for name in steps for stage, plan, _ in all_plans[name]}
 
-    queue, total = left(), sum(len(plan) for name in steps for _, plan, _ in all_plans[name])
-    counts = [f"{name} {stage} {len(plan)} run(s) ({len(keys_to_run(studies[name], list(plan)))} to train)"
+    def left(todo_now=None) -> list[float]:  # the work of those runs
+        return [bench.work(recipes[k], p) for k, keys in (todo() if todo_now is None else todo_now).items() for _, p, _ in keys]
+
+    now = todo()
+    queue, total = left(now), sum(len(plan) for name in steps for _, plan, _ in all_plans[name])
+    counts = [f"{name} {stage} {len(plan)} run(s) ({len(now[name, stage])} to train)"
               for name in steps for stage, plan, _ in all_plans[name]]
     cpu = ""
     if queue:
