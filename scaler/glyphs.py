@@ -59,6 +59,9 @@ class Focus:
     scale: tuple[float, float] = (0.85, 1.05)
     shift: float = 0.12
     cell_noise: tuple[float, float] = (0.0, 0.0)
+    # Levels, drawn per image: the ink's contrast over the background, and the pixel noise's std (at ``size``).
+    contrast: tuple[float, float] = (0.45, 0.9)
+    noise: float = 0.05
 
     def classes(self) -> list[str]:
         if self.label == "pair":
@@ -172,9 +175,9 @@ def _compose(spec: Focus, g: int, size: int, large: np.ndarray, small: np.ndarra
     gradient = (torch.from_numpy(np.cos(angle)).float()[:, None, None, None] * ramp[None, None, None, :]
                 + torch.from_numpy(np.sin(angle)).float()[:, None, None, None] * ramp[None, None, :, None])
     background = torch.from_numpy(rng.uniform(0.05, 0.35, (b, 1, 1, 1))).float() + 0.08 * gradient
-    contrast = torch.from_numpy(rng.uniform(0.45, 0.9, (b, 1, 1, 1))).float()
+    contrast = torch.from_numpy(rng.uniform(*spec.contrast, (b, 1, 1, 1))).float()
     img = background + contrast * figure
-    img = img + 0.05 * torch.randn(img.shape, generator=gen)
+    img = img + spec.noise * torch.randn(img.shape, generator=gen)
     return img.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
 
 

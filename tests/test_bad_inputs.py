@@ -222,6 +222,8 @@ CASES = [  # (id, arguments, a fragment the one line must hold)
     ("flops-coefficients-huge", f"{FLOPS} --coefficients 100,100,100 --phi 16", "65536x"),
     ("family-member-huge", f"{FAMILY.replace('1.2,1.1,1.15', '100,100,100')} --phi 16", "65536x"),
     ("train-width-huge", f"{TRAIN} --width 1000", "65536x"),
+    ("train-resolution-huge", f"{TRAIN} --resolution 100000", "lower the proxy resolution"),
+    ("search-proxy-resolution-huge", f"{SEARCH} --proxy-resolution 100000", "lower the proxy resolution"),
     # a recipe error says what the field must be, and names only the fields given wrong
     ("recipe-warmup-past-epochs", f"{TRAIN} --epochs 1 --warmup-epochs 5", "warmup_epochs=5.0 (must be in [0, epochs = 1])"),
     ("flops-phi-alone", f"{FLOPS} --phi 2", "give --coefficients"),

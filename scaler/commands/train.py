@@ -69,7 +69,7 @@ def run(args) -> int:
     from scaler.baselines import get_baseline
     from scaler.data import load_dataset
     from scaler.recipe import proxy_rounding
-    from scaler.train import TrainingFailed, train
+    from scaler.train import TrainingFailed, check_memory, train
 
     check_numbers(args, {"split_seed": 0})
     check_scaling(args)
@@ -79,6 +79,10 @@ def run(args) -> int:
     width, depth, px = resolve_network(args, recipe)
     device = resolve_device(args.device)
     data = load_dataset(args.data, download=args.download, seed=args.split_seed)
+    try:  # a size no machine of this memory can train is bad input, not a failed run
+        check_memory(data, px)
+    except TrainingFailed as exc:
+        raise UsageError(str(exc)) from None
     out = sys.stderr if args.json else sys.stdout
     print(f"{baseline.name}  width {width:.4g}  depth {depth:.4g}  {px} px  on {data.name} "
           f"({len(data.subset_indices(recipe.subset)):,} train / {len(data.val):,} val images)  device {device}", file=out)
