@@ -35,8 +35,9 @@ def autocast(device: torch.device):
     """The precision a run computes in on ``device``: bf16 autocast on a GPU, plain fp32 on a CPU.
 
     The same context wraps the training step, the batch-norm recalibration and the evaluation, so a
-    candidate is trained and judged in one precision. On a CPU it is a no-op: bf16 there is slower
-    and would end the bit-for-bit repeatability of a seeded run (docs/benchmarks.md, "Repeatability").
+    candidate is trained and judged in one precision. On a CPU it is a no-op: bf16 there was no faster
+    even with AMX (0.64–1.05x fp32 on the default proxies; docs/benchmarks.md, "bf16 autocast on this
+    CPU"), and fp32 keeps CPU results comparable with every run measured before.
     """
     if torch.device(device).type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
