@@ -187,7 +187,7 @@ def _prepare(config: SearchConfig, log: Callable[[str], None]) -> _Grid:
     space = load_space(config.space)
     data = dataset(config.data, config.recipe.get("seed", 0))  # the same object the runs train on
     baseline.build(num_classes=data.num_classes)  # fails early, with the user's message
-    try:  # a proxy resolution whose data no machine of this memory holds: bad input, not nine failed runs
+    try:  # a proxy resolution whose data this machine cannot hold: bad input, not one failed run per point
         check_memory(data, config.recipe["proxy_resolution"])
     except TrainingFailed as exc:
         raise UsageError(str(exc)) from None
