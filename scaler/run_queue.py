@@ -207,7 +207,10 @@ def take(study: optuna.Study, keys: set[Key]) -> optuna.Trial | None:
             continue
         storage.record_heartbeat(t._trial_id)
         trial = optuna.Trial(study, t._trial_id)
-        trial.set_user_attr("worker", worker_id())
+        try:
+            trial.set_user_attr("worker", worker_id())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # this process stalled past the grace period and another reclaimed the run: it is queued again
         return trial
     return None
 
@@ -233,14 +236,17 @@ def heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float],
-              catch: tuple[type[Exception], ...]) -> optuna.trial.FrozenTrial:
+              catch: tuple[type[Exception], ...]) -> optuna.trial.FrozenTrial | None:
     """Run ``objective`` on a taken trial and tell the study how it ended.
 
-    A run reclaimed meanwhile (this worker was presumed dead) is left as it is: its retry decides.
+    A run reclaimed meanwhile (this worker stalled past the grace period and was presumed dead) is
+    left as it is, and None returned: its retry decides, and the worker goes on to the next run.
     """
     with heartbeat(study, trial._trial_id):
         try:
             value = objective(trial)
+        except optuna.exceptions.UpdateFinishedTrialError:  # the run's first write after it was reclaimed
+            return None
         except optuna.TrialPruned:
             return study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         except catch:
@@ -266,10 +272,10 @@ def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna
         reclaim(study)
         trial = take(study, wanted)
         if trial is not None:
-            run_trial(study, trial, objective, catch)
-            ran += 1
-            if on_trial:
-                on_trial()
+            if run_trial(study, trial, objective, catch) is not None:
+                ran += 1
+                if on_trial:
+                    on_trial()
             continue
         latest = latest_by_key(study.get_trials(deepcopy=False))
         if all(k in latest and settled(latest[k], since) for k in keys):

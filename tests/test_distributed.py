@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -26,10 +27,11 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run_cli
 
+from scaler import run_queue
 from scaler.run_folder import RunFolder
-from scaler.run_queue import reclaim, take, top_up, worker_id
+from scaler.run_queue import reclaim, take, top_up, work_stage, worker_id
 from scaler.search import SearchConfig
-from scaler.study import key_of, open_study
+from scaler.study import key_of, open_study, retire
 
 PASSWORD = "s3cret-pw"
 # Runs of about a second each, so that a kill lands mid-run and three workers all get some.
@@ -233,6 +235,54 @@ def test_heartbeat_reclaims_a_silent_worker_and_never_a_live_one(tmp_path):
     assert retry is not None and key_of(study.trials[retry.number]) == key_of(study.trials[silent.number])
     assert retry.user_attrs["worker"] == worker_id()
     assert take(study, set(keys)) is None
+
+
+def _reclaimed_by_another(study, trial_id: int) -> None:
+    """What another worker's reclaim does to the run of a worker it presumes dead: fail it, queue it again."""
+    assert retire(study._storage, trial_id, "its worker (unknown) stopped; retried")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(trial_id))
+
+
+# A worker stalled past the grace period on a loaded machine found its run reclaimed and ended with
+# UpdateFinishedTrialError (`make test` on 2 cores, 2026-11-27); it now lets the run go and goes on.
+def test_a_run_reclaimed_while_being_taken_is_let_go(tmp_path, monkeypatch):
+    study = open_study(SearchConfig(baseline="resnet18", storage=f"sqlite:///{tmp_path / 's.db'}"), None, "s", heartbeat=1)
+    keys = [("screen", 0, 0), ("screen", 1, 0)]
+    top_up(study, keys)
+    own_id = run_queue.worker_id
+
+    def stalled_then_signed() -> str:  # the stall falls between taking the run and signing it
+        if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+            (taken,) = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            _reclaimed_by_another(study, taken._trial_id)
+        return own_id()
+
+    monkeypatch.setattr(run_queue, "worker_id", stalled_then_signed)
+    trial = take(study, set(keys))
+    assert trial is not None and trial.user_attrs["worker"] == own_id()  # the next queued run, signed
+    states = Counter(t.state for t in study.trials)
+    assert states == {optuna.trial.TrialState.FAIL: 1, optuna.trial.TrialState.RUNNING: 1,
+                      optuna.trial.TrialState.WAITING: 1}  # the reclaimed run is queued again
+
+
+def test_a_run_reclaimed_mid_run_is_let_go_and_the_worker_goes_on(tmp_path):
+    study = open_study(SearchConfig(baseline="resnet18", storage=f"sqlite:///{tmp_path / 's.db'}"), None, "s", heartbeat=1)
+    keys = [("screen", 0, 0), ("screen", 1, 0)]
+    stalls = []
+
+    def objective(trial) -> float:
+        if not stalls:  # the first run stalls and another worker reclaims it
+            stalls.append(trial.number)
+            _reclaimed_by_another(study, trial._trial_id)
+        trial.set_user_attr("val_accuracies", [0.5])  # the run's next write, as each epoch writes
+        return 0.5
+
+    assert work_stage(study, keys, objective, poll=0.01) == 2  # the two keys' runs; the reclaimed one not counted
+    trials = {t.number: t for t in study.trials}
+    assert trials[stalls[0]].state == optuna.trial.TrialState.FAIL
+    assert sorted(key_of(t) for t in trials.values() if t.state == optuna.trial.TrialState.COMPLETE) == sorted(keys)
 
 
 def test_unreachable_storage_is_one_line_without_the_password(tmp_path):
