@@ -393,9 +393,8 @@ class Tracker:
     rate the study has been finishing it since this process started.
     """
 
-    def __init__(self, left: Callable[[], list[float]], total: int, log) -> None:
-        self.left, self.total, self.log = left, total, log
-        self.work_at_start = sum(left())
+    def __init__(self, left: Callable[[], list[float]], total: int, log, work_at_start: float) -> None:
+        self.left, self.total, self.log, self.work_at_start = left, total, log, work_at_start
         self.start = time.perf_counter()
 
     def record(self) -> None:
@@ -434,11 +433,11 @@ def train_steps(bench: Bench, args, steps: list[str], log) -> None:
     def todo() -> dict[tuple[str, str], list]:  # each stage's runs not yet final, whichever process trains them
         return {(name, stage): keys_to_run(studies[name], list(plan)) for name in steps for stage, plan, _ in all_plans[name]}
 
-    def left(todo_now=None) -> list[float]:  # the work of those runs
-        return [bench.work(recipes[k], p) for k, keys in (todo() if todo_now is None else todo_now).items() for _, p, _ in keys]
+    def work(runs: dict[tuple[str, str], list]) -> list[float]:  # the work of each of those runs
+        return [bench.work(recipes[k], p) for k, keys in runs.items() for _, p, _ in keys]
 
     now = todo()
-    queue, total = left(now), sum(len(plan) for name in steps for _, plan, _ in all_plans[name])
+    queue, total = work(now), sum(len(plan) for name in steps for _, plan, _ in all_plans[name])
     counts = [f"{name} {stage} {len(plan)} run(s) ({len(now[name, stage])} to train)"
               for name in steps for stage, plan, _ in all_plans[name]]
     cpu = ""
@@ -449,7 +448,7 @@ def train_steps(bench: Bench, args, steps: list[str], log) -> None:
     log("plan: " + ", ".join(counts) + cpu)
     if args.dry_run:
         return
-    tracker = Tracker(left, total, log)
+    tracker = Tracker(lambda: work(todo()), total, log, work_at_start=sum(queue))
     for name in steps:
         runner = StageRunner(bench.config, studies[name], RunFolder(bench.out), backend="optuna", address=None, log=log,
                              on_record=tracker.record)

@@ -132,17 +132,23 @@ def reclaim(study: optuna.Study) -> int:
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker = t.user_attrs.get("worker")
             old = grace is not None and t.datetime_start is not None and (datetime.now() - t.datetime_start).total_seconds() > grace
-            if not (_gone(worker) if worker else old):
-                continue
-            try:
-                if not retire(storage, t._trial_id, f"its worker {worker or '(unknown)'} stopped; retried"):
-                    continue
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # finished, or reclaimed by another worker, meanwhile
-            retry = storage.get_heartbeat_stale_trial_callback() or optuna.storages.RetryHeartbeatStaleTrialCallback()
-            retry(study, storage.get_trial(t._trial_id))
-            reclaimed += 1
+            if (_gone(worker) if worker else old) and requeue(study, t._trial_id, f"its worker {worker or '(unknown)'} stopped; retried"):
+                reclaimed += 1
     return reclaimed
+
+
+def requeue(study: optuna.Study, trial_id: int, reason: str) -> bool:
+    """Fail a RUNNING run whose worker is gone, with ``reason``, and queue it again (the storage's
+    retry callback); False if it finished, or another worker reclaimed it, meanwhile."""
+    storage = study._storage
+    try:
+        if not retire(storage, trial_id, reason):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    retry = storage.get_heartbeat_stale_trial_callback() or optuna.storages.RetryHeartbeatStaleTrialCallback()
+    retry(study, storage.get_trial(trial_id))
+    return True
 
 
 def interrupted_runs(study: optuna.Study) -> int:

@@ -83,7 +83,7 @@ from scaler.study import (
     stage_keys,
     study_name,
 )
-from scaler.train import TrainingFailed, check_memory
+from scaler.train import check_memory
 
 # Keys of config.json that define the study; a re-run must match them (in canonical form) to resume.
 # The confirm stage's K and the curves' strategies may change: they only choose which runs to make.
@@ -187,10 +187,8 @@ def _prepare(config: SearchConfig, log: Callable[[str], None]) -> _Grid:
     space = load_space(config.space)
     data = dataset(config.data, config.recipe.get("seed", 0))  # the same object the runs train on
     baseline.build(num_classes=data.num_classes)  # fails early, with the user's message
-    try:  # a proxy resolution whose data this machine cannot hold: bad input, not one failed run per point
-        check_memory(data, config.recipe["proxy_resolution"])
-    except TrainingFailed as exc:
-        raise UsageError(str(exc)) from None
+    # A proxy resolution whose data this machine cannot hold: bad input, not one failed run per point.
+    check_memory(data, config.recipe["proxy_resolution"], error=UsageError)
     if baseline.source != "built-in":
         log(f"baseline {baseline.name}: scaled by {baseline.scaling}")
     for name in baseline.ignored_multipliers(data.num_classes):  # its points along it would be copies of the baseline

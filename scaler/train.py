@@ -301,12 +301,13 @@ class _Run:
             )
 
 
-def check_memory(data: Dataset, px: int) -> None:
-    """Refuse, before allocating, resized data that would not fit in this machine's memory."""
+def check_memory(data: Dataset, px: int, error: type[Exception] = TrainingFailed) -> None:
+    """Refuse, before allocating, resized data that would not fit in this machine's memory: a failed run,
+    or (``error=UsageError``, for a size the user asked for before anything runs) bad input."""
     need = 4 * (len(data.train) + len(data.val)) * data.channels * px * px  # float32 copies at px
     have = _machine_memory()
     if have and need > MEMORY_SHARE * have:
-        raise TrainingFailed(
+        raise error(
             f"the data at {px} px needs {need / 2**30:.1f} GiB as float32, more than this machine's "
             f"{have / 2**30:.1f} GiB allows; lower the proxy resolution or the data's size"
         )

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from scaler import run_queue
 from scaler.run_folder import RunFolder
 from scaler.run_queue import reclaim, take, top_up, work_stage, worker_id
 from scaler.search import SearchConfig
-from scaler.study import key_of, open_study, retire
+from scaler.study import key_of, open_study
 
 PASSWORD = "s3cret-pw"
 # Runs of about a second each, so that a kill lands mid-run and three workers all get some.
@@ -239,10 +238,7 @@ def test_heartbeat_reclaims_a_silent_worker_and_never_a_live_one(tmp_path):
 
 def _reclaimed_by_another(study, trial_id: int) -> None:
     """What another worker's reclaim does to the run of a worker it presumes dead: fail it, queue it again."""
-    assert retire(study._storage, trial_id, "its worker (unknown) stopped; retried")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, study._storage.get_trial(trial_id))
+    assert run_queue.requeue(study, trial_id, "its worker (unknown) stopped; retried")
 
 
 # A worker stalled past the grace period on a loaded machine found its run reclaimed and ended with

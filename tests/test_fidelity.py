@@ -99,13 +99,12 @@ def test_the_split_half_projection_follows_the_gaps_against_the_seed_noise():
     assert abs(tied["median"]) < 0.2 and tied["usable_share"] < 0.05  # no gaps: no number of seeds ranks them
 
 
-
 def test_the_benchmark_s_line_counts_the_runs_of_every_process_on_the_folder(monkeypatch):
     clock = iter([0.0, 60.0])
     monkeypatch.setattr(fidelity.time, "perf_counter", lambda: next(clock))
     left = [[2.0, 2.0, 1.0, 1.0, 1.0, 1.0]]  # the work of the 6 runs not final, of 10
     lines: list[str] = []
-    tracker = fidelity.Tracker(lambda: left[0], 10, lines.append)
+    tracker = fidelity.Tracker(lambda: left[0], 10, lines.append, work_at_start=sum(left[0]))
     left[0] = [1.0, 1.0, 1.0]  # this process finished a run of 2 and a --join'ed one a run of 2 and one of 1
     tracker.record()
     # 7 of 10 done; 5 units of work in 60 s, 3 left: 36 s

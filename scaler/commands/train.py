@@ -79,10 +79,7 @@ def run(args) -> int:
     width, depth, px = resolve_network(args, recipe)
     device = resolve_device(args.device)
     data = load_dataset(args.data, download=args.download, seed=args.split_seed)
-    try:  # a size no machine of this memory can train is bad input, not a failed run
-        check_memory(data, px)
-    except TrainingFailed as exc:
-        raise UsageError(str(exc)) from None
+    check_memory(data, px, error=UsageError)  # a size this machine cannot hold is bad input, not a failed run
     out = sys.stderr if args.json else sys.stdout
     print(f"{baseline.name}  width {width:.4g}  depth {depth:.4g}  {px} px  on {data.name} "
           f"({len(data.subset_indices(recipe.subset)):,} train / {len(data.val):,} val images)  device {device}", file=out)
