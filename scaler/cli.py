@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shares_the_machine(args):
         # OpenMP threads that wait for work sleep instead of spinning: a spinning thread whose core is
-        # busy (another worker) stalls every step. Read once, when torch loads (the commands import it).
+        # busy (another worker) stalls every step. libgomp reads it once, when torch loads: `scaler
+        # worker` loads torch only in run(), so it applies there and in the processes started from here
+        # (local workers, a local Ray cluster), not in a search's own process, which has loaded torch to
+        # build its parser (benchmarks/wait_policy.py; docs/distributed.md).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -1,6 +1,8 @@
 """The CLI as a user meets it: a subprocess, its exit status and what it prints."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -84,3 +86,13 @@ def test_negative_values_need_no_equals_sign(cli, tmp_path):
                  "--out", str(tmp_path), "--latency-runs", "0", "--json")
     assert result.returncode == 0, result.stderr
     assert [m["phi"] for m in json.loads(result.stdout)["members"]] == [-1, 0, 1]
+
+
+def test_a_worker_loads_torch_only_after_its_wait_policy_is_set():
+    """libgomp reads OMP_WAIT_POLICY once, when torch loads (benchmarks/wait_policy.py): main() sets
+    PASSIVE for `scaler worker` after building its parser, so building it must not load torch."""
+    code = ("import sys; from scaler.cli import build_parser, shares_the_machine; "
+            "args = build_parser(['worker']).parse_args(['worker', '--study', 's']); "
+            "print(shares_the_machine(args), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False"]
