@@ -238,6 +238,8 @@ def analyse(cands: list[Candidate], screen: Accs, confirm: Accs, reference: Accs
         return _nanmedian([_tau(a[idx], b[idx]) for a, b in halves]) if halves else math.nan
 
     ceiling = split_half(np.arange(len(points)))
+    # Regret needs only the reference's best point: how often both halves of the seeds crown the same one.
+    leads = [bool(np.nanargmax(a) == np.nanargmax(b)) for a, b in halves if np.isfinite(a).any() and np.isfinite(b).any()]
     regrets = np.array([r["regret"] for r in runs])
     screen_regrets = np.array([r["screen_regret"] for r in runs])
     summary = {
@@ -252,6 +254,7 @@ def analyse(cands: list[Candidate], screen: Accs, confirm: Accs, reference: Accs
         "tau_confirm": _nanmedian([r["tau_confirm"] for r in runs]),
         "tau_confirm_interval": _interval(median_tau(confirm_means), len(points), resamples, seed) if confirm_k else None,
         "split_half_tau": ceiling, "split_half_splits": len(splits),
+        "split_half_same_leader": float(np.mean(leads)) if leads else math.nan,
         "split_half_interval": _interval(split_half, len(points), resamples, seed),
         "reference_usable": bool(math.isfinite(ceiling) and ceiling >= CEILING),
     }
@@ -469,6 +472,10 @@ def _pts(x: float) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.2f}"
 
 
+def _share(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{x:.0%}"
+
+
 def _tau_text(value: float, interval) -> str:
     text = "n/a" if not math.isfinite(value) else f"{value:+.2f}"
     return text + (f" [{interval[0]:+.2f}, {interval[1]:+.2f}]" if interval else "")
@@ -500,6 +507,7 @@ def markdown(result: dict, bench: Bench, command: str) -> str:
         *(["| the same, projected at more seeds (seed noise as measured) | "
            + "; ".join(f"{p['seeds']} seeds {p['median']:+.2f} ({p['usable_share']:.0%} of draws >= {CEILING})"
                        for p in s["split_half_projection"]) + " | |"] if s.get("split_half_projection") else []),
+        f"| both halves of the reference's seeds lead with the same point | {_share(s.get('split_half_same_leader'))} of splits | |",
         "",
         "| point | kind | alpha, beta, gamma | full x | proxy x | reference % (seeds) | rank | screen % | confirm % |",
         "|---|---|---|---|---|---|---|---|---|",

@@ -60,6 +60,7 @@ def test_constant_seeds_give_the_regret_and_top2_computed_by_hand():
     # tau by hand: of the 6 pairs only (0, 1) is discordant, for the screen and for the confirm: 4/6
     assert s["tau_screen"] == pytest.approx(4 / 6) and s["tau_confirm"] == pytest.approx(4 / 6)
     assert s["split_half_tau"] == pytest.approx(1.0) and s["split_half_splits"] == 3  # 4 seeds: 3 splits 2 + 2
+    assert s["split_half_same_leader"] == 1.0
     assert s["reference_usable"] and s["goals"] == {"regret_median": False, "top2_rate": True}
     low, high = s["tau_screen_interval"]
     assert -1 <= low <= s["tau_screen"] <= high <= 1
@@ -87,6 +88,18 @@ def test_seed_draws_are_distinct_sets_until_every_set_was_drawn():
     assert len(set(draws[:15])) == 15 and all(len(set(d)) == 2 for d in draws)  # C(6, 2) = 15
     assert fidelity.split_half_splits([0, 1, 2, 3]) == [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]
 
+
+
+def test_the_halves_of_the_reference_may_crown_different_points():
+    # Point 0 leads on seeds 0 and 1, point 3 on seeds 2 and 3. Halves (0, 1) | (2, 3): 0 against 3;
+    # (0, 2) | (1, 3): 0 (0.930 vs 0.9275) against 3 (0.920 vs 0.9255); (0, 3) | (1, 2): 3 both times
+    # (0.9255 vs 0.925, 0.9275 vs 0.925). The same leader in 1 of 3 splits.
+    reference = _same(REFERENCE, range(4))
+    reference[0] = {0: 0.96, 1: 0.95, 2: 0.90, 3: 0.89}
+    reference[3] = {0: 0.92, 1: 0.92, 2: 0.935, 3: 0.931}
+    out = fidelity.analyse(CANDS, _same(SCREEN, range(6)), _same(CONFIRM, range(6)), reference,
+                           replays=2, resamples=0, confirm_k=2)
+    assert out["summary"]["split_half_same_leader"] == pytest.approx(1 / 3)
 
 
 def test_the_split_half_projection_follows_the_gaps_against_the_seed_noise():
@@ -138,6 +151,7 @@ def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp
     assert json.loads((out / "fidelity.json").read_text())["summary"]["replays"] == 3
     report = (out / "fidelity.md").read_text()
     assert "| regret, median (points) |" in report and "\n- --pool-seeds 3 is under 6.\n" in report
+    assert f"| both halves of the reference's seeds lead with the same point | {s['split_half_same_leader']:.0%} of splits | |" in report
 
     lines.clear()
     again = fidelity.run(args, "test", log=lines.append)["fidelity"]
