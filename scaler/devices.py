@@ -71,3 +71,17 @@ def set_threads(threads: int | None = None) -> int:
             torch.set_num_threads(max(1, cpu_count()))
         _THREADS_SET = True
     return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def shared_threads(threads: int | None):
+    """Train with ``threads`` threads (this process's share beside other workers; None: no change),
+    then with the process's own count again: what follows the training, such as timing a family's
+    latency, has every core the process may use."""
+    own = set_threads()
+    if threads is not None:
+        set_threads(threads)
+    try:
+        yield
+    finally:
+        set_threads(own)

@@ -105,6 +105,7 @@ class Family:
     coefficients: Coefficients | None = None
     table: str | None = None
     device: str | None = None
+    threads: int | None = None  # CPU threads the latency was timed with
     solved: dict | None = None
     training: dict | None = None
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
@@ -116,6 +117,7 @@ class Family:
             "coefficients": asdict(self.coefficients) if self.coefficients else None,
             "table": self.table,
             "device": self.device,
+            "threads": self.threads,
             "solved": self.solved,
             "training": self.training,
             "created": self.created,
@@ -269,6 +271,7 @@ def build_family(
         baseline=_baseline_name(baseline), base_resolution=b.resolution, members=members,
         coefficients=coefficients if table is None else None, table=table,
         device=str(resolve_device(device)) if latency_runs else None, solved=solved,
+        threads=torch.get_num_threads() if latency_runs and resolve_device(device).type == "cpu" else None,
         training=training.as_dict() if training else None,
     )
 

@@ -328,7 +328,7 @@ def family_blocks(d: RunData) -> list[Block]:
             "coefficients " + ", ".join(f"{k} {num(v, 4)}" for k, v in (f.get("coefficients") or {}).items()))
         text = f"Family of {f.get('baseline', d.baseline)} from {how}"
         if f.get("device"):
-            text += f"; latency measured on {f['device']}"
+            text += f"; latency measured on {f['device']}" + (f" with {f['threads']} thread(s)" if f.get("threads") else "")
         solved = f.get("solved")
         if isinstance(solved, dict) and isnum(solved.get("phi")):
             text += f"; phi {solved['phi']:g} is the largest that fits"

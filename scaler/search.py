@@ -27,7 +27,7 @@ from scaler import __version__
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
 from scaler.data import DEFAULT_SOURCE
-from scaler.devices import set_threads
+from scaler.devices import set_threads, shared_threads
 from scaler.errors import UsageError
 from scaler.files import dumps
 from scaler.local_workers import local_workers, thread_share
@@ -225,8 +225,14 @@ def run_search(config: SearchConfig, run: RunFolder, fresh: bool = False, log: C
     config = _checked(config, backend)
     if workers > 1 and backend != "optuna":
         raise UsageError("--workers starts Optuna workers; with --backend ray, Ray places the trials (--trial-resources)")
-    if workers > 1:
-        set_threads(thread_share(workers))  # this process is one of the workers
+    # This process is one of the workers while the stages run; the family's latency, timed after
+    # them, has every core again (as `scaler family` times it).
+    with shared_threads(thread_share(workers) if workers > 1 else None):
+        return _run_search(config, run, fresh, log, backend, ray_address, workers, heartbeat, trial_resources)
+
+
+def _run_search(config: SearchConfig, run: RunFolder, fresh: bool, log: Callable[[str], None], backend: str,
+                ray_address: str | None, workers: int, heartbeat: int, trial_resources: dict | None) -> SearchResult:
     if config.storage:  # an unreachable database is said before minutes of grid costing
         check_storage(config.storage)
     prep = _prepare(config, log)

@@ -24,9 +24,10 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import torch
 from conftest import ROOT, run_cli
 
-from scaler import run_queue
+from scaler import devices, run_queue, search
 from scaler.run_folder import RunFolder
 from scaler.run_queue import reclaim, take, top_up, work_stage, worker_id
 from scaler.search import SearchConfig
@@ -211,6 +212,23 @@ def test_two_local_workers_on_sqlite_each_run_once(tmp_path):
     assert f"(trained {len(complete)} run(s) in" in result.stdout  # the search's count, its worker's runs included
     pid, made = re.search(r"worker (\d+): the search's runs are all done; (\d+) made here", result.stdout).groups()
     assert int(made) == sum(t.user_attrs["worker"].split("/")[1] == pid for t in complete) < len(complete)  # its own
+
+
+def test_a_search_with_workers_trains_on_its_share_of_threads_then_hands_them_back(monkeypatch, tmp_path):
+    # The family's latency is timed after the stages: with every core, as `scaler family` times it.
+    seen = []
+    monkeypatch.setattr(devices, "_THREADS_SET", True)  # this process's own count is the one it has now
+    monkeypatch.setattr(search, "thread_share", lambda workers: 1)
+    monkeypatch.setattr(search, "_run_search", lambda *args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        search.run_search(SearchConfig(baseline="resnet18"), RunFolder(tmp_path / "run"), workers=2)
+        assert seen == [1] and torch.get_num_threads() == 3
+        search.run_search(SearchConfig(baseline="resnet18"), RunFolder(tmp_path / "run"), workers=1)
+        assert seen == [1, 3] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_heartbeat_reclaims_a_silent_worker_and_never_a_live_one(tmp_path):

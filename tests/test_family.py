@@ -117,7 +117,7 @@ def test_latency_is_measured_at_two_batch_sizes():
     family = build_family("resnet18", coefficients=EFFNET, phis=[-4], latency_runs=1, latency_batch=2, num_classes=10)
     member = family.members[0]
     assert member.latency_ms > 0 and member.latency_batch_ms > 0 and member.latency_batch == 2
-    assert family.device == "cpu"
+    assert family.device == "cpu" and family.as_dict()["threads"] == torch.get_num_threads()  # timed with these
 
 
 def test_proxy_accuracy_with_train(tmp_path):
