@@ -39,7 +39,8 @@ class Planned:
     baseline: dict | None = None
 
     def attrs(self, stage: str) -> dict:
-        """What a trial records of its network, whichever backend ran it."""
+        """What a trial records of its network, whichever backend ran it; written in this order, so a
+        record with ``label`` is whole (:func:`scaler.results.recorded_proxy`)."""
         return {**self.cand.as_dict(), "stage": stage, "label": self.label}
 
 

@@ -177,9 +177,11 @@ def proxy_ident(point) -> tuple:
 
 
 def recorded_proxy(trial) -> tuple | None:
-    """The proxy point a run recorded training, as :func:`proxy_ident` (None: not recorded yet, a queued run)."""
+    """The proxy point a run recorded training, as :func:`proxy_ident` (None: not recorded yet, a queued
+    run, or one whose record another process is writing, or was killed writing: its attributes are
+    written one by one, ``label`` last, :meth:`scaler.objective.Planned.attrs`)."""
     a = trial.user_attrs
-    if "alpha" not in a:
+    if "label" not in a:
         return None
     return proxy_ident(a.get(f"proxy_{k}", a[k]) for k in ("alpha", "beta", "gamma"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ from conftest import ROOT, run_cli
 from scaler.baselines import get_baseline
 from scaler.errors import UsageError
 from scaler.recipe import PRESETS
+from scaler.results import recorded_proxy
 from scaler.run_folder import RunFolder
 from scaler.scaling import Coefficients
 from scaler.stages import confirm_recipe, leading_dimension, promote
@@ -114,6 +116,9 @@ def test_screen_confirm_curves_end_to_end_and_resumed_after_a_kill(tmp_path):
     result = run_cli(*args, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "confirm:" in result.stdout and "curve:" in result.stdout
+    # the curves' baseline does not wait for the answer: it is queued behind the confirm stage's runs
+    assert "then the curves' baseline x 1 seed(s) = " in result.stdout
+    assert re.search(r"curve: 3 networks x 1 seed\(s\) .* = 3 run\(s\); 1 done before, 2 to run", result.stdout)
 
     trials = pd.read_csv(out / "trials.csv")
     assert set(trials.stage) == {"screen", "confirm"}
@@ -205,3 +210,9 @@ def test_curve_runs_are_keyed_by_network_so_a_resume_never_reuses_another_networ
     empty = optuna.create_study(storage=f"sqlite:///{tmp_path / 'empty.db'}")
     assert search._curve_indices(empty, networks) == search._curve_indices(study, networks)
     assert all(point >= search.CURVE_NUMBERS for _, point in curve_keys)
+    # a run whose record is half written (another worker is writing it, or was killed doing so) is not
+    # yet any network's: its attributes come one by one, and a resume once met one with alpha alone
+    half = study.ask()
+    half.set_user_attr("alpha", 1.5)
+    assert recorded_proxy(study.trials[-1]) is None
+    assert search._curve_indices(study, networks) == search._curve_indices(empty, networks)
