@@ -178,16 +178,18 @@ def settled(trial, since: int) -> bool:
     return is_final(trial) or bool(retry_later)
 
 
-def top_up(study: optuna.Study, keys: list[Key], since: int | None = None) -> int:
+def top_up(study: optuna.Study, keys: list[Key], since: int | None = None, stage: str | None = None) -> int:
     """Queue every key of ``keys`` whose latest run is neither settled (:func:`settled`, counting
     from trial ``since``), running nor waiting; how many.
 
-    Also closes queued runs of the same stage that are not ``keys`` (left by a search resumed with
-    another ``--confirm`` or ``--curves``), so no worker takes them.
+    Also closes queued runs of ``stage`` (default: every stage of ``keys``) that are not ``keys``
+    (left by a search resumed with another ``--confirm`` or ``--curves``), so no worker takes them.
+    A plan holding a later stage's runs (the confirm stage queues the curves' baseline) names its
+    own stage, so it never closes what a process already in that later stage queued.
     """
     since = math.inf if since is None else since
     wanted = set(keys)
-    stages = {k[0] for k in keys}
+    stages = {stage} if stage else {k[0] for k in keys}
     with study_lock(study):
         latest = latest_by_key(study.get_trials(deepcopy=False))
         for key, t in latest.items():
@@ -265,15 +267,16 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Callable[[opt
 
 def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna.Trial], float], *,
                catch: tuple[type[Exception], ...] = (), on_trial: Callable[[], None] | None = None,
-               poll: float = POLL) -> int:
-    """Take and run the stage's queued runs until every key's latest run is settled; how many ran here."""
+               poll: float = POLL, stage: str | None = None) -> int:
+    """Take and run the stage's queued runs until every key's latest run is settled; how many ran here.
+    ``stage``: the stage the plan is (:func:`top_up`)."""
     wanted, ran = set(keys), 0
     # From the search's start (its workers read the same mark), else from this stage's: an out-of-memory
     # run is tried once per search however many processes work on it.
     since = study.user_attrs.get(SINCE_ATTR)
     if since is None:  # read every trial only where no search marked its start (the fidelity benchmark)
         since = _next_number(study)
-    top_up(study, keys, since)
+    top_up(study, keys, since, stage)
     while True:
         reclaim(study)
         trial = take(study, wanted)
@@ -286,5 +289,5 @@ def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna
         latest = latest_by_key(study.get_trials(deepcopy=False))
         if all(k in latest and settled(latest[k], since) for k in keys):
             return ran
-        if not top_up(study, keys, since):  # the rest are running elsewhere
+        if not top_up(study, keys, since, stage):  # the rest are running elsewhere
             time.sleep(poll)

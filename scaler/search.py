@@ -370,9 +370,10 @@ def _stages(runner: StageRunner, config: SearchConfig, cands: list[Candidate], c
     if promoted:
         plan = _plan("confirm", promoted, cands, config.confirm_seeds, config.confirm_recipe)
         # The curves' baseline (phi = 0) does not depend on the answer: queued after the confirm
-        # stage's runs, it takes the workers the stage's last round leaves idle.
-        early = _curve_plan(runner.study, config, [CurvePoint("baseline", 0, baseline_point(coster))]) \
-            if config.curves != "none" else {}
+        # stage's runs, it takes the workers the stage's last round leaves idle. (Ray runs a stage as
+        # one Tune experiment at one recipe, whose epochs its pruner schedules by: not there.)
+        early = _curve_plan(runner.study, config, [CurvePoint("baseline", 0, baseline_point(coster))])[0] \
+            if config.curves != "none" and runner.backend == "optuna" else {}
         also = f", then the curves' baseline x {len(early)} seed(s)" if early else ""
         runner.run_stage("confirm", {**plan, **early}, f"{len(promoted)} points x {config.confirm_seeds} seed(s){also}")
         confirm = trials_table(runner.study, cands, "confirm", promoted)
@@ -415,24 +416,24 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
     strategies = curve_strategies(final, trials_table(runner.study, cands, "screen"), chosen, cands, config.curves)
     points = curve_points(baseline_point(coster), strategies, ratio, coster, rules)  # the space's matching rules
     stage = config.curve_recipe
-    seeds, trained = (config.seeds, range(len(cands))) if stage == "screen" else (config.confirm_seeds, confirmed)
+    trained = range(len(cands)) if stage == "screen" else confirmed
     reused = {i: pt.grid_point for i, pt in enumerate(points) if pt.phi == 1 and pt.grid_point in trained}
     todo = [i for i in range(len(points)) if i not in reused]
-    index = _curve_indices(runner.study, [points[i].network for i in todo])
-    plan = _curve_plan(runner.study, config, [points[i] for i in todo])  # the same numbers: nothing ran between
+    plan, index = _curve_plan(runner.study, config, [points[i] for i in todo])
+    seeds = config.seeds if stage == "screen" else config.confirm_seeds
     runner.run_stage("curve", plan, f"{len(todo)} networks x {seeds} seed(s) at the {stage} recipe "
                                     f"({len(reused)} reused from the {stage} stage)")
     runs = {i: (stage, p) for i, p in reused.items()} | {i: ("curve", index[n]) for n, i in enumerate(todo)}
     return curves_table(runner.study, points, runs)
 
 
-def _curve_plan(study: optuna.Study, config: SearchConfig, points: list[CurvePoint]) -> dict[Key, Planned]:
-    """The runs of curve networks ``points``, at the curves' recipe and seeds."""
+def _curve_plan(study: optuna.Study, config: SearchConfig, points: list[CurvePoint]) -> tuple[dict[Key, Planned], list[int]]:
+    """The runs of curve networks ``points`` at the curves' recipe and seeds, and each network's run number."""
     recipe, seeds = ((config.recipe, config.seeds) if config.curve_recipe == "screen"
                      else (config.confirm_recipe, config.confirm_seeds))
     index = _curve_indices(study, [pt.network for pt in points])
     plans = {index[n]: Planned(pt.network, recipe, f"{pt.strategy} phi={pt.phi}") for n, pt in enumerate(points)}
-    return {key: plans[key[1]] for key in stage_keys("curve", list(plans), seeds)}
+    return {key: plans[key[1]] for key in stage_keys("curve", list(plans), seeds)}, index
 
 
 CURVE_NUMBERS = 1000  # a new curve network's run number is at least this (runs numbered by position lie below)

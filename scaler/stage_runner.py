@@ -54,7 +54,8 @@ class StageRunner:
             self.made_here += len(todo)
         else:  # with any other workers on the study: each run taken from the shared queue once
             objective = OptunaObjective(self.config, plan, progress)
-            self.made_here += work_stage(self.study, keys, objective, catch=(TrainingFailed,), on_trial=self.on_record)
+            self.made_here += work_stage(self.study, keys, objective, catch=(TrainingFailed,), on_trial=self.on_record,
+                                         stage=stage)
         # Counted in the study, not by this process: with --workers the workers train most runs, and
         # "trained N run(s)" is the search's count (a run to be retried, out of memory, is not in it).
         ran = len(todo) - len(keys_to_run(self.study, todo))

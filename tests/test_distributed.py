@@ -231,6 +231,19 @@ def test_a_search_with_workers_trains_on_its_share_of_threads_then_hands_them_ba
         torch.set_num_threads(before)
 
 
+def test_a_stage_closes_its_own_stale_queued_runs_and_never_a_later_stages(tmp_path):
+    # The confirm stage's plan holds the curves' baseline; a process still in it must not close the
+    # curve runs that a process already in the curves stage has queued.
+    study = open_study(SearchConfig(baseline="resnet18", storage=f"sqlite:///{tmp_path / 'study.db'}"), None, "s")
+    confirm = [("confirm", 0, 0), ("curve", 1000, 0)]
+    curves = [("curve", 1000, 0), ("curve", 2000, 0)]
+    assert top_up(study, [("confirm", 5, 0)]) == 1  # a stale run of an earlier plan of the stage
+    assert top_up(study, curves, stage="curve") == 2
+    assert top_up(study, confirm, stage="confirm") == 1  # its own run; the baseline's is queued already
+    waiting = {key_of(t) for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,))}
+    assert waiting == {("confirm", 0, 0), ("curve", 1000, 0), ("curve", 2000, 0)}  # ("confirm", 5) closed
+
+
 def test_heartbeat_reclaims_a_silent_worker_and_never_a_live_one(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = open_study(SearchConfig(baseline="resnet18", storage=url), None, "s", heartbeat=1)

@@ -73,6 +73,7 @@ def run(args) -> int:
     from scaler import family as fam
     from scaler.baselines import get_baseline
     from scaler.cost import count_cost
+    from scaler.devices import set_threads
     from scaler.family_files import save_family
     from scaler.run_folder import RunFolder
     from scaler.scaling import check_size, format_macs, parse_budget, parse_phi_range
@@ -104,6 +105,7 @@ def run(args) -> int:
     training = resolve_training(args, config) if args.train else None
 
     device = resolve_device(args.device)
+    set_threads()  # latency timed with every core this process may use, as a search's family is
     out = Path(args.out) if args.out else (
         run_folder.path if run_folder else RunFolder.for_name(args.name or default_family_name(baseline, coefficients, args.table)).path
     )

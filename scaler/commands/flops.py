@@ -46,6 +46,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from scaler.baselines.base import BUILDER_SCALING
+    from scaler.devices import set_threads
 
     check_numbers(args, {"num_classes": 1, "per_layer": 0, "latency_runs": 0})
     check_scaling(args)
@@ -58,6 +59,7 @@ def run(args) -> int:
     latency = None
     if args.latency_runs > 0:
         device = resolve_device(args.device)
+        set_threads()  # every core this process may use, as a family's latency
         model = b.build(width=scaled.width, depth=scaled.depth, num_classes=args.num_classes)
         latency = measure_latency(model, scaled.resolution, device, repeats=args.latency_runs)
     result = {

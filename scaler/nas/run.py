@@ -508,7 +508,8 @@ def trials_frame(nas_study: optuna.Study, key_study: optuna.Study, config: NasCo
             by_number.setdefault(n, []).append(run)
         for n, runs in by_number.items():
             accs = [r.value for r in runs if r.state == optuna.trial.TrialState.COMPLETE]
-            a = runs[0].user_attrs
+            # a complete run's record: another may be cut short before it wrote one
+            a = next((r.user_attrs for r in runs if r.state == optuna.trial.TrialState.COMPLETE), runs[0].user_attrs)
             rows.append({
                 "stage": "confirm" if stage == "confirm" else "reference", "number": n,
                 # params: the run recorded its proxy's; the full size's are in the screen's row and nas.json
