@@ -87,6 +87,11 @@ def test_seed_draws_are_distinct_sets_until_every_set_was_drawn():
     draws = fidelity.seed_draws(list(range(6)), 2, 20, np.random.default_rng(0))
     assert len(set(draws[:15])) == 15 and all(len(set(d)) == 2 for d in draws)  # C(6, 2) = 15
     assert fidelity.split_half_splits([0, 1, 2, 3]) == [((0, 1), (2, 3)), ((0, 2), (1, 3)), ((0, 3), (1, 2))]
+    # past the limit, that many distinct splits drawn at random, the same each time
+    drawn = fidelity.split_half_splits(list(range(16)), limit=500)
+    assert len(set(drawn)) == 500 and drawn == fidelity.split_half_splits(list(range(16)), limit=500)
+    assert all(0 in a and len(a) == len(b) == 8 and sorted(a + b) == list(range(16)) for a, b in drawn)
+    assert len(fidelity.split_half_splits(list(range(13)))) == 1716  # C(13, 6): every one, under the limit
 
 
 
