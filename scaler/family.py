@@ -267,11 +267,12 @@ def build_family(
         members.append(member)
         if on_member:
             on_member(member)
+    timed_on = resolve_device(device) if latency_runs else None
     return Family(
         baseline=_baseline_name(baseline), base_resolution=b.resolution, members=members,
         coefficients=coefficients if table is None else None, table=table,
-        device=str(resolve_device(device)) if latency_runs else None, solved=solved,
-        threads=torch.get_num_threads() if latency_runs and resolve_device(device).type == "cpu" else None,
+        device=str(timed_on) if timed_on else None, solved=solved,
+        threads=torch.get_num_threads() if timed_on and timed_on.type == "cpu" else None,
         training=training.as_dict() if training else None,
     )
 

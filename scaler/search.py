@@ -202,8 +202,7 @@ def _prepare(config: SearchConfig, log: Callable[[str], None]) -> _Grid:
     cands = points.kept
     # What the proxy cannot see is known before any training: said first, and kept with the result.
     proxy_warnings = run_checks(baseline, cands, recipe_from_dict(config.recipe), data)
-    curve_recipe = config.recipe if config.curve_recipe == "screen" else config.confirm_recipe
-    coster = Coster(baseline, recipe_from_dict(curve_recipe), reference=reference_cost, proxy_classes=data.num_classes)
+    coster = Coster(baseline, recipe_from_dict(_curve_recipe(config)[0]), reference=reference_cost, proxy_classes=data.num_classes)
     return _Grid(baseline, space, data, ratio, cands, points.dropped, coster, proxy_warnings)
 
 
@@ -420,7 +419,7 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
     reused = {i: pt.grid_point for i, pt in enumerate(points) if pt.phi == 1 and pt.grid_point in trained}
     todo = [i for i in range(len(points)) if i not in reused]
     plan, index = _curve_plan(runner.study, config, [points[i] for i in todo])
-    seeds = config.seeds if stage == "screen" else config.confirm_seeds
+    seeds = _curve_recipe(config)[1]
     runner.run_stage("curve", plan, f"{len(todo)} networks x {seeds} seed(s) at the {stage} recipe "
                                     f"({len(reused)} reused from the {stage} stage)")
     runs = {i: (stage, p) for i, p in reused.items()} | {i: ("curve", index[n]) for n, i in enumerate(todo)}
@@ -429,11 +428,15 @@ def _curves(runner: StageRunner, config: SearchConfig, cands: list[Candidate], f
 
 def _curve_plan(study: optuna.Study, config: SearchConfig, points: list[CurvePoint]) -> tuple[dict[Key, Planned], list[int]]:
     """The runs of curve networks ``points`` at the curves' recipe and seeds, and each network's run number."""
-    recipe, seeds = ((config.recipe, config.seeds) if config.curve_recipe == "screen"
-                     else (config.confirm_recipe, config.confirm_seeds))
+    recipe, seeds = _curve_recipe(config)
     index = _curve_indices(study, [pt.network for pt in points])
     plans = {index[n]: Planned(pt.network, recipe, f"{pt.strategy} phi={pt.phi}") for n, pt in enumerate(points)}
     return {key: plans[key[1]] for key in stage_keys("curve", list(plans), seeds)}, index
+
+
+def _curve_recipe(config: SearchConfig) -> tuple[dict, int]:
+    """The recipe and seeds the curves train at: the screen's (``--curve-recipe screen``) or the confirm's."""
+    return (config.recipe, config.seeds) if config.curve_recipe == "screen" else (config.confirm_recipe, config.confirm_seeds)
 
 
 CURVE_NUMBERS = 1000  # a new curve network's run number is at least this (runs numbered by position lie below)
