@@ -62,11 +62,11 @@ from scaler.baselines import Baseline, get_baseline
 from scaler.commands._common import check_numbers
 from scaler.commands.search import DEFAULT_SEEDS
 from scaler.cost import count_cost
-from scaler.data import DEFAULT_SOURCE
 from scaler.devices import resolve_device, set_threads
 from scaler.errors import UsageError
 from scaler.files import dumps
 from scaler.objective import Planned
+from scaler.options import DEFAULT_CONFIRM, DEFAULT_SOURCE, default_confirm_preset
 from scaler.progress import duration
 from scaler.proxy import dataset, train_point
 from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, recipe_defaults, resolve_recipe
@@ -76,7 +76,7 @@ from scaler.scaling import Coefficients, parse_budget
 from scaler.search import SearchConfig, run_search
 from scaler.search_space import Candidate, grid, load_space
 from scaler.stage_runner import StageRunner
-from scaler.stages import DEFAULT_CONFIRM, DIMENSIONS, confirm_recipe, default_confirm_preset, leading_dimension, promote
+from scaler.stages import DIMENSIONS, confirm_recipe, leading_dimension, promote
 from scaler.study import Key, is_final, key_of, keys_to_run, latest_by_key, make_pruner, open_storage, retire
 from scaler.verdict import CLEAR_P_BEST, PointResult, judge, rank
 

@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from scaler.data import DEFAULT_SOURCE
+    from scaler.options import DEFAULT_SOURCE
 
     started = time.perf_counter()
     args.end = time.time() + args.limit + 40  # no step runs past this: the script ends within --limit + 1 minute

@@ -32,9 +32,9 @@ import warnings
 
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost, final_feature_size
-from scaler.data import DEFAULT_SOURCE
 from scaler.devices import set_threads
 from scaler.matching import FREE, Coster, match_point, off
+from scaler.options import DEFAULT_SOURCE
 from scaler.proxy import dataset, train_point
 from scaler.recipe import proxy_rounding, resolve_recipe
 from scaler.scaling import Multipliers

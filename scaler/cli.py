@@ -89,13 +89,13 @@ def _one_line_data_warnings(command: str):
 
 
 def shares_the_machine(args) -> bool:
-    """Runs that share the CPUs by design: workers and Ray trials. A lone search keeps OpenMP's default
-    wait policy: on a quiet machine PASSIVE halved a resnet50 proxy's speed (1,145 against 2,068-2,299
-    training images/s, docs/distributed.md, 2026-11-26). So does the search's own process when it
-    runs its default workers (local_workers.default_workers, not known before torch loads): its
-    threads are its share of the cores, so none waits on a core another process uses."""
-    return (getattr(args, "command", None) == "worker" or (getattr(args, "workers", None) or 1) > 1
-            or getattr(args, "backend", None) == "ray")
+    """A process that shares the CPUs by design: ``scaler worker`` (a search's local workers are such
+    processes; a local Ray cluster's get the same policy from scaler.ray_backend). A search's own
+    process keeps OpenMP's default wait policy: on a quiet machine PASSIVE halved a resnet50 proxy's
+    speed (1,145 against 2,068-2,299 training images/s, docs/distributed.md, 2026-11-26), and it
+    times the family's latency on every core after its stages; while they run, its threads are its
+    share of the cores, so none waits on a core another process uses."""
+    return getattr(args, "command", None) == "worker"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,10 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if shares_the_machine(args):
         # OpenMP threads that wait for work sleep instead of spinning: a spinning thread whose core is
-        # busy (another worker) stalls every step. libgomp reads it once, when torch loads: `scaler
-        # worker` loads torch only in run(), so it applies there and in the processes started from here
-        # (local workers, a local Ray cluster), not in a search's own process, which has loaded torch to
-        # build its parser (benchmarks/wait_policy.py; docs/distributed.md).
+        # busy (another worker) stalls every step. libgomp reads it once, when torch loads, which no
+        # parser does (scaler.options; benchmarks/wait_policy.py; docs/distributed.md).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -34,7 +34,6 @@ import torch
 
 from scaler import glyphs, imagefolder
 from scaler.dataset import (  # noqa: F401  (the data API callers import from here)
-    DEFAULT_SOURCE,
     Dataset,
     Split,
     augment,
@@ -43,6 +42,7 @@ from scaler.dataset import (  # noqa: F401  (the data API callers import from he
     stratified_split,
 )
 from scaler.errors import UsageError
+from scaler.options import DEFAULT_SOURCE
 
 # ----------------------------------------------------------------------------- sources
 

@@ -20,8 +20,6 @@ import torch.nn.functional as F
 
 from scaler.errors import UsageError
 
-DEFAULT_SOURCE = "animals"
-DEFAULT_CLASSES = 10  # DEFAULT_SOURCE's classes: what `scaler grid` costs a proxy's classifier with (tested)
 VAL_FRACTION = 0.2
 MAX_VAL = 5000  # validation images at most: enough to resolve 1-2 points, cheap to evaluate each epoch
 CACHED_RESOLUTIONS = 3  # resized copies kept per split (least recently used dropped first; CIFAR-10 at 32 px is 0.6 GB each)

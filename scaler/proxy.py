@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass
 import torch
 
 from scaler.baselines import Baseline
-from scaler.data import DEFAULT_SOURCE, Dataset, load_dataset
+from scaler.data import Dataset, load_dataset
 from scaler.devices import resolve_device
 from scaler.errors import UsageError
+from scaler.options import DEFAULT_SOURCE
 from scaler.recipe import ProxyRecipe, check_preset, proxy_rounding, proxy_settings, resolve_recipe
 from scaler.scaling import Multipliers
 from scaler.train import TrainingFailed, TrainResult, train

@@ -56,6 +56,15 @@ LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node address = 127.0.0.1, no probe of 8.8.8.8
     "RAY_USAGE_STATS_ENABLED": "0",
 }
+
+
+def _local_env() -> dict[str, str]:
+    """LOCAL_ENV, and OpenMP threads that sleep while they wait (unless the user set a policy): the
+    trials share the machine by design (scaler.cli.shares_the_machine). This module imports torch
+    (scaler.train), so the driver's own OpenMP has read its policy already: this reaches Ray's processes only."""
+    return {**LOCAL_ENV, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+
+
 # The CLI prints its own progress; Tune's new console output ignores verbose=0.
 DRIVER_ENV = {"RAY_AIR_NEW_OUTPUT": "0"}
 # Unix socket paths hold at most 107 bytes; Ray puts its sockets at
@@ -176,7 +185,7 @@ def ray_session(run: RunFolder, address: str | None = None) -> Iterator[None]:
     link = None
     # HOME and LOCAL_ENV are read by Ray at import and by its processes at start; they are the
     # user's again once Ray stops.
-    with _environ({"HOME": str(home), **DRIVER_ENV, **({} if address else LOCAL_ENV)}):
+    with _environ({"HOME": str(home), **DRIVER_ENV, **({} if address else _local_env())}):
         import logging
 
         import ray

@@ -116,7 +116,7 @@ PRESETS: dict[str, ProxyRecipe] = {
     # 2x2 (at the default's 24 px it is 1x1) and the resolution points can be cost-matched. The
     # step runs in bf16 autocast on a GPU (scaler.devices.autocast). One such proxy leaves a large
     # GPU mostly idle, so a search at this preset on a GPU runs local_workers.GPU_WORKERS processes
-    # unless --workers says otherwise, and the confirm stage is longer (stages.DEFAULT_CONFIRM_PRESETS).
+    # unless --workers says otherwise, and the confirm stage is longer (options.DEFAULT_CONFIRM_PRESETS).
     "gpu": ProxyRecipe(proxy_width=0.5, proxy_resolution=64),
 }
 

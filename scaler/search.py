@@ -26,13 +26,13 @@ import pandas as pd
 from scaler import __version__
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
-from scaler.data import DEFAULT_SOURCE
 from scaler.devices import set_threads, shared_threads
 from scaler.errors import UsageError
 from scaler.files import dumps
 from scaler.local_workers import local_workers, thread_share
 from scaler.matching import Coster
 from scaler.objective import Planned
+from scaler.options import BACKENDS, CURVES, DEFAULT_CONFIRM, DEFAULT_CONFIRM_PRESET, DEFAULT_SOURCE, HEARTBEAT, PRUNERS
 from scaler.proxy import dataset
 from scaler.proxy_checks import (
     ProxyWarning,
@@ -58,32 +58,9 @@ from scaler.run_identity import canonical
 from scaler.run_queue import interrupted_runs, mark_search_start, reclaim
 from scaler.scaling import parse_budget
 from scaler.search_space import SPACES_DIR, Candidate, SearchSpace, coarse_hint, grid, load_space, trim_notes
-from scaler.stage_runner import BACKENDS, StageRunner
-from scaler.stages import (
-    CURVES,
-    DEFAULT_CONFIRM,
-    DEFAULT_CONFIRM_PRESET,
-    CurvePoint,
-    baseline_point,
-    confirm_recipe,
-    curve_points,
-    curve_strategies,
-    curve_tolerances,
-    promote,
-)
-from scaler.study import (
-    HEARTBEAT,
-    MAX_INDEX,
-    PRUNERS,
-    Key,
-    check_storage,
-    delete_studies,
-    key_of,
-    open_study,
-    redact_url,
-    stage_keys,
-    study_name,
-)
+from scaler.stage_runner import StageRunner
+from scaler.stages import CurvePoint, baseline_point, confirm_recipe, curve_points, curve_strategies, curve_tolerances, promote
+from scaler.study import MAX_INDEX, Key, check_storage, delete_studies, key_of, open_study, redact_url, stage_keys, study_name
 from scaler.train import check_memory
 
 # Keys of config.json that define the study; a re-run must match them (in canonical form) to resume.

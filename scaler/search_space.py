@@ -22,13 +22,13 @@ from pathlib import Path
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
 from scaler.matching import FULL_TOLERANCE, PROXY_MATCHES, PROXY_TOLERANCE, TRIM, Coster, match_point
+from scaler.options import FILTERS
 from scaler.recipe import ProxyRecipe, resolve_recipe
 from scaler.scaling import MAX_BUDGET_RATIO, Coefficients, Shares
 
 # The built-in spaces: the checkout's search_spaces/ (linked from scaler/resources/), or a wheel's copy.
 SPACES_DIR = Path(__file__).resolve().parent / "resources" / "search_spaces"
 DEFAULT_SPACE = SPACES_DIR / "compound.toml"
-FILTERS = ("measured", "nominal")
 _KEYS = {"depth", "resolution", "points", "tolerance", "filter", "full_tolerance", "proxy_tolerance", "proxy_match"}
 
 

@@ -20,8 +20,6 @@ from scaler.run_queue import work_stage
 from scaler.study import Key, finished_runs, keys_to_run, retire_waiting
 from scaler.train import TrainingFailed
 
-BACKENDS = ("optuna", "ray")
-
 
 class StageRunner:
     """Runs stages of one search; ``on_record`` is called after every finished run (tables on disk)."""

@@ -28,6 +28,7 @@ import pandas as pd
 from scaler.baselines import Baseline
 from scaler.errors import UsageError
 from scaler.matching import APART_LIMIT, FULL_TOLERANCE, PROXY_TOLERANCE, Coster, Match, direction, match_point
+from scaler.options import CONFIRM_FACTORS
 from scaler.recipe import NETWORK_FIELDS, PRESETS, ProxyRecipe, resolve_recipe
 from scaler.scaling import Coefficients
 from scaler.search_space import Candidate, candidate_from_match
@@ -35,13 +36,6 @@ from scaler.verdict import PointResult, rank
 
 STAGES = ("screen", "confirm", "curve")
 DIMENSIONS = ("depth", "width", "resolution")
-DEFAULT_CONFIRM = 1  # top K of the screen, then the dimension leaders: 1 confirms the best point of each dimension
-CONFIRM_FACTORS = {"2x": 2.0, "3x": 3.0, "4x": 4.0}  # --confirm-preset: the screen's epochs times this
-DEFAULT_CONFIRM_PRESET = "2x"
-# The confirm stage's recipe by the screen's preset, where it differs from the default: a GPU affords
-# a longer one, nearer the long training whose ranking the answer stands for (docs/fidelity.md).
-DEFAULT_CONFIRM_PRESETS = {"gpu": "4x"}
-CURVES = ("best", "all", "none")  # --curves: which single dimensions are drawn beside the chosen point
 # A curve's full size may miss its cost by this much where the space's tolerance cannot be met with
 # its proxy's (:func:`_matched`): 3% at full size drops 11 more phi = 2 proxies (benchmarks/curve_costs.py).
 CURVE_FULL_TOLERANCE = 0.05
@@ -68,11 +62,6 @@ def promote(points: list[PointResult], k: int) -> list[int]:
         if led and led[0] not in chosen:
             chosen.append(led[0])
     return chosen
-
-
-def default_confirm_preset(preset: str) -> str:
-    """``--confirm-preset`` when it is not given: by the screen's ``--preset``."""
-    return DEFAULT_CONFIRM_PRESETS.get(preset, DEFAULT_CONFIRM_PRESET)
 
 
 def confirm_recipe(screen: ProxyRecipe, spec: str, baseline: Baseline) -> ProxyRecipe:

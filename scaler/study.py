@@ -21,10 +21,9 @@ from collections.abc import Iterator
 import optuna
 
 from scaler.errors import UsageError
+from scaler.options import GRACE_FACTOR, HEARTBEAT
 from scaler.run_folder import STUDY_NAME, RunFolder
 from scaler.stages import STAGES
-
-PRUNERS = ("none", "median", "hyperband")
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
@@ -35,8 +34,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-HEARTBEAT = 10  # seconds between a running trial's heartbeats (scaler.run_queue)
-GRACE_FACTOR = 6  # a run whose worker missed this many heartbeats is reclaimed
 
 
 def study_name(baseline: str, budget: str, identity: dict) -> str:

@@ -37,11 +37,12 @@ import torch
 import torch.nn.functional as F
 
 from scaler.baselines import Baseline, get_baseline
-from scaler.data import DEFAULT_SOURCE, Dataset, augment, load_dataset, resize_pad
+from scaler.data import Dataset, augment, load_dataset, resize_pad
 from scaler.devices import autocast, release_memory, set_threads
 from scaler.errors import UsageError
 from scaler.evaluation import NonFiniteOutputs, evaluate, recalibrate_bn
 from scaler.initialisation import init_classifier, param_groups, zero_init_residuals
+from scaler.options import DEFAULT_SOURCE
 from scaler.recipe import ProxyRecipe, resolve_recipe
 from scaler.scaling import Multipliers
 

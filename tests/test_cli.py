@@ -88,11 +88,17 @@ def test_negative_values_need_no_equals_sign(cli, tmp_path):
     assert [m["phi"] for m in json.loads(result.stdout)["members"]] == [-1, 0, 1]
 
 
-def test_a_worker_loads_torch_only_after_its_wait_policy_is_set():
-    """libgomp reads OMP_WAIT_POLICY once, when torch loads (benchmarks/wait_policy.py): main() sets
-    PASSIVE for `scaler worker` after building its parser, so building it must not load torch."""
-    code = ("import sys; from scaler.cli import build_parser, shares_the_machine; "
-            "args = build_parser(['worker']).parse_args(['worker', '--study', 's']); "
-            "print(shares_the_machine(args), 'torch' in sys.modules)")
+def test_no_command_loads_torch_to_build_its_parser():
+    """`scaler <command> --help` and argparse's errors answer at once (scaler.options), and `scaler
+    worker` sets OpenMP's wait policy before torch loads (libgomp reads it once, then:
+    benchmarks/wait_policy.py)."""
+    code = ("import sys; from scaler.cli import COMMANDS, build_parser, shares_the_machine; "
+            "parsers = {name: build_parser([name]) for name in COMMANDS}; "
+            "worker = parsers['worker'].parse_args(['worker', '--study', 's']); "
+            "search = parsers['search'].parse_args(['search', '--baseline', 'resnet18', '--workers', '2']); "
+            "print(shares_the_machine(worker), shares_the_machine(search), "
+            "*[m in sys.modules for m in ('torch', 'optuna', 'pandas', 'ray')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["True", "False"]
+    # a search's own process keeps OpenMP's default policy (it times the family on every core); its
+    # local workers are `scaler worker` processes, and a local Ray's get PASSIVE from ray_backend
+    assert out.split() == ["True", "False", "False", "False", "False", "False"]

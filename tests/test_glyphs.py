@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from scaler.data import DEFAULT_SOURCE, list_sources, load_dataset
+from scaler.data import list_sources, load_dataset
 from scaler.dataset import MAX_VAL
 from scaler.errors import UsageError
 from scaler.glyphs import FOCI, GENERATOR_VERSION, draw_letters
+from scaler.options import DEFAULT_SOURCE
 from scaler.recipe import PRESETS
 
 TINY = "glyphs:images=200,size=48"

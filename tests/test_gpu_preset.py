@@ -16,10 +16,11 @@ from scaler.cost import count_cost
 from scaler.data import load_dataset
 from scaler.devices import autocast
 from scaler.local_workers import CPU_WORKERS, GPU_WORKERS, default_workers
+from scaler.options import default_confirm_preset
 from scaler.proxy_checks import MIN_FEATURE, feature_sizes
 from scaler.recipe import PRESETS, ProxyRecipe, resolve_recipe
 from scaler.search_space import grid, load_space
-from scaler.stages import confirm_recipe, default_confirm_preset
+from scaler.stages import confirm_recipe
 from scaler.train import train
 
 
@@ -111,10 +112,12 @@ def test_the_cpu_presets_run_two_workers_on_two_or_more_cores(monkeypatch):
 @pytest.mark.parametrize(("argv", "workers"), [([], 4), (["--workers", "2"], 2), (["--backend", "ray"], 1)])
 def test_a_gpu_preset_search_on_a_gpu_asks_for_the_default_workers(monkeypatch, argv, workers):
     import scaler.commands.search as command
+    import scaler.search
 
     seen = {}
     monkeypatch.setattr(command, "resolve_device", lambda name: torch.device("cuda"))  # a GPU, as far as the search can tell
-    monkeypatch.setattr(command, "run_search", lambda config, run, **kw: seen.update(kw, device=config.device))
+    # the command imports run_search when it runs (its parser loads no torch: scaler.options)
+    monkeypatch.setattr(scaler.search, "run_search", lambda config, run, **kw: seen.update(kw, device=config.device))
     monkeypatch.setattr(command, "finish", lambda *a, **kw: 0)
     from scaler.cli import main
 

@@ -111,3 +111,14 @@ def test_a_worker_killed_for_memory_is_recorded_to_be_tried_again(tmp_path):
         "Ray killed the worker, the node running low on memory: Memory on the node (IP: 127.0.0.1, ID: 3a4b6075) "
         "was 23.10GB used / 24.00GB limit (0.962500)" + RETRY_NOTE)
     assert not broken.user_attrs["retry"] and broken.user_attrs["reason"] == "ValueError: expected 4D input (got 3D input)"
+
+
+def test_a_local_rays_processes_sleep_while_they_wait_unless_the_user_chose(monkeypatch):
+    """The trials share the machine by design; the CLI no longer sets the policy in the search's own
+    process, so the local cluster's environment carries it (scaler.cli.shares_the_machine)."""
+    from scaler.ray_backend import _local_env
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert _local_env()["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert _local_env()["OMP_WAIT_POLICY"] == "ACTIVE"

@@ -1,4 +1,8 @@
-"""Arguments shared by several subcommands, and how they resolve into library objects."""
+"""Arguments shared by several subcommands, and how they resolve into library objects.
+
+Nothing here imports torch, Optuna or pandas at the top (``scaler.options``): the functions that
+need them import them when called.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,17 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from scaler.baselines import Baseline, get_baseline
-from scaler.dataset import DEFAULT_SOURCE
-from scaler.devices import resolve_device  # noqa: F401  (the commands' one way to a device)
 from scaler.errors import UsageError
+from scaler.options import DEFAULT_SOURCE
 from scaler.scaling import Multipliers, check_size, parse_coefficients, round_resolution
+
+if TYPE_CHECKING:  # a parser imports this module: torch and pandas load only when a command runs
+    import pandas as pd
+    import torch
+
+    from scaler.baselines import Baseline
 
 
 def add_baseline_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
@@ -71,6 +78,7 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
 
 def resolve_recipe(args):
     """The --preset's recipe, with the baseline's own recipe fields, then the command line's flags, applied."""
+    from scaler.baselines import get_baseline
     from scaler.recipe import resolve_recipe as resolve
 
     changes = {}
@@ -90,6 +98,13 @@ def resolve_recipe(args):
     if args.no_augment:
         changes["augment"] = False
     return resolve(args.preset, get_baseline(args.baseline), changes)
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """:func:`scaler.devices.resolve_device`, the commands' one way to a device, imported when called."""
+    from scaler.devices import resolve_device as resolve
+
+    return resolve(name)
 
 
 def check_numbers(args: argparse.Namespace, minimum: dict[str, float], positive: tuple[str, ...] = ()) -> None:
@@ -145,6 +160,8 @@ class ScaledModel:
 
 
 def resolve_scaled_model(args: argparse.Namespace) -> ScaledModel:
+    from scaler.baselines import get_baseline
+
     baseline = get_baseline(args.baseline)
     if args.coefficients is not None:
         if any(v is not None for v in (args.width, args.depth, args.resolution)):

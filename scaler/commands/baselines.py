@@ -16,11 +16,7 @@ examples:
 
 from __future__ import annotations
 
-import pandas as pd
-
-from scaler.baselines import get_baseline, list_baselines
 from scaler.commands._common import add_json_argument, check_numbers, print_json, print_table
-from scaler.cost import count_cost
 from scaler.errors import UsageError
 from scaler.scaling import format_macs
 
@@ -32,6 +28,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import pandas as pd
+
+    from scaler.baselines import get_baseline, list_baselines
+    from scaler.cost import count_cost
+
     if args.show:
         return _show(args)
     if args.depth is not None:
@@ -62,6 +63,11 @@ def run(args) -> int:
 
 
 def _show(args) -> int:
+    import pandas as pd
+
+    from scaler.baselines import get_baseline
+    from scaler.cost import count_cost
+
     args.depth = 2.0 if args.depth is None else args.depth
     check_numbers(args, {}, positive=("depth",))
     b = get_baseline(args.show)

@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import json
 
-import torch
-
 from scaler.commands._common import check_numbers
-from scaler.data import list_sources, load_dataset
 
 
 def add_arguments(parser) -> None:
@@ -35,6 +32,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import torch
+
+    from scaler.data import list_sources, load_dataset
+
     check_numbers(args, {"seed": 0})
     if args.spec is None:
         sources = list_sources()

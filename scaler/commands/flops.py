@@ -13,8 +13,6 @@ examples:
 
 from __future__ import annotations
 
-import pandas as pd
-
 from scaler.commands._common import (
     add_baseline_argument,
     add_device_argument,
@@ -27,7 +25,6 @@ from scaler.commands._common import (
     resolve_device,
     resolve_scaled_model,
 )
-from scaler.cost import count_cost, measure_latency
 from scaler.scaling import format_macs
 
 
@@ -45,7 +42,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import pandas as pd
+
     from scaler.baselines.base import BUILDER_SCALING
+    from scaler.cost import count_cost, measure_latency
     from scaler.devices import set_threads
 
     check_numbers(args, {"num_classes": 1, "per_layer": 0, "latency_runs": 0})

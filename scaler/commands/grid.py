@@ -19,17 +19,16 @@ examples:
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from scaler.baselines import get_baseline
 from scaler.commands._common import add_baseline_argument, add_json_argument, check_numbers, print_json, print_table
-from scaler.cost import count_cost
-from scaler.dataset import DEFAULT_CLASSES, DEFAULT_SOURCE
 from scaler.errors import UsageError
+from scaler.options import DEFAULT_CLASSES, DEFAULT_SOURCE, FILTERS
 from scaler.recipe import resolve_recipe
 from scaler.scaling import format_macs, parse_budget
-from scaler.search_space import FILTERS, coarse_hint, grid, load_space, trim_notes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def add_arguments(parser) -> None:
@@ -48,6 +47,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import pandas as pd
+
+    from scaler.baselines import get_baseline
+    from scaler.cost import count_cost
+    from scaler.search_space import coarse_hint, grid, load_space, trim_notes
+
     check_numbers(args, {}, positive=("tolerance",))
     budget = parse_budget(args.budget)
     baseline = get_baseline(args.baseline)
@@ -85,6 +90,8 @@ def run(args) -> int:
 def _display(frame: pd.DataFrame) -> pd.DataFrame:
     def coeffs(prefix: str) -> pd.Series:
         return frame.apply(lambda r: f"{r[prefix + 'alpha']:.3f},{r[prefix + 'beta']:.3f},{r[prefix + 'gamma']:.3f}", axis=1)
+
+    import pandas as pd
 
     def proxy() -> pd.Series:  # the proxy's own point where it was matched apart, else "="
         if "proxy_alpha" not in frame:

@@ -28,10 +28,7 @@ from pathlib import Path
 from scaler.commands._common import add_device_argument, add_recipe_arguments, check_numbers, resolve_device, resolve_recipe
 from scaler.errors import UsageError
 from scaler.nas.reward import FORMS, SOFT_W
-from scaler.nas.run import OBJECTIVES, PARETO_COSTS, NasConfig, prepare, run_nas
-from scaler.run_folder import RunFolder
-from scaler.stage_runner import BACKENDS
-from scaler.stages import DEFAULT_CONFIRM_PRESET, confirm_recipe
+from scaler.options import BACKENDS, DEFAULT_CONFIRM_PRESET, OBJECTIVES, PARETO_COSTS
 
 RAY_BATCH = 4  # a local Ray starts per batch (seconds): a batch of one would spend most of its time starting Ray
 
@@ -73,6 +70,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from scaler.nas.run import NasConfig, prepare, run_nas
+    from scaler.run_folder import RunFolder
+    from scaler.stages import confirm_recipe
+
     check_numbers(args, {"trials": 1, "seeds": 1, "confirm": 0, "confirm_seeds": 1, "batch": 1, "sampler_seed": 0})
     if args.pareto_cost is not None and args.objective != "pareto":
         raise UsageError(f"--pareto-cost is pareto's cost axis; it does not apply to --objective {args.objective}")

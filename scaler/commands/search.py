@@ -21,7 +21,6 @@ import re
 import sys
 from pathlib import Path
 
-from scaler.baselines import get_baseline
 from scaler.commands._common import (
     add_baseline_argument,
     add_device_argument,
@@ -30,21 +29,21 @@ from scaler.commands._common import (
     resolve_device,
     resolve_recipe,
 )
-from scaler.dataset import DEFAULT_SOURCE
 from scaler.errors import UsageError
 from scaler.local_workers import CPU_WORKERS, GPU_WORKERS, default_workers
-from scaler.run_folder import RunFolder
-from scaler.scaling import parse_budget, parse_phi_range
-from scaler.search import BACKENDS, PRUNERS, SearchConfig, run_search
-from scaler.stages import (
+from scaler.options import (
+    BACKENDS,
     CURVES,
     DEFAULT_CONFIRM,
     DEFAULT_CONFIRM_PRESET,
     DEFAULT_CONFIRM_PRESETS,
-    confirm_recipe,
+    DEFAULT_SOURCE,
+    GRACE_FACTOR,
+    HEARTBEAT,
+    PRUNERS,
     default_confirm_preset,
 )
-from scaler.study import GRACE_FACTOR, HEARTBEAT
+from scaler.scaling import parse_budget, parse_phi_range
 
 # Seeds per grid point in the screen when --seeds is not given, by preset (docs/design.md: "Stages").
 DEFAULT_SEEDS = {"smoke": 1, "default": 2, "gpu": 2}
@@ -99,6 +98,11 @@ def default_run_name(baseline: str, budget: str) -> str:
 
 
 def run(args) -> int:
+    from scaler.baselines import get_baseline
+    from scaler.run_folder import RunFolder
+    from scaler.search import SearchConfig, run_search
+    from scaler.stages import confirm_recipe
+
     # Everything the end of a search uses is checked here: a typo must not cost the whole search.
     check_numbers(args, {"seeds": 1, "latency_runs": 0, "confirm": 0, "confirm_seeds": 1, "workers": 1, "heartbeat": 1})
     resources = parse_resources(args.trial_resources, args.device)

@@ -33,8 +33,8 @@ from scaler.commands._common import (
     resolve_device,
     resolve_recipe,
 )
-from scaler.dataset import DEFAULT_SOURCE
 from scaler.errors import UsageError
+from scaler.options import DEFAULT_SOURCE
 
 
 def add_arguments(parser) -> None:

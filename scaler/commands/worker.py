@@ -36,8 +36,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from scaler.options import HEARTBEAT
     from scaler.search import work
-    from scaler.study import HEARTBEAT
 
     storage = args.storage or os.environ.get(STORAGE_ENV)
     if not storage:

@@ -45,20 +45,19 @@ from scaler.files import plain
 from scaler.nas.reward import FORMS, SOFT_W, reward
 from scaler.nas.space import NasSpace, architecture, extremes, fit_width, load_nas_space, read_start, stage_code, suggest
 from scaler.objective import Planned
+from scaler.options import BACKENDS, OBJECTIVES, PARETO_COSTS
 from scaler.proxy import dataset
 from scaler.results import accuracies_by_seed, stage_runs
 from scaler.run_folder import RunFolder
 from scaler.run_identity import canonical
 from scaler.scaling import Coefficients, format_macs, parse_budget
 from scaler.search_space import Candidate
-from scaler.stage_runner import BACKENDS, StageRunner
+from scaler.stage_runner import StageRunner
 from scaler.stats import margin_between
 from scaler.study import delete_studies, driver_url, open_study, recover_interrupted, redact_url, stage_keys
 from scaler.verdict import interval_list, p_best
 
 NAS_STUDY = "nas"
-OBJECTIVES = ("reward", "pareto")
-PARETO_COSTS = ("macs", "latency")
 # Rejections allowed per architecture to train before the search stops: a band the sampler cannot hit.
 REJECTS_PER_TRIAL = 30
 IDENTITY = ("target", "space_rules", "start", "data", "recipe", "seeds", "objective", "pareto_cost", "reward_target",
