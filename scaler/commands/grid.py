@@ -88,10 +88,10 @@ def run(args) -> int:
 
 
 def _display(frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
     def coeffs(prefix: str) -> pd.Series:
         return frame.apply(lambda r: f"{r[prefix + 'alpha']:.3f},{r[prefix + 'beta']:.3f},{r[prefix + 'gamma']:.3f}", axis=1)
-
-    import pandas as pd
 
     def proxy() -> pd.Series:  # the proxy's own point where it was matched apart, else "="
         if "proxy_alpha" not in frame:
