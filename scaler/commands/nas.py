@@ -28,7 +28,7 @@ from pathlib import Path
 from scaler.commands._common import add_device_argument, add_recipe_arguments, check_numbers, resolve_device, resolve_recipe
 from scaler.errors import UsageError
 from scaler.nas.reward import FORMS, SOFT_W
-from scaler.options import BACKENDS, DEFAULT_CONFIRM_PRESET, OBJECTIVES, PARETO_COSTS
+from scaler.options import BACKENDS, DEFAULT_CONFIRM_PRESET, DEFAULT_SOURCE, OBJECTIVES, PARETO_COSTS
 
 RAY_BATCH = 4  # a local Ray starts per batch (seconds): a batch of one would spend most of its time starting Ray
 
@@ -39,7 +39,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--space", help="MBConv space TOML (default search_spaces/mbconv.toml)")
     parser.add_argument("--start", help="the stage list the choices start from: a built-in name or a .json (default: the space's)")
     parser.add_argument("--band", type=float, help="train only architectures within this fraction of the target (default: the space's, 0.1)")
-    parser.add_argument("--data", default="animals", help="data source (see `scaler data`); default animals")
+    parser.add_argument("--data", default=DEFAULT_SOURCE, help=f"data source (see `scaler data`); default {DEFAULT_SOURCE}")
     parser.add_argument("--seeds", type=int, default=1, help="proxy runs per architecture in the screen (default 1)")
     obj = parser.add_argument_group("objective")
     obj.add_argument("--objective", default="reward", choices=OBJECTIVES,

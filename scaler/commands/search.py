@@ -54,7 +54,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--budget", default="2x", help="a factor of the baseline's MACs (2x) or absolute MACs (1.2G); default 2x")
     parser.add_argument("--data", default=DEFAULT_SOURCE, help=f"data source (see `scaler data`); default {DEFAULT_SOURCE}")
     parser.add_argument("--space", help="search-space TOML file or built-in name (default search_spaces/compound.toml)")
-    parser.add_argument("--seeds", type=int, help="proxy runs per grid point (default: 3; smoke: 1)")
+    parser.add_argument("--seeds", type=int, help=f"proxy runs per grid point in the screen (default {DEFAULT_SEEDS['default']}; "
+                                                  f"with --preset smoke {DEFAULT_SEEDS['smoke']})")
     parser.add_argument("--pruner", default="none", choices=PRUNERS, help="cut hopeless runs early (default none)")
     parser.add_argument("--storage", help="SQLAlchemy URL for the study (default: SQLite in the run folder)")
     parser.add_argument("--backend", default="optuna", choices=BACKENDS,

@@ -45,7 +45,7 @@ from scaler.files import plain
 from scaler.nas.reward import FORMS, SOFT_W, reward
 from scaler.nas.space import NasSpace, architecture, extremes, fit_width, load_nas_space, read_start, stage_code, suggest
 from scaler.objective import Planned
-from scaler.options import BACKENDS, OBJECTIVES, PARETO_COSTS
+from scaler.options import BACKENDS, DEFAULT_SOURCE, OBJECTIVES, PARETO_COSTS
 from scaler.proxy import dataset
 from scaler.results import accuracies_by_seed, stage_runs
 from scaler.run_folder import RunFolder
@@ -70,7 +70,7 @@ class NasConfig:
     trials: int = 60  # architectures trained (those outside the band are extra, and counted)
     space: str | None = None
     start: str | None = None  # default: the space's
-    data: str = "animals"
+    data: str = DEFAULT_SOURCE
     recipe: dict = dataclasses.field(default_factory=dict)
     seeds: int = 1
     objective: str = "reward"
