@@ -60,13 +60,12 @@ from scipy import stats as scipy_stats
 
 from scaler.baselines import Baseline, get_baseline
 from scaler.commands._common import check_numbers
-from scaler.commands.search import DEFAULT_SEEDS
 from scaler.cost import count_cost
 from scaler.devices import resolve_device, set_threads
 from scaler.errors import UsageError
 from scaler.files import dumps
 from scaler.objective import Planned
-from scaler.options import DEFAULT_CONFIRM, DEFAULT_SOURCE, default_confirm_preset
+from scaler.options import DEFAULT_CONFIRM, DEFAULT_SEEDS, DEFAULT_SOURCE, default_confirm_preset
 from scaler.progress import duration
 from scaler.proxy import dataset, train_point
 from scaler.recipe import FIELDS, PRESETS, ProxyRecipe, recipe_defaults, resolve_recipe

@@ -34,8 +34,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-
-
 def study_name(baseline: str, budget: str, identity: dict) -> str:
     """A search's study name: readable, and unique to its identity (baseline, budget, grid, data
     fingerprint, recipes, seeds: ``scaler.search.IDENTITY``), so one database holds many searches."""

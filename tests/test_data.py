@@ -11,6 +11,7 @@ from PIL import Image
 
 from scaler.data import augment, list_sources, load_dataset, render_shapes, stratified_split
 from scaler.errors import UsageError
+from scaler.options import DEFAULT_CLASSES, DEFAULT_SOURCE
 
 SMALL = "synthetic:size=16,images=200,classes=4"
 
@@ -23,6 +24,7 @@ def test_sources_listed_with_availability():
 
 def test_animals_built_in():
     ds = load_dataset("animals")
+    assert DEFAULT_SOURCE == "animals" and ds.num_classes == DEFAULT_CLASSES  # what `scaler grid` costs a classifier with
     assert ds.num_classes == 10 and ds.classes[0] == "bear" and ds.classes[-1] == "zebra"
     assert tuple(ds.images.shape) == (10000, 1, 28, 28) and ds.images.dtype == torch.uint8
     assert (len(ds.train), len(ds.val)) == (8000, 2000)

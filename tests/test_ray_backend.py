@@ -114,8 +114,8 @@ def test_a_worker_killed_for_memory_is_recorded_to_be_tried_again(tmp_path):
 
 
 def test_a_local_rays_processes_sleep_while_they_wait_unless_the_user_chose(monkeypatch):
-    """The trials share the machine by design; the CLI no longer sets the policy in the search's own
-    process, so the local cluster's environment carries it (scaler.cli.shares_the_machine)."""
+    """The trials share the machine by design; the search's own process keeps OpenMP's default, so
+    the local cluster's environment carries the policy (scaler.cli.shares_the_machine)."""
     from scaler.ray_backend import _local_env
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)

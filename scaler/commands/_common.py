@@ -18,7 +18,7 @@ from scaler.errors import UsageError
 from scaler.options import DEFAULT_SOURCE
 from scaler.scaling import Multipliers, check_size, parse_coefficients, round_resolution
 
-if TYPE_CHECKING:  # a parser imports this module: torch and pandas load only when a command runs
+if TYPE_CHECKING:
     import pandas as pd
     import torch
 

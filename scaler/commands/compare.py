@@ -45,8 +45,7 @@ def _strategies():
 
 def run(args) -> int:
     from scaler import compare as cmp
-    from scaler.commands._common import default_family_name, resolve_training, training_options_given
-    from scaler.devices import resolve_device
+    from scaler.commands._common import default_family_name, resolve_device, resolve_training, training_options_given
     from scaler.run_folder import RunFolder
     from scaler.scaling import format_macs, parse_coefficients
     from scaler.tables import compare_table

@@ -37,6 +37,7 @@ from scaler.options import (
     DEFAULT_CONFIRM,
     DEFAULT_CONFIRM_PRESET,
     DEFAULT_CONFIRM_PRESETS,
+    DEFAULT_SEEDS,
     DEFAULT_SOURCE,
     GRACE_FACTOR,
     HEARTBEAT,
@@ -44,9 +45,6 @@ from scaler.options import (
     default_confirm_preset,
 )
 from scaler.scaling import parse_budget, parse_phi_range
-
-# Seeds per grid point in the screen when --seeds is not given, by preset (docs/design.md: "Stages").
-DEFAULT_SEEDS = {"smoke": 1, "default": 2, "gpu": 2}
 
 
 def add_arguments(parser) -> None:

@@ -23,20 +23,20 @@ import os
 
 from scaler.errors import UsageError
 from scaler.local_workers import STORAGE_ENV
+from scaler.options import GRACE_FACTOR, HEARTBEAT
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--storage", help=f"the search's SQLAlchemy URL (default: ${STORAGE_ENV})")
     parser.add_argument("--study", required=True, help="the search's study name (see `scaler status`)")
     parser.add_argument("--heartbeat", type=int, default=None,
-                        help="seconds between heartbeats; a run is reclaimed after 6 missed (default 10)")
+                        help=f"seconds between heartbeats; a run is reclaimed after {GRACE_FACTOR} missed (default {HEARTBEAT})")
     parser.add_argument("--out", help="when every run is done, write the search's results, family and report here")
     parser.add_argument("--no-family", action="store_true", help="with --out: do not write the family")
     parser.add_argument("--no-report", action="store_true", help="with --out: do not write the report")
 
 
 def run(args) -> int:
-    from scaler.options import HEARTBEAT
     from scaler.search import work
 
     storage = args.storage or os.environ.get(STORAGE_ENV)
