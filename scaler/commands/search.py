@@ -116,7 +116,7 @@ def run(args) -> int:
     parse_budget(args.budget)
     config = SearchConfig(
         baseline=args.baseline, budget=args.budget, space=args.space, data=args.data,
-        recipe=dataclasses.asdict(recipe), seeds=args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(args.preset, 2),
+        recipe=dataclasses.asdict(recipe), seeds=args.seeds if args.seeds is not None else DEFAULT_SEEDS.get(args.preset, DEFAULT_SEEDS["default"]),
         pruner=args.pruner, device=str(resolve_device(args.device)), storage=args.storage, confirm=args.confirm,
         confirm_recipe=dataclasses.asdict(confirm_recipe(recipe, args.confirm_preset or default_confirm_preset(args.preset),
                                                           get_baseline(args.baseline))),
