@@ -67,6 +67,8 @@ def _log_ticks(axis, lo: float, hi: float) -> None:
         axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         axis.set_minor_formatter(FuncFormatter(lambda v, p: ""))
     else:  # under a few-fold a log axis may have no major tick inside
+        # 1.5 and 2.5 too: otherwise a point at 16G or 25M sits a long way from any label.
+        axis.set_minor_locator(LogLocator(base=10, subs=(1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0)))
         axis.set_minor_formatter(FuncFormatter(_si))
 
 
@@ -104,7 +106,8 @@ def accuracy_vs_cost(series: Sequence[Series], x: str, path: str | Path, title: 
         ax.set_ylabel("proxy accuracy (%, mean ± std over seeds)")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(loc="best")
+        # Below the axes: inside, loc="best" weighs the markers but not the error bars, and covered them.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(3, len(drawn)), frameon=False)
         return _save(fig, path)
 
 

@@ -229,3 +229,28 @@ def test_a_curve_network_that_missed_its_cost_is_labelled_with_its_proxy_cost():
     older = frame.drop(columns="cost_missed")  # a run from before the column: nothing marked
     assert all("proxy" not in lab for s in curves_series(RunData("r", RunFolder("."), curves=older), "macs", "")
                for lab in s.labels)
+
+
+def test_a_narrow_log_axis_labels_a_tick_near_each_end_and_the_legend_covers_no_point(monkeypatch, tmp_path):
+    """README's curves span 4.1G..16.2G MACs: every point has a labelled tick within 1.25x of it, and the
+    legend sits below the axes, so no error bar hides behind it."""
+    import matplotlib.pyplot as plt
+
+    from scaler import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    xs = [4.09e9, 8.24e9, 16.2e9]
+    plots.accuracy_vs_cost([plots.Series("chosen", xs, [0.81, 0.82, 0.81], [0.015, 0.03, 0.006]),
+                            plots.Series("width only", [4.09e9, 8.2e9, 16.4e9], [0.81, 0.83, 0.84])],
+                           "macs", tmp_path / "curves.png", "curves")
+    fig = figures[0]
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    labelled = [t.get_loc() for t in ax.xaxis.get_major_ticks() + ax.xaxis.get_minor_ticks()
+                if t.label1.get_text() and lo <= t.get_loc() <= hi]
+    assert all(min(max(x / t, t / x) for t in labelled) <= 1.25 for x in xs), labelled
+    legend = ax.get_legend().get_window_extent()
+    assert legend.y1 <= ax.get_window_extent().y0  # below the axes, not over the plotted points
+    plt.close(fig)
