@@ -232,7 +232,7 @@ def test_a_curve_network_that_missed_its_cost_is_labelled_with_its_proxy_cost():
 
 
 def test_a_narrow_log_axis_labels_a_tick_near_each_end_and_the_legend_covers_no_point(monkeypatch, tmp_path):
-    """README's curves span 4.1G..16.2G MACs: every point has a labelled tick within 1.25x of it, and the
+    """The example report's curves span 4.1G..16.2G MACs: every point has a labelled tick within 1.25x of it, and the
     legend sits below the axes, so no error bar hides behind it."""
     import matplotlib.pyplot as plt
 
