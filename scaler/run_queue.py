@@ -6,7 +6,8 @@ machines — run the same stages against one study. For each stage, each worker:
 1. **tops up** the queue under the study's lock (:func:`study_lock`): a WAITING trial for every key
    that has no final, running or waiting trial. Whoever gets there first queues the stage; the
    others find nothing to add. A crash half-way leaves a queue the next top-up completes.
-2. **takes** a WAITING trial of the stage: the storage turns WAITING into RUNNING atomically
+2. **takes** the stage's WAITING trial that comes first in the plan (a run queued again after its
+   worker died goes before the plan's later runs): the storage turns WAITING into RUNNING atomically
    (``SELECT ... FOR UPDATE`` on PostgreSQL and MySQL; on SQLite every transaction begins
    ``IMMEDIATE``, see :func:`scaler.study.open_storage`), so two workers never take the same run. It never
    creates a trial of its own: ``study.ask()`` on an empty queue would sample a random one.
@@ -202,12 +203,17 @@ def top_up(study: optuna.Study, keys: list[Key], since: int | None = None, stage
     return len(missing)
 
 
-def take(study: optuna.Study, keys: set[Key]) -> optuna.Trial | None:
-    """A queued run of ``keys``, now RUNNING and this worker's; None when none is waiting."""
+def take(study: optuna.Study, keys: list[Key]) -> optuna.Trial | None:
+    """A queued run of ``keys``, now RUNNING and this worker's; None when none is waiting.
+
+    Runs are taken in the plan's order, not the queue's: a run queued again (its worker died) comes
+    before the plan's later runs, so a seed cut short is completed before new seeds are begun.
+    """
     storage = study._storage
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        if key_of(t) not in keys:
-            continue
+    rank = {k: i for i, k in enumerate(keys)}
+    waiting = [(rank[k], t) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+               if (k := key_of(t)) in rank]
+    for _, t in sorted(waiting, key=lambda rt: (rt[0], rt[1].number)):
         try:
             if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
                 continue  # another worker took it first
@@ -270,7 +276,7 @@ def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna
                poll: float = POLL, stage: str | None = None) -> int:
     """Take and run the stage's queued runs until every key's latest run is settled; how many ran here.
     ``stage``: the stage the plan is (:func:`top_up`)."""
-    wanted, ran = set(keys), 0
+    ran = 0
     # From the search's start (its workers read the same mark), else from this stage's: an out-of-memory
     # run is tried once per search however many processes work on it.
     since = study.user_attrs.get(SINCE_ATTR)
@@ -279,7 +285,7 @@ def work_stage(study: optuna.Study, keys: list[Key], objective: Callable[[optuna
     top_up(study, keys, since, stage)
     while True:
         reclaim(study)
-        trial = take(study, wanted)
+        trial = take(study, keys)
         if trial is not None:
             if run_trial(study, trial, objective, catch) is not None:
                 ran += 1
