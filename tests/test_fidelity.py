@@ -138,6 +138,7 @@ def _trials(out) -> dict[str, int]:
     return {name: len(optuna.load_study(study_name=name, storage=storage).trials) for name in ("pool", "reference")}
 
 
+@pytest.mark.slow
 def test_pool_reference_and_analysis_end_to_end_then_resume_without_training(tmp_path):
     space = tmp_path / "tiny.toml"
     # depth and width (resolution is dropped at 24 px; at the smoke proxy depth's costs x1.78: within 15%, not 5%)
@@ -285,6 +286,7 @@ def test_bad_input_is_one_line_and_exit_2(bad, message, capsys, tmp_path):
     assert err.count("\n") == 1 and message in err and not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_a_second_process_joins_the_first_and_no_run_is_trained_twice(tmp_path):
     """``--join``: two processes on one folder's study (a core another stage freed), each run trained once."""
     import subprocess

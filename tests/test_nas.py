@@ -157,6 +157,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, space, args, message):
     assert not (tmp_path / "run").exists()  # checked before anything is written
 
 
+@pytest.mark.slow
 def test_smoke_search_end_to_end_and_best_json_is_a_baseline(tmp_path):
     out = tmp_path / "run"
     result = run_cli("nas", "--target", "30M", "--trials", "3", "--confirm", "2", *SMOKE, "--out", str(out))

@@ -250,6 +250,7 @@ def build(width_mult, depth_mult, num_classes):
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_out_of_memory_is_tried_once_per_search_and_again_by_a_resume(tmp_path, workers):
     # Memory may be held by other processes at the time (runs sharing a GPU): unlike a model's own
