@@ -59,6 +59,19 @@ def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 300) -> 
     )
 
 
+def main_in_process(argv: list[str], capsys) -> tuple[int, str, str]:
+    """``scaler.cli.main(argv)`` in this process: its exit status, stdout and stderr. For input the
+    CLI refuses before any work, where a subprocess spends seconds importing torch to say one line."""
+    from scaler.cli import main
+
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's own errors exit
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -2,7 +2,7 @@
 
 Each case runs with cwd = tmp_path, where its broken files are written, and with `--out out` where
 the command writes; the checkout must not change, and no run folder may appear (the input is
-refused before anything is trained or written). Most cases call ``scaler.cli.main`` in-process
+refused before anything is trained or written). Most cases call ``scaler.cli.main`` in-process (``conftest.main_in_process``)
 (a subprocess costs seconds of torch import); SUBPROCESS runs a few end to end as a user would.
 """
 
@@ -14,9 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
-
-from scaler.cli import main
+from conftest import ROOT, main_in_process, run_cli
 
 SEARCH = "search --baseline resnet18 --preset smoke --data synthetic:size=16,images=80,classes=2 --device cpu --out out"
 TRAIN = "train --baseline resnet18 --preset smoke --data synthetic:size=16,images=80,classes=2 --device cpu"
@@ -265,15 +263,6 @@ def _snapshot(root: Path) -> dict[str, float]:
     return files
 
 
-def _in_process(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        status = main(argv)
-    except SystemExit as exc:  # argparse's own errors exit
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """tmp_path holding the broken inputs, as cwd; sys.path and user modules restored afterwards."""
@@ -293,7 +282,7 @@ def test_bad_input(case, args, fragment, workdir, capsys):
         result = run_cli(*argv, cwd=workdir, timeout=120)
         status, out, err = result.returncode, result.stdout, result.stderr
     else:
-        status, out, err = _in_process(argv, capsys)
+        status, out, err = main_in_process(argv, capsys)
     lines = err.splitlines()
     assert status == 2, err
     assert len(lines) == 1 and lines[0].strip(), err

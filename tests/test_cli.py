@@ -1,10 +1,12 @@
-"""The CLI as a user meets it: a subprocess, its exit status and what it prints."""
+"""The CLI as a user meets it: a subprocess, its exit status and what it prints (refused input in-process:
+the same ``main``, without seconds of torch import to say one line)."""
 
 import json
 import subprocess
 import sys
 
 import pytest
+from conftest import main_in_process
 
 from scaler import __version__
 
@@ -72,12 +74,13 @@ def test_flops_table_per_layer(cli):
         (["flops"], "required"),
     ],
 )
-def test_bad_input_is_one_line_and_status_2(cli, args, message):
-    result = cli(*args)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+def test_bad_input_is_one_line_and_status_2(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # missing.json, nosuchmod: looked for here
+    status, out, err = main_in_process(args, capsys)
+    assert status == 2
+    assert message in err
+    assert "Traceback" not in out + err
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_negative_values_need_no_equals_sign(cli, tmp_path):

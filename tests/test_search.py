@@ -12,7 +12,7 @@ from collections import Counter
 import optuna
 import pandas as pd
 import pytest
-from conftest import FLAKY_MODEL, ROOT, SMOKE_SEARCH, complete_trials, run_cli
+from conftest import FLAKY_MODEL, ROOT, SMOKE_SEARCH, complete_trials, main_in_process, run_cli
 
 from scaler.baselines import get_baseline
 from scaler.cost import count_cost
@@ -288,11 +288,13 @@ def test_out_of_memory_is_tried_once_per_search_and_again_by_a_resume(tmp_path, 
         (["--baseline", "resnet18", "--seeds", "0"], "--seeds"),
     ],
 )
-def test_search_bad_input(tmp_path, args, message):
-    result = run_cli("search", *args, "--out", str(tmp_path / "r"), "--preset", "smoke", "--no-family", "--no-report")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert message in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_search_bad_input(tmp_path, args, message, capsys):
+    argv = ["search", *args, "--out", str(tmp_path / "r"), "--preset", "smoke", "--no-family", "--no-report"]
+    status, out, err = main_in_process(argv, capsys)
+    assert status == 2, out + err
+    assert message in err and "Traceback" not in out + err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()  # refused before the run folder is made
 
 
 def test_grid_command_reports_nominal_and_measured():
