@@ -25,7 +25,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import ROOT, main_in_process, run_cli
 
 from scaler import devices, run_queue, search
 from scaler.run_folder import RunFolder
@@ -326,11 +326,12 @@ def test_a_run_reclaimed_mid_run_is_let_go_and_the_worker_goes_on(tmp_path):
     assert sorted(key_of(t) for t in trials.values() if t.state == optuna.trial.TrialState.COMPLETE) == sorted(keys)
 
 
-def test_unreachable_storage_is_one_line_without_the_password(tmp_path):
-    result = run_cli("search", "--baseline", "resnet18", "--out", str(tmp_path / "r"), "--preset", "smoke",
-                     "--data", "synthetic", "--storage", f"postgresql://scaler:{PASSWORD}@127.0.0.1:1/scaler")
-    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert PASSWORD not in result.stderr + result.stdout and "scaler:***@127.0.0.1:1" in result.stderr
+def test_unreachable_storage_is_one_line_without_the_password(tmp_path, capsys):
+    status, out, err = main_in_process(["search", "--baseline", "resnet18", "--out", str(tmp_path / "r"), "--preset", "smoke",
+                                        "--data", "synthetic", "--storage", f"postgresql://scaler:{PASSWORD}@127.0.0.1:1/scaler"],
+                                       capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert PASSWORD not in err + out and "scaler:***@127.0.0.1:1" in err
     assert not (tmp_path / "r" / "config.json").exists() or PASSWORD not in (tmp_path / "r" / "config.json").read_text()
 
 

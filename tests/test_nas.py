@@ -13,7 +13,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, complete_trials, run_cli
+from conftest import ROOT, complete_trials, main_in_process, run_cli
 
 from scaler.baselines import get_baseline
 from scaler.baselines.mbconv import builtin_dir
@@ -147,13 +147,13 @@ def test_bad_input_is_refused_before_anything_runs(changes, message):
     ("", ["--target", "1M"], "below the smallest architecture"),
     ("kernel = [2]\n", ["--target", "30M"], "kernel must be"),
 ])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, space, args, message):
+def test_bad_input_is_one_line_and_exit_2(tmp_path, space, args, message, capsys):
     if space:
         (tmp_path / "bad.toml").write_text(space)
         args = [*args, "--space", str(tmp_path / "bad.toml")]
-    result = run_cli("nas", *args, "--out", str(tmp_path / "run"))
-    assert result.returncode == 2
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    status, out, err = main_in_process(["nas", *args, "--out", str(tmp_path / "run")], capsys)
+    assert status == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in out + err, err
     assert not (tmp_path / "run").exists()  # checked before anything is written
 
 

@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from conftest import main_in_process
 from torch import nn
 
 from scaler.baselines import Baseline, get_baseline
@@ -228,10 +229,10 @@ def test_train_cli_json(cli):
     assert "epoch   1/1" in proc.stderr  # progress goes to stderr under --json
 
 
-def test_train_cli_bad_data_is_one_line(cli):
-    proc = cli("train", "--data", "nosuch:thing", "--epochs", "1")
-    assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1 and "unknown data source" in proc.stderr
+def test_train_cli_bad_data_is_one_line(capsys):
+    status, out, err = main_in_process(["train", "--data", "nosuch:thing", "--epochs", "1"], capsys)
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1 and "unknown data source" in err and "Traceback" not in out + err
 
 
 def test_train_cli_builds_a_proxy_as_the_search_does(cli):
